@@ -1,0 +1,116 @@
+// Quiver's C kernels: the loops Swift cannot vectorise well on a baseline x86-64 target
+// (byte shuffles, FMA, F16C, CRC32C). Every SIMD path has a scalar reference beside it and is
+// chosen at run time; SwiftPM forbids unsafeFlags, so ISA-specific code uses target attributes.
+#ifndef QUIVER_KERNELS_H
+#define QUIVER_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Instruction sets
+// ---------------------------------------------------------------------------------------------
+
+typedef enum {
+    QUIVER_ISA_SCALAR = 0,
+    QUIVER_ISA_AVX2 = 1,
+    QUIVER_ISA_NEON = 2,
+} quiver_isa;
+
+/// The fastest instruction set this CPU supports (AVX2 needs AVX2+FMA+F16C; NEON on arm64).
+quiver_isa quiver_best_isa(void);
+/// 1 when `isa` can run on this CPU.
+int quiver_isa_available(quiver_isa isa);
+const char *quiver_isa_name(quiver_isa isa);
+
+// ---------------------------------------------------------------------------------------------
+// Top-k: a bounded max-heap on distance (lower distance is better).
+// ---------------------------------------------------------------------------------------------
+
+typedef struct {
+    float *distances;   // capacity slots
+    int64_t *ids;       // capacity slots
+    int32_t size;
+    int32_t capacity;
+    int32_t dedupe;     // nonzero: an id already held keeps the smaller of its two distances
+} quiver_topk;
+
+/// Worst distance kept once the heap is full, +infinity before.
+float quiver_topk_threshold(const quiver_topk *heap);
+/// Offers (distance, id). A candidate enters only if distance < threshold (strict), or, with dedupe,
+/// improves the distance of the same id already held. Returns 1 when the heap changed.
+int quiver_topk_push(quiver_topk *heap, float distance, int64_t id);
+/// Sorts the held entries by (distance, id) ascending, in place; the heap property is lost.
+void quiver_topk_sort(quiver_topk *heap);
+
+// ---------------------------------------------------------------------------------------------
+// 4-bit FastScan
+//
+// Codes of `m` subspaces (m even; pad with a subspace whose LUT row is all zero) with 16 centers
+// each are packed in blocks of 32 vectors. A block holds m/2 groups of 32 bytes; group g covers
+// subspaces 2g and 2g+1:
+//   bytes  0..15: byte j = code(vector j, subspace 2g)   | code(vector j+16, subspace 2g)   << 4
+//   bytes 16..31: byte j = code(vector j, subspace 2g+1) | code(vector j+16, subspace 2g+1) << 4
+// so one 256-bit load meets a 256-bit LUT register holding the 16-byte rows of both subspaces.
+// Vectors past `count` in the last block are zero codes and are never reported.
+//
+// A query's LUT is m rows of 16 uint8 values (quantized distances: lower is better). A vector's
+// quantized distance is the sum of its m entries, accumulated in 16-bit lanes; the caller scales
+// the LUT so that the sum of the per-row maxima is at most 65535, so no sum can overflow.
+// The distance pushed to the heap is  sum / scale + bias.
+// ---------------------------------------------------------------------------------------------
+
+/// Bytes of packed codes for `count` vectors of `m` subspaces (m even).
+size_t quiver_fastscan_packed_size(size_t count, size_t m);
+/// Packs `count` row-major code rows (m bytes each, values < 16) into FastScan blocks.
+/// `packed` must hold quiver_fastscan_packed_size(count, m) bytes; it is fully written.
+void quiver_fastscan_pack(const uint8_t *codes, size_t count, size_t m, uint8_t *packed);
+/// Inverse of pack: writes `count` rows of m codes.
+void quiver_fastscan_unpack(const uint8_t *packed, size_t count, size_t m, uint8_t *codes);
+/// Writes the 16-bit quantized distance of every vector (count values) to `sums`.
+void quiver_fastscan_sums(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
+                          const uint8_t *lut, uint16_t *sums);
+/// Scans one list: offers every vector whose distance (sum / scale + bias) can beat the heap's
+/// threshold, in ascending vector order. The SIMD paths prune whole groups of vectors with a
+/// 16-bit compare against the threshold before any heap work; pruning is conservative, so every
+/// path leaves the heap exactly as the scalar reference does.
+void quiver_fastscan_scan(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
+                          const uint8_t *lut, float scale, float bias, const int64_t *ids,
+                          quiver_topk *heap);
+
+// ---------------------------------------------------------------------------------------------
+// Float kernels (dispatch to the best ISA internally; results may differ from the scalar
+// reference by float rounding only).
+// ---------------------------------------------------------------------------------------------
+
+/// out[i * ldo + j] = <a_i, b_j> for a: na x d and b: nb x d, both row-major. Blocked (a GEMM).
+void quiver_inner_products(const float *a, size_t na, const float *b, size_t nb, size_t d,
+                           float *out, size_t ldo);
+/// out[i] = ||a_i||^2.
+void quiver_squared_norms(const float *a, size_t n, size_t d, float *out);
+float quiver_dot(const float *a, const float *b, size_t d);
+float quiver_l2_squared(const float *a, const float *b, size_t d);
+/// <q, x> with x stored as IEEE half-precision bits.
+float quiver_dot_f16(const float *q, const uint16_t *x, size_t d);
+/// ||q - x||^2 with x stored as IEEE half-precision bits.
+float quiver_l2_squared_f16(const float *q, const uint16_t *x, size_t d);
+void quiver_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+/// Round to nearest even; values beyond the half range become +-infinity.
+void quiver_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+
+// ---------------------------------------------------------------------------------------------
+// Checksums
+// ---------------------------------------------------------------------------------------------
+
+/// CRC-32C (Castagnoli), the usual init/final xor: pass 0 to start, feed the result back to continue.
+uint32_t quiver_crc32c(uint32_t crc, const void *data, size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

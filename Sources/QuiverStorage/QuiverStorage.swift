@@ -1,0 +1,1 @@
+/// Storage for Quiver: dataset readers (.npy, .fvecs, .bvecs, .ivecs) and index files.
