@@ -1,0 +1,123 @@
+/// How an inverted list stores its vectors.
+public enum ListEncoding: String, Sendable, Codable, CaseIterable {
+    /// Raw float32 vectors, scanned exactly (IVF_FLAT).
+    case flat
+    /// 8-bit PQ codes (256 centers per subspace), float look-up tables (IVF_PQ).
+    case pq8
+    /// 4-bit PQ codes in 32-vector FastScan blocks, uint8 look-up tables, SIMD shuffles.
+    case fastScan
+}
+
+/// Precision of the raw vectors kept beside the codes for exact re-ranking.
+public enum RawVectorPrecision: String, Sendable, Codable, CaseIterable {
+    case none
+    case float32
+    case float16
+
+    public var bytesPerComponent: Int {
+        switch self {
+        case .none: 0
+        case .float32: 4
+        case .float16: 2
+        }
+    }
+}
+
+/// Everything that shapes a trained IVF model and the lists built on it.
+public struct IVFConfiguration: Sendable, Equatable, Codable {
+    public var dimension: Int
+    public var metric: Metric
+    /// Number of inverted lists (coarse centroids).
+    public var nlist: Int
+    public var encoding: ListEncoding
+    /// PQ subspaces (`m`); `dimension` must be divisible by it.
+    public var subspaces: Int
+    /// Score-aware quantization threshold `T` (inner product only); nil turns it off.
+    public var anisotropicThreshold: Float?
+    /// SOAR spilling weight λ: each vector is also stored in a second, orthogonality-amplified
+    /// list. nil turns spilling off.
+    public var spillLambda: Float?
+    public var rawVectors: RawVectorPrecision
+    public var trainingIterations: Int
+    public var seed: UInt64
+    /// Spherical k-means (unit centroids, inner-product assignment); nil chooses it for inner
+    /// product metrics when the training sample is unit-norm.
+    public var spherical: Bool?
+
+    public init(dimension: Int, metric: Metric, nlist: Int, encoding: ListEncoding = .fastScan,
+                subspaces: Int? = nil, anisotropicThreshold: Float? = nil, spillLambda: Float? = nil,
+                rawVectors: RawVectorPrecision = .float32, trainingIterations: Int = 20, seed: UInt64 = 1,
+                spherical: Bool? = nil) {
+        self.dimension = dimension
+        self.metric = metric
+        self.nlist = nlist
+        self.encoding = encoding
+        self.subspaces = subspaces ?? IVFConfiguration.defaultSubspaces(dimension: dimension, encoding: encoding)
+        self.anisotropicThreshold = anisotropicThreshold
+        self.spillLambda = spillLambda
+        self.rawVectors = encoding == .flat ? .none : rawVectors
+        self.trainingIterations = trainingIterations
+        self.seed = seed
+        self.spherical = spherical
+    }
+
+    /// `d/2` subspaces for 4-bit codes (2 dimensions each, 1/16 of float32), `d/4` for 8-bit.
+    public static func defaultSubspaces(dimension: Int, encoding: ListEncoding) -> Int {
+        switch encoding {
+        case .flat: return 1
+        case .fastScan: return dimension % 2 == 0 ? dimension / 2 : dimension
+        case .pq8: return dimension % 4 == 0 ? dimension / 4 : (dimension % 2 == 0 ? dimension / 2 : dimension)
+        }
+    }
+
+    /// `2·√n`, the usual list count for `n` vectors, at least 1.
+    public static func defaultListCount(vectors: Int) -> Int {
+        max(1, Int((2 * Double(vectors).squareRoot()).rounded()))
+    }
+
+    public var bitsPerCode: Int { encoding == .pq8 ? 8 : 4 }
+
+    /// Subspaces rounded up to even: FastScan pairs subspaces in one 256-bit register.
+    public var paddedSubspaces: Int { subspaces + (subspaces & 1) }
+
+    /// Checks the settings against each other; the message says what to change.
+    public func validate() throws(IndexError) {
+        guard dimension > 0 else { throw .invalidConfiguration("dimension must be positive, got \(dimension)") }
+        guard nlist > 0 else { throw .invalidConfiguration("nlist must be positive, got \(nlist)") }
+        if encoding != .flat {
+            guard subspaces > 0, dimension % subspaces == 0 else {
+                throw .invalidConfiguration("dimension \(dimension) must be divisible by the number of PQ subspaces m=\(subspaces)")
+            }
+        }
+        if let threshold = anisotropicThreshold {
+            guard metric.usesInnerProduct else {
+                throw .invalidConfiguration("anisotropic quantization applies to inner product and cosine, not \(metric.rawValue)")
+            }
+            guard threshold > 0, threshold.isFinite else {
+                throw .invalidConfiguration("anisotropic threshold must be a positive number, got \(threshold)")
+            }
+        }
+        if let lambda = spillLambda {
+            guard lambda >= 0, lambda.isFinite else { throw .invalidConfiguration("spill lambda must be ≥ 0, got \(lambda)") }
+        }
+    }
+}
+
+/// Errors of the index layer: invalid settings or inputs, named so a user can fix them.
+public enum IndexError: Error, Equatable, CustomStringConvertible {
+    case invalidConfiguration(String)
+    case dimensionMismatch(expected: Int, got: Int)
+    case notEnoughTrainingData(needed: Int, got: Int)
+    case invalidParameter(String)
+    case invalidVector(row: Int, column: Int, value: Float)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let message): "invalid index configuration: \(message)"
+        case .dimensionMismatch(let expected, let got): "dimension mismatch: expected \(expected), got \(got)"
+        case .notEnoughTrainingData(let needed, let got): "not enough training vectors: need at least \(needed), got \(got)"
+        case .invalidParameter(let message): "invalid search parameter: \(message)"
+        case .invalidVector(let row, let column, let value): "vector \(row) has a non-finite value \(value) at component \(column)"
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import CQuiverKernels
+
+/// Inverted lists built on an `IVFModel`: the whole collection in one process, or the subset of
+/// lists one shard worker owns. Adding assigns (or takes the given) lists and encodes residuals;
+/// searching visits the probed lists with the encoding's scanner, keeps a per-query top-k and
+/// optionally re-ranks the best `reorderK` candidates with raw vectors.
+public struct IVFIndex: Sendable {
+    public let model: IVFModel
+    public private(set) var lists: [InvertedList]
+    /// External id of each stored row.
+    public private(set) var externalIDs: [Int64]
+    public private(set) var rawVectors: RawVectorStore
+
+    public init(model: IVFModel) {
+        self.model = model
+        lists = Array(repeating: InvertedList(), count: model.nlist)
+        externalIDs = []
+        rawVectors = RawVectorStore(precision: model.configuration.rawVectors, dimension: model.dimension)
+    }
+
+    /// Reassembles an index from stored parts (index files, worker segments).
+    public init(model: IVFModel, lists: [InvertedList], externalIDs: [Int64], rawVectors: RawVectorStore) {
+        precondition(lists.count == model.nlist)
+        self.model = model
+        self.lists = lists
+        self.externalIDs = externalIDs
+        self.rawVectors = rawVectors
+    }
+
+    public var configuration: IVFConfiguration { model.configuration }
+    /// Stored vectors (a spilled vector counts once).
+    public var count: Int { externalIDs.count }
+    /// List entries, spilled copies included.
+    public var entryCount: Int { lists.reduce(0) { $0 + $1.count } }
+
+    /// Bytes held by codes, list row ids, external ids and raw vectors.
+    public var memoryBytes: Int {
+        lists.reduce(0) { $0 + $1.memoryBytes } + externalIDs.count * 8 + rawVectors.memoryBytes
+    }
+
+    // MARK: - Adding
+
+    /// Adds raw vectors (normalised here for cosine), assigning lists with the model.
+    /// - Parameter ids: external ids; nil numbers rows from the current count.
+    public mutating func add(_ vectors: Matrix, ids: [Int64]? = nil, threads: Int = 1) throws(IndexError) {
+        guard vectors.dimension == model.dimension else {
+            throw .dimensionMismatch(expected: model.dimension, got: vectors.dimension)
+        }
+        try Self.checkFinite(vectors)
+        var prepared = vectors
+        model.prepare(&prepared)
+        let assignment = model.assign(prepared, threads: threads)
+        try add(prepared: prepared, ids: ids, assignment: assignment, threads: threads)
+    }
+
+    /// Adds prepared vectors to the lists in `assignment` (a shard worker gets these from the
+    /// coordinator). Lists this index does not hold entries for simply grow.
+    public mutating func add(prepared vectors: Matrix, ids: [Int64]?, assignment: IVFModel.Assignment,
+                             threads: Int = 1) throws(IndexError) {
+        guard vectors.dimension == model.dimension else {
+            throw .dimensionMismatch(expected: model.dimension, got: vectors.dimension)
+        }
+        let n = vectors.rows
+        if let ids, ids.count != n {
+            throw .invalidParameter("\(ids.count) ids for \(n) vectors")
+        }
+        guard assignment.primary.count == n, assignment.spill.count == n else {
+            throw .invalidParameter("list assignment covers \(assignment.primary.count) rows, expected \(n)")
+        }
+        for list in assignment.primary + assignment.spill where list >= model.nlist || list < -1 {
+            throw .invalidParameter("list \(list) does not exist (nlist \(model.nlist))")
+        }
+        let firstRow = externalIDs.count
+        let d = model.dimension
+        let config = model.configuration
+        let m = config.encoding == .fastScan ? config.paddedSubspaces : config.subspaces
+        let spilling = assignment.spill.contains { $0 >= 0 }
+
+        // Encode residuals in parallel; append to lists in order so list contents are deterministic.
+        var primaryCodes = [UInt8](repeating: 0, count: config.encoding == .flat ? 0 : n * m)
+        var spillCodes = [UInt8](repeating: 0, count: config.encoding == .flat || !spilling ? 0 : n * m)
+        if config.encoding != .flat {
+            vectors.values.withUnsafeBufferPointer { values in
+                primaryCodes.withUnsafeMutableBufferPointer { primaryOut in
+                    spillCodes.withUnsafeMutableBufferPointer { spillOut in
+                        parallelFor(count: n, threads: threads, chunk: 256) { range, _ in
+                            var encoder = ResidualEncoder(model: model)
+                            for row in range {
+                                let x = values.baseAddress! + row * d
+                                encoder.encode(x, list: Int(assignment.primary[row]), into: primaryOut.baseAddress! + row * m)
+                                let spill = Int(assignment.spill[row])
+                                if spill >= 0 {
+                                    encoder.encode(x, list: spill, into: spillOut.baseAddress! + row * m)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        var perList = [Int](repeating: 0, count: model.nlist)
+        for row in 0 ..< n {
+            perList[Int(assignment.primary[row])] += 1
+            if assignment.spill[row] >= 0 { perList[Int(assignment.spill[row])] += 1 }
+        }
+        for (list, additional) in perList.enumerated() where additional > 0 {
+            lists[list].reserve(additional: additional, bytesPerEntry: config.encoding == .flat ? 0 : m,
+                                floatsPerEntry: config.encoding == .flat ? d : 0)
+        }
+        vectors.values.withUnsafeBufferPointer { values in
+            primaryCodes.withUnsafeBufferPointer { primaryCodes in
+                spillCodes.withUnsafeBufferPointer { spillCodes in
+                    for row in 0 ..< n {
+                        let stored = Int64(firstRow + row)
+                        let placements = [(Int(assignment.primary[row]), primaryCodes.baseAddress.map { $0 + row * m }),
+                                          (Int(assignment.spill[row]), spillCodes.baseAddress.map { $0 + row * m })]
+                        for (list, codes) in placements where list >= 0 {
+                            switch config.encoding {
+                            case .fastScan: lists[list].appendFastScan(row: stored, entryCodes: codes!, paddedSubspaces: m)
+                            case .pq8: lists[list].appendCodes(row: stored, entryCodes: codes!, subspaces: m)
+                            case .flat: lists[list].appendVector(row: stored, vector: values.baseAddress! + row * d, dimension: d)
+                            }
+                        }
+                    }
+                }
+            }
+            rawVectors.append(values.baseAddress!, count: n)
+        }
+        externalIDs.append(contentsOf: ids ?? (0 ..< n).map { Int64(firstRow + $0) })
+    }
+
+    static func checkFinite(_ vectors: Matrix) throws(IndexError) {
+        guard let bad = vectors.values.firstIndex(where: { !$0.isFinite }) else { return }
+        throw .invalidVector(row: bad / vectors.dimension, column: bad % vectors.dimension, value: vectors.values[bad])
+    }
+
+    // MARK: - Searching
+
+    /// Searches raw queries (normalised here for cosine) on up to `threads` threads.
+    public func search(_ queries: Matrix, parameters: SearchParameters, threads: Int = 1) throws(IndexError) -> SearchResults {
+        guard queries.dimension == model.dimension else {
+            throw .dimensionMismatch(expected: model.dimension, got: queries.dimension)
+        }
+        try Self.checkFinite(queries)
+        try validate(parameters)
+        var prepared = queries
+        model.prepare(&prepared)
+        let nprobe = min(parameters.nprobe, model.nlist)
+        return prepared.values.withUnsafeBufferPointer { q in
+            let probes = model.probe(q.baseAddress!, count: prepared.rows, nprobe: nprobe, threads: threads)
+            return search(prepared: q.baseAddress!, count: prepared.rows, probes: probes, nprobe: nprobe,
+                          parameters: parameters, threads: threads)
+        }
+    }
+
+    public func validate(_ parameters: SearchParameters) throws(IndexError) {
+        guard parameters.k > 0 else { throw .invalidParameter("k must be positive, got \(parameters.k)") }
+        guard parameters.k <= 100_000 else { throw .invalidParameter("k must be at most 100000, got \(parameters.k)") }
+        guard parameters.nprobe > 0 else { throw .invalidParameter("nprobe must be positive, got \(parameters.nprobe)") }
+        guard parameters.nprobe <= model.nlist else {
+            throw .invalidParameter("nprobe \(parameters.nprobe) exceeds the number of lists (\(model.nlist))")
+        }
+        guard parameters.reorderK >= 0, parameters.reorderK <= 100_000 else {
+            throw .invalidParameter("reorderK must be between 0 and 100000, got \(parameters.reorderK)")
+        }
+    }
+
+    /// Scans the given lists (`count × nprobe`, −1 entries skipped) for prepared queries.
+    /// This is what a shard worker runs for the lists it owns.
+    public func search(prepared queries: UnsafePointer<Float>, count: Int, probes: [Int32], nprobe: Int,
+                       parameters: SearchParameters, threads: Int = 1) -> SearchResults {
+        precondition(probes.count == count * nprobe)
+        let k = parameters.k
+        let reranking = parameters.reorderK > 0 && rawVectors.precision != .none && model.configuration.encoding != .flat
+        let candidates = reranking ? max(k, parameters.reorderK) : k
+        var results = SearchResults(queryCount: count, k: k)
+        results.ids.withUnsafeMutableBufferPointer { outIds in
+            results.distances.withUnsafeMutableBufferPointer { outDistances in
+                let output = UncheckedSendable((outIds.baseAddress!, outDistances.baseAddress!))
+                parallelFor(count: count, threads: threads, chunk: 8) { range, _ in
+                    var scanner = ListScanner(index: self, candidates: candidates, dedupe: model.isSpilling)
+                    var best = TopK(capacity: k)
+                    for query in range {
+                        let q = queries + query * model.dimension
+                        let probed = probes[query * nprobe ..< (query + 1) * nprobe]
+                        scanner.scan(query: q, lists: probed)
+                        if reranking {
+                            scanner.rerank(query: q, into: &best)
+                            best.drainSorted(into: output.value.1 + query * k, output.value.0 + query * k, slots: k)
+                        } else {
+                            scanner.heap.drainSorted(into: output.value.1 + query * k, output.value.0 + query * k, slots: k)
+                        }
+                        // Rows → external ids.
+                        for i in query * k ..< (query + 1) * k where output.value.0[i] >= 0 {
+                            output.value.0[i] = externalIDs[Int(output.value.0[i])]
+                        }
+                    }
+                }
+            }
+        }
+        return results
+    }
+}

@@ -1,0 +1,192 @@
+/// The trained global model that the coordinator ships to every worker: coarse centroids and,
+/// for PQ encodings, the codebooks of the residuals. Workers hold lists built on it.
+public struct IVFModel: Sendable, Equatable {
+    public let configuration: IVFConfiguration
+    public let centroids: Matrix
+    public let centroidNorms: [Float]
+    public let quantizer: ProductQuantizer?
+    /// How vectors pick lists: inner product for inner-product metrics, L2 otherwise.
+    public let comparison: CentroidComparison
+    /// Increases with every retraining; lists and queries name the version they were built for.
+    public var version: UInt64
+
+    public init(configuration: IVFConfiguration, centroids: Matrix, quantizer: ProductQuantizer?, version: UInt64 = 1) {
+        self.configuration = configuration
+        self.centroids = centroids
+        self.centroidNorms = Kernels.squaredNorms(centroids)
+        self.quantizer = quantizer
+        self.comparison = configuration.metric.usesInnerProduct ? .innerProduct : .l2
+        self.version = version
+    }
+
+    public var dimension: Int { configuration.dimension }
+    public var nlist: Int { centroids.rows }
+    public var isSpilling: Bool { configuration.spillLambda != nil && centroids.rows > 1 }
+
+    /// Trains centroids (k-means on at most 256·nlist points) and, for PQ encodings, the residual
+    /// codebooks. `sample` is raw input; it is normalised here for cosine.
+    public static func train(sample: Matrix, configuration: IVFConfiguration, threads: Int = 1) throws(IndexError) -> IVFModel {
+        try configuration.validate()
+        guard sample.dimension == configuration.dimension else {
+            throw .dimensionMismatch(expected: configuration.dimension, got: sample.dimension)
+        }
+        guard sample.rows >= configuration.nlist else {
+            throw .notEnoughTrainingData(needed: configuration.nlist, got: sample.rows)
+        }
+        var data = sample
+        if configuration.metric.normalizesInput { data.normalizeRows() }
+        let spherical = configuration.spherical ?? (configuration.metric.usesInnerProduct && isUnitNorm(data))
+        let coarse = KMeans.train(data, configuration: .init(
+            clusters: configuration.nlist, iterations: configuration.trainingIterations,
+            seed: configuration.seed, spherical: spherical, threads: threads))
+        var model = IVFModel(configuration: configuration, centroids: coarse.centroids, quantizer: nil)
+        guard configuration.encoding != .flat else { return model }
+
+        // Codebooks are trained on residuals against each point's own list centroid.
+        let trainingRows = min(data.rows, 256 << configuration.bitsPerCode)
+        var generator = SeededGenerator(seed: configuration.seed &+ 0x5EED)
+        let picked = data.gathering(uniformSample(population: data.rows, sampleSize: trainingRows, generator: &generator))
+        let assignment = model.assign(picked, threads: threads)
+        var residuals = picked
+        residuals.values.withUnsafeMutableBufferPointer { values in
+            model.centroids.values.withUnsafeBufferPointer { centroids in
+                let d = configuration.dimension
+                for row in 0 ..< picked.rows {
+                    let list = Int(assignment.primary[row])
+                    for j in 0 ..< d { values[row * d + j] -= centroids[list * d + j] }
+                }
+            }
+        }
+        let quantizer = ProductQuantizer.train(residuals: residuals, subspaces: configuration.subspaces,
+                                               bitsPerCode: configuration.bitsPerCode,
+                                               iterations: configuration.trainingIterations,
+                                               seed: configuration.seed &+ 0x50, threads: threads)
+        model = IVFModel(configuration: configuration, centroids: coarse.centroids, quantizer: quantizer)
+        return model
+    }
+
+    private static func isUnitNorm(_ data: Matrix) -> Bool {
+        let norms = Kernels.squaredNorms(data)
+        return norms.allSatisfy { abs($0 - 1) < 1e-2 }
+    }
+
+    // MARK: - Assignment
+
+    /// The list of each vector and, when spilling, its second list (−1 for none).
+    public struct Assignment: Sendable, Equatable {
+        public var primary: [Int32]
+        public var spill: [Int32]
+
+        public init(primary: [Int32], spill: [Int32]) {
+            self.primary = primary
+            self.spill = spill
+        }
+    }
+
+    /// Assigns prepared (already normalised, for cosine) vectors to lists. With spilling, the
+    /// second list minimises the SOAR loss `‖r‖² + λ·⟨r, r₁⟩²/‖r₁‖²` among the nearest centroids,
+    /// so its residual is as orthogonal as possible to the first one's.
+    public func assign(_ vectors: Matrix, threads: Int = 1) -> Assignment {
+        vectors.values.withUnsafeBufferPointer { assign($0.baseAddress!, count: vectors.rows, threads: threads) }
+    }
+
+    public func assign(_ vectors: UnsafePointer<Float>, count: Int, threads: Int = 1) -> Assignment {
+        let d = dimension
+        let k = nlist
+        var primary = [Int32](repeating: -1, count: count)
+        var spill = [Int32](repeating: -1, count: count)
+        let lambda = isSpilling ? configuration.spillLambda! : nil
+        let candidates = min(k, 64)
+        let workers = max(1, threads)
+        let vectorNorms = Kernels.squaredNorms(vectors, rows: count, dimension: d)
+        primary.withUnsafeMutableBufferPointer { primaryOut in
+            spill.withUnsafeMutableBufferPointer { spillOut in
+                centroids.values.withUnsafeBufferPointer { centroidValues in
+                    // Distances here are −⟨x, c⟩; the L2 ranking adds ‖c‖².
+                    forEachCentroidDistanceBlock(rows: vectors, count: count, dimension: d, centroids: centroids,
+                                                 centroidNorms: centroidNorms, comparison: .innerProduct,
+                                                 threads: workers) { range, block, _ in
+                        var nearest = TopK(capacity: candidates)
+                        var residual = [Float](repeating: 0, count: d)
+                        for (local, row) in range.enumerated() {
+                            let negatedIP = block + local * k
+                            let xNorm = vectorNorms[row]
+                            // Rank by the comparison in use; keep the nearest few for SOAR.
+                            nearest.reset()
+                            for c in 0 ..< k {
+                                let rank = comparison == .l2 ? centroidNorms[c] + 2 * negatedIP[c] : negatedIP[c]
+                                if rank < nearest.threshold { nearest.push(distance: rank, id: Int64(c)) }
+                            }
+                            let ranked = nearest.drainSorted()
+                            let first = Int(ranked[0].id)
+                            primaryOut[row] = Int32(first)
+                            guard let lambda, ranked.count > 1 else { continue }
+                            // r₁ = x − c₁; for each candidate c: ‖x − c‖² + λ·⟨x − c, r₁⟩²/‖r₁‖².
+                            let x = vectors + row * d
+                            let c1 = centroidValues.baseAddress! + first * d
+                            var r1Norm: Float = 0
+                            var xDotR1: Float = 0
+                            residual.withUnsafeMutableBufferPointer { r1 in
+                                for j in 0 ..< d {
+                                    r1[j] = x[j] - c1[j]
+                                    r1Norm += r1[j] * r1[j]
+                                    xDotR1 += x[j] * r1[j]
+                                }
+                            }
+                            let inverseR1 = r1Norm > 0 ? 1 / r1Norm : 0
+                            var best = -1
+                            var bestLoss = Float.infinity
+                            residual.withUnsafeBufferPointer { r1 in
+                                for candidate in ranked.dropFirst() {
+                                    let c = Int(candidate.id)
+                                    let squared = xNorm + 2 * negatedIP[c] + centroidNorms[c]
+                                    let projection = xDotR1 - Kernels.dot(centroidValues.baseAddress! + c * d, r1.baseAddress!, dimension: d)
+                                    let loss = squared + lambda * projection * projection * inverseR1
+                                    if loss < bestLoss {
+                                        bestLoss = loss
+                                        best = c
+                                    }
+                                }
+                            }
+                            spillOut[row] = Int32(best)
+                        }
+                    }
+                }
+            }
+        }
+        return Assignment(primary: primary, spill: spill)
+    }
+
+    // MARK: - Probing
+
+    /// The `nprobe` nearest lists of each prepared query, nearest first (`count × nprobe`).
+    public func probe(_ queries: UnsafePointer<Float>, count: Int, nprobe: Int, threads: Int = 1) -> [Int32] {
+        let k = nlist
+        let probes = min(nprobe, k)
+        var lists = [Int32](repeating: -1, count: count * probes)
+        lists.withUnsafeMutableBufferPointer { out in
+            forEachCentroidDistanceBlock(rows: queries, count: count, dimension: dimension, centroids: centroids,
+                                         centroidNorms: centroidNorms, comparison: comparison,
+                                         threads: threads) { range, block, _ in
+                var nearest = TopK(capacity: probes)
+                for (local, row) in range.enumerated() {
+                    let distances = block + local * k
+                    for c in 0 ..< k where distances[c] < nearest.threshold {
+                        nearest.push(distance: distances[c], id: Int64(c))
+                    }
+                    for (rank, entry) in nearest.drainSorted().enumerated() {
+                        out[row * probes + rank] = Int32(entry.id)
+                    }
+                }
+            }
+        }
+        return lists
+    }
+
+    /// Normalises rows for cosine; other metrics take vectors as they are.
+    public func prepare(_ vectors: inout Matrix) {
+        if configuration.metric.normalizesInput { vectors.normalizeRows() }
+    }
+}
+
+extension CentroidComparison: Equatable {}

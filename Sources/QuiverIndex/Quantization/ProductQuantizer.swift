@@ -1,0 +1,138 @@
+/// Product quantization: the vector (here always a residual against its list centroid) is cut
+/// into `subspaces` sub-vectors, each replaced by the id of the nearest of `centersPerSubspace`
+/// codebook centers. Scores against a query become sums of per-subspace table entries (ADC).
+public struct ProductQuantizer: Sendable, Equatable {
+    public let dimension: Int
+    public let subspaces: Int
+    /// 4 (16 centers, FastScan) or 8 (256 centers).
+    public let bitsPerCode: Int
+    /// `subspaces × centersPerSubspace × subspaceDimension` floats.
+    public var codebooks: [Float]
+
+    public var centersPerSubspace: Int { 1 << bitsPerCode }
+    public var subspaceDimension: Int { dimension / subspaces }
+
+    public init(dimension: Int, subspaces: Int, bitsPerCode: Int, codebooks: [Float]) {
+        precondition(subspaces > 0 && dimension % subspaces == 0, "dimension \(dimension) is not divisible by \(subspaces) subspaces")
+        precondition(bitsPerCode == 4 || bitsPerCode == 8, "PQ codes are 4 or 8 bits")
+        precondition(codebooks.count == dimension << bitsPerCode, "codebook size does not match the shape")
+        self.dimension = dimension
+        self.subspaces = subspaces
+        self.bitsPerCode = bitsPerCode
+        self.codebooks = codebooks
+    }
+
+    /// Trains one codebook per subspace by k-means on the sub-vectors of `residuals`.
+    public static func train(residuals: Matrix, subspaces: Int, bitsPerCode: Int,
+                             iterations: Int = 20, seed: UInt64 = 1, threads: Int = 1) -> ProductQuantizer {
+        let dimension = residuals.dimension
+        precondition(dimension % subspaces == 0, "dimension \(dimension) is not divisible by \(subspaces) subspaces")
+        let centers = 1 << bitsPerCode
+        let subDimension = dimension / subspaces
+        var codebooks = [Float](repeating: 0, count: dimension * centers)
+        let sampleRows = min(residuals.rows, 256 * centers)
+        var generator = SeededGenerator(seed: seed)
+        let rows = uniformSample(population: residuals.rows, sampleSize: sampleRows, generator: &generator)
+        let seeds = (0 ..< subspaces).map { _ in generator.next() }
+        codebooks.withUnsafeMutableBufferPointer { codebookBuffer in
+            let output = UncheckedSendable(codebookBuffer.baseAddress!)
+            parallelFor(count: subspaces, threads: threads) { range, _ in
+                for subspace in range {
+                    var sub = [Float]()
+                    sub.reserveCapacity(rows.count * subDimension)
+                    residuals.values.withUnsafeBufferPointer { values in
+                        for row in rows {
+                            let start = row * dimension + subspace * subDimension
+                            sub.append(contentsOf: values[start ..< start + subDimension])
+                        }
+                    }
+                    let points = Matrix(rows: rows.count, dimension: subDimension, values: sub)
+                    let clusters = min(centers, points.rows)
+                    let result = KMeans.train(points, configuration: .init(
+                        clusters: clusters, iterations: iterations, seed: seeds[subspace], threads: 1))
+                    let target = output.value + subspace * centers * subDimension
+                    for (i, value) in result.centroids.values.enumerated() { target[i] = value }
+                }
+            }
+        }
+        return ProductQuantizer(dimension: dimension, subspaces: subspaces, bitsPerCode: bitsPerCode, codebooks: codebooks)
+    }
+
+    /// Writes the nearest center of each subspace (one code per byte, `subspaces` bytes).
+    public func encode(_ vector: UnsafePointer<Float>, into codes: UnsafeMutablePointer<UInt8>) {
+        let subDimension = subspaceDimension
+        let centers = centersPerSubspace
+        codebooks.withUnsafeBufferPointer { book in
+            for s in 0 ..< subspaces {
+                let sub = vector + s * subDimension
+                let base = book.baseAddress! + s * centers * subDimension
+                var best = 0
+                var bestDistance = Float.infinity
+                for c in 0 ..< centers {
+                    let center = base + c * subDimension
+                    var distance: Float = 0
+                    for j in 0 ..< subDimension {
+                        let diff = sub[j] - center[j]
+                        distance += diff * diff
+                    }
+                    if distance < bestDistance {
+                        bestDistance = distance
+                        best = c
+                    }
+                }
+                codes[s] = UInt8(truncatingIfNeeded: best)
+            }
+        }
+    }
+
+    /// Reconstructs the vector from its codes.
+    public func decode(_ codes: UnsafePointer<UInt8>, into vector: UnsafeMutablePointer<Float>) {
+        let subDimension = subspaceDimension
+        let centers = centersPerSubspace
+        codebooks.withUnsafeBufferPointer { book in
+            for s in 0 ..< subspaces {
+                let center = book.baseAddress! + (s * centers + Int(codes[s])) * subDimension
+                for j in 0 ..< subDimension { vector[s * subDimension + j] = center[j] }
+            }
+        }
+    }
+
+    /// `table[s * centers + c] = ⟨query_s, center_{s,c}⟩`.
+    public func innerProductTable(_ query: UnsafePointer<Float>, into table: UnsafeMutablePointer<Float>) {
+        let subDimension = subspaceDimension
+        let centers = centersPerSubspace
+        codebooks.withUnsafeBufferPointer { book in
+            var center = book.baseAddress!
+            for s in 0 ..< subspaces {
+                let sub = query + s * subDimension
+                for c in 0 ..< centers {
+                    var sum: Float = 0
+                    for j in 0 ..< subDimension { sum += sub[j] * center[j] }
+                    table[s * centers + c] = sum
+                    center += subDimension
+                }
+            }
+        }
+    }
+
+    /// `table[s * centers + c] = ‖query_s − center_{s,c}‖²`.
+    public func l2Table(_ query: UnsafePointer<Float>, into table: UnsafeMutablePointer<Float>) {
+        let subDimension = subspaceDimension
+        let centers = centersPerSubspace
+        codebooks.withUnsafeBufferPointer { book in
+            var center = book.baseAddress!
+            for s in 0 ..< subspaces {
+                let sub = query + s * subDimension
+                for c in 0 ..< centers {
+                    var sum: Float = 0
+                    for j in 0 ..< subDimension {
+                        let diff = sub[j] - center[j]
+                        sum += diff * diff
+                    }
+                    table[s * centers + c] = sum
+                    center += subDimension
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+/// Lloyd's k-means over a uniform sample, as used for the coarse centroids and for each PQ
+/// subspace. Assignment is the blocked GEMM kernel run on several threads.
+public enum KMeans {
+    public struct Configuration: Sendable {
+        public var clusters: Int
+        public var iterations: Int = 20
+        /// At most this many sample points per cluster are used (more gives no gain).
+        public var maxPointsPerCluster: Int = 256
+        public var seed: UInt64 = 1
+        /// Normalise centroids after each update and assign by inner product (for unit vectors).
+        public var spherical: Bool = false
+        public var threads: Int = 1
+
+        public init(clusters: Int, iterations: Int = 20, maxPointsPerCluster: Int = 256, seed: UInt64 = 1,
+                    spherical: Bool = false, threads: Int = 1) {
+            self.clusters = clusters
+            self.iterations = iterations
+            self.maxPointsPerCluster = maxPointsPerCluster
+            self.seed = seed
+            self.spherical = spherical
+            self.threads = threads
+        }
+    }
+
+    public struct Result: Sendable {
+        public var centroids: Matrix
+        /// Points of the training sample assigned to each centroid in the last iteration.
+        public var clusterSizes: [Int]
+        /// The objective after each iteration's assignment: the sum of squared L2 distances
+        /// (or, spherical, the sum of 1 − ⟨x, c⟩) from each sample point to its centroid.
+        public var objectiveHistory: [Double]
+    }
+
+    public static func train(_ data: Matrix, configuration: Configuration) -> Result {
+        let k = configuration.clusters
+        precondition(k > 0, "k-means needs at least one cluster")
+        precondition(data.rows >= k, "k-means needs at least as many points (\(data.rows)) as clusters (\(k))")
+        var generator = SeededGenerator(seed: configuration.seed)
+        let sampleSize = min(data.rows, configuration.maxPointsPerCluster * k)
+        let sample = sampleSize < data.rows
+            ? data.gathering(uniformSample(population: data.rows, sampleSize: sampleSize, generator: &generator))
+            : data
+        let dimension = data.dimension
+
+        // Initial centroids: k distinct sample points chosen uniformly.
+        var centroids = sample.gathering(uniformSample(population: sample.rows, sampleSize: k, generator: &generator).shuffled(using: &generator))
+        if configuration.spherical { centroids.normalizeRows() }
+        var assignment = [Int32](repeating: 0, count: sample.rows)
+        var history: [Double] = []
+        var sizes = [Int](repeating: 0, count: k)
+
+        for _ in 0 ..< max(1, configuration.iterations) {
+            let objective = assign(sample, to: centroids, spherical: configuration.spherical,
+                                   threads: configuration.threads, assignment: &assignment)
+            history.append(objective)
+            sizes = update(&centroids, sample: sample, assignment: assignment, generator: &generator)
+            if configuration.spherical { centroids.normalizeRows() }
+        }
+        // Report sizes and objective for the final centroids.
+        let objective = assign(sample, to: centroids, spherical: configuration.spherical,
+                               threads: configuration.threads, assignment: &assignment)
+        history.append(objective)
+        sizes = [Int](repeating: 0, count: k)
+        for a in assignment { sizes[Int(a)] += 1 }
+        _ = dimension
+        return Result(centroids: centroids, clusterSizes: sizes, objectiveHistory: history)
+    }
+
+    /// Assigns each row to its nearest centroid; returns the objective.
+    static func assign(_ sample: Matrix, to centroids: Matrix, spherical: Bool, threads: Int,
+                       assignment: inout [Int32]) -> Double {
+        let norms = Kernels.squaredNorms(centroids)
+        let workers = max(1, threads)
+        var partial = [Double](repeating: 0, count: workers)
+        let comparison: CentroidComparison = spherical ? .innerProduct : .l2
+        let k = centroids.rows
+        assignment.withUnsafeMutableBufferPointer { assigned in
+            partial.withUnsafeMutableBufferPointer { partialSums in
+                sample.values.withUnsafeBufferPointer { rows in
+                    forEachCentroidDistanceBlock(rows: rows.baseAddress!, count: sample.rows, dimension: sample.dimension,
+                                                 centroids: centroids, centroidNorms: norms, comparison: comparison,
+                                                 threads: workers) { range, distances, worker in
+                        var sum = 0.0
+                        for (local, row) in range.enumerated() {
+                            let (best, value) = argmin(distances + local * k, count: k)
+                            assigned[row] = Int32(best)
+                            sum += spherical ? Double(1 + value) : Double(value)
+                        }
+                        partialSums[worker] += sum
+                    }
+                }
+            }
+        }
+        return partial.reduce(0, +)
+    }
+
+    /// Moves each centroid to the mean of its points. An empty cluster takes half of the largest
+    /// one: it becomes a slightly perturbed copy of that centroid, so the next assignment splits it.
+    static func update(_ centroids: inout Matrix, sample: Matrix, assignment: [Int32],
+                       generator: inout SeededGenerator) -> [Int] {
+        let k = centroids.rows
+        let dimension = centroids.dimension
+        var sums = [Double](repeating: 0, count: k * dimension)
+        var sizes = [Int](repeating: 0, count: k)
+        sample.values.withUnsafeBufferPointer { rows in
+            sums.withUnsafeMutableBufferPointer { sums in
+                for (row, cluster) in assignment.enumerated() {
+                    let c = Int(cluster)
+                    sizes[c] += 1
+                    let source = rows.baseAddress! + row * dimension
+                    let target = sums.baseAddress! + c * dimension
+                    for j in 0 ..< dimension { target[j] += Double(source[j]) }
+                }
+            }
+        }
+        centroids.values.withUnsafeMutableBufferPointer { values in
+            for c in 0 ..< k where sizes[c] > 0 {
+                let inverse = 1 / Double(sizes[c])
+                for j in 0 ..< dimension { values[c * dimension + j] = Float(sums[c * dimension + j] * inverse) }
+            }
+            for empty in 0 ..< k where sizes[empty] == 0 {
+                // Split the largest cluster: the empty centroid and the big one move apart symmetrically.
+                let largest = sizes.indices.max { sizes[$0] < sizes[$1] }!
+                guard sizes[largest] > 1 else { continue }
+                for j in 0 ..< dimension {
+                    let value = values[largest * dimension + j]
+                    let epsilon: Float = Bool.random(using: &generator) ? 1.0 / 1024 : -1.0 / 1024
+                    values[empty * dimension + j] = value * (1 + epsilon)
+                    values[largest * dimension + j] = value * (1 - epsilon)
+                }
+                sizes[empty] = sizes[largest] / 2
+                sizes[largest] -= sizes[empty]
+            }
+        }
+        return sizes
+    }
+}
