@@ -109,6 +109,18 @@ void quiver_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 /// CRC-32C (Castagnoli), the usual init/final xor: pass 0 to start, feed the result back to continue.
 uint32_t quiver_crc32c(uint32_t crc, const void *data, size_t count);
 
+// ---------------------------------------------------------------------------------------------
+// Explicit-ISA variants, so tests and benchmarks can compare a SIMD path with its scalar
+// reference. An ISA this CPU cannot run falls back to scalar; for CRC-32C any non-scalar ISA
+// means the hardware instruction (SSE4.2) where present.
+// ---------------------------------------------------------------------------------------------
+
+void quiver_inner_products_isa(quiver_isa isa, const float *a, size_t na, const float *b, size_t nb,
+                               size_t d, float *out, size_t ldo);
+void quiver_f16_to_f32_isa(quiver_isa isa, const uint16_t *src, float *dst, size_t n);
+void quiver_f32_to_f16_isa(quiver_isa isa, const float *src, uint16_t *dst, size_t n);
+uint32_t quiver_crc32c_isa(quiver_isa isa, uint32_t crc, const void *data, size_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,319 @@
+#include "kernels_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#if QUIVER_X86
+#include <immintrin.h>
+#elif QUIVER_ARM64
+#include <arm_neon.h>
+#endif
+
+// Every path must push bit-identical distances; keep `sum / scale + bias` two rounded operations.
+#pragma STDC FP_CONTRACT OFF
+
+enum { BLOCK_VECTORS = 32, GROUP_BYTES = 32 };
+
+size_t quiver_fastscan_packed_size(size_t count, size_t m) {
+    size_t blocks = (count + BLOCK_VECTORS - 1) / BLOCK_VECTORS;
+    return blocks * (m / 2) * GROUP_BYTES;
+}
+
+/// Byte of a block holding (vector j, subspace s); vectors 16..31 use its high nibble.
+static inline size_t code_offset(size_t j, size_t s) {
+    return (s / 2) * GROUP_BYTES + (s % 2) * 16 + (j % 16);
+}
+
+void quiver_fastscan_pack(const uint8_t *codes, size_t count, size_t m, uint8_t *packed) {
+    size_t block_bytes = (m / 2) * GROUP_BYTES;
+    memset(packed, 0, quiver_fastscan_packed_size(count, m));
+    for (size_t v = 0; v < count; v++) {
+        uint8_t *block = packed + (v / BLOCK_VECTORS) * block_bytes;
+        size_t j = v % BLOCK_VECTORS;
+        unsigned shift = j < 16 ? 0 : 4;
+        for (size_t s = 0; s < m; s++) {
+            block[code_offset(j, s)] |= (uint8_t)((codes[v * m + s] & 0x0f) << shift);
+        }
+    }
+}
+
+void quiver_fastscan_unpack(const uint8_t *packed, size_t count, size_t m, uint8_t *codes) {
+    size_t block_bytes = (m / 2) * GROUP_BYTES;
+    for (size_t v = 0; v < count; v++) {
+        const uint8_t *block = packed + (v / BLOCK_VECTORS) * block_bytes;
+        size_t j = v % BLOCK_VECTORS;
+        unsigned shift = j < 16 ? 0 : 4;
+        for (size_t s = 0; s < m; s++) {
+            codes[v * m + s] = (block[code_offset(j, s)] >> shift) & 0x0f;
+        }
+    }
+}
+
+static inline float sum_to_distance(uint16_t sum, float scale, float bias) {
+    return (float)sum / scale + bias;
+}
+
+/// Largest 16-bit sum that could still enter the heap: every vector above it is pruned.
+///
+/// Exactly, a sum s enters only if s / scale + bias < threshold, i.e. s < (threshold - bias) * scale.
+/// The float evaluation of the distance rounds twice (relative error 2^-24 each), so the bound is
+/// widened by a few ulps of every operand before the floor, plus one: pruning must never reject a
+/// vector the heap would accept, while a loose bound only costs a rejected push.
+static int sum_limit(const quiver_topk *heap, float scale, float bias) {
+    float threshold = quiver_topk_threshold(heap);
+    if (!(scale > 0.0f)) return UINT16_MAX;  // distances not increasing in the sum: cannot prune
+    double headroom = ((double)threshold - (double)bias + fabs((double)threshold) * 0x1p-21) * scale;
+    headroom += fabs(headroom) * 0x1p-21;
+    if (isnan(headroom) || headroom >= (double)UINT16_MAX) return UINT16_MAX;
+    if (headroom < 0.0) return 0;
+    return (int)floor(headroom) + 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar reference
+// ---------------------------------------------------------------------------------------------
+
+static void scalar_block_sums(const uint8_t *block, size_t m, const uint8_t *lut,
+                              uint16_t sums[BLOCK_VECTORS]) {
+    for (size_t j = 0; j < BLOCK_VECTORS; j++) {
+        unsigned shift = j < 16 ? 0 : 4;
+        uint16_t sum = 0;  // wraps like the 16-bit SIMD lanes if the caller's LUT bound is broken
+        for (size_t s = 0; s < m; s++) {
+            unsigned code = (block[code_offset(j, s)] >> shift) & 0x0f;
+            sum = (uint16_t)(sum + lut[s * 16 + code]);
+        }
+        sums[j] = sum;
+    }
+}
+
+static void scalar_sums(const uint8_t *packed, size_t count, size_t m, const uint8_t *lut,
+                        uint16_t *sums) {
+    size_t block_bytes = (m / 2) * GROUP_BYTES;
+    for (size_t first = 0; first < count; first += BLOCK_VECTORS) {
+        uint16_t block_sums[BLOCK_VECTORS];
+        scalar_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, m, lut, block_sums);
+        size_t n = count - first < BLOCK_VECTORS ? count - first : BLOCK_VECTORS;
+        memcpy(sums + first, block_sums, n * sizeof(uint16_t));
+    }
+}
+
+static void scalar_scan(const uint8_t *packed, size_t count, size_t m, const uint8_t *lut,
+                        float scale, float bias, const int64_t *ids, quiver_topk *heap) {
+    size_t block_bytes = (m / 2) * GROUP_BYTES;
+    for (size_t first = 0; first < count; first += BLOCK_VECTORS) {
+        uint16_t sums[BLOCK_VECTORS];
+        scalar_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, m, lut, sums);
+        size_t n = count - first < BLOCK_VECTORS ? count - first : BLOCK_VECTORS;
+        for (size_t j = 0; j < n; j++) {
+            quiver_topk_push(heap, sum_to_distance(sums[j], scale, bias), ids[first + j]);
+        }
+    }
+}
+
+/// Offers the vectors of one block selected by `mask` (bit j: vector j), in ascending order,
+/// re-checking each against the limit because earlier pushes may have tightened it.
+/// Returns the limit after the pushes.
+static int push_selected(uint32_t mask, const uint16_t sums[BLOCK_VECTORS], int limit,
+                         float scale, float bias, const int64_t *block_ids, quiver_topk *heap) {
+    while (mask) {
+        unsigned j = (unsigned)__builtin_ctz(mask);
+        mask &= mask - 1;
+        if (sums[j] > limit) continue;
+        if (quiver_topk_push(heap, sum_to_distance(sums[j], scale, bias), block_ids[j])) {
+            limit = sum_limit(heap, scale, bias);
+        }
+    }
+    return limit;
+}
+
+static inline uint32_t valid_mask(size_t remaining) {
+    return remaining >= BLOCK_VECTORS ? UINT32_MAX : ((uint32_t)1 << remaining) - 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX2
+// ---------------------------------------------------------------------------------------------
+
+#if QUIVER_X86
+
+/// The 32 sums of one block: `low` holds vectors 0..15, `high` vectors 16..31.
+///
+/// One shuffle per nibble half looks up both subspaces of a group at once (LUT row 2g in the low
+/// 128-bit lane, row 2g+1 in the high lane, which is how the rows already lie in memory). Byte
+/// results are summed in 16-bit lanes without unpacking: `pairs` adds each byte pair as one word
+/// (even byte + 256 * odd byte), `odd` adds the odd bytes alone; subtracting 256 * odd recovers the
+/// even sums. The words wrap, but the result is exact modulo 2^16 and the true sums fit 16 bits.
+QUIVER_TARGET_AVX2 static inline void avx2_block_sums(const uint8_t *block, size_t groups,
+                                                      const uint8_t *lut, __m256i *low,
+                                                      __m256i *high) {
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    __m256i pairs_lo = _mm256_setzero_si256(), odd_lo = _mm256_setzero_si256();
+    __m256i pairs_hi = _mm256_setzero_si256(), odd_hi = _mm256_setzero_si256();
+    for (size_t g = 0; g < groups; g++) {
+        __m256i codes = _mm256_loadu_si256((const __m256i *)(block + g * GROUP_BYTES));
+        __m256i rows = _mm256_loadu_si256((const __m256i *)(lut + g * GROUP_BYTES));
+        __m256i r_lo = _mm256_shuffle_epi8(rows, _mm256_and_si256(codes, nibble));
+        __m256i r_hi = _mm256_shuffle_epi8(rows, _mm256_and_si256(_mm256_srli_epi16(codes, 4), nibble));
+        pairs_lo = _mm256_add_epi16(pairs_lo, r_lo);
+        odd_lo = _mm256_add_epi16(odd_lo, _mm256_srli_epi16(r_lo, 8));
+        pairs_hi = _mm256_add_epi16(pairs_hi, r_hi);
+        odd_hi = _mm256_add_epi16(odd_hi, _mm256_srli_epi16(r_hi, 8));
+    }
+    __m256i even_lo = _mm256_sub_epi16(pairs_lo, _mm256_slli_epi16(odd_lo, 8));
+    __m256i even_hi = _mm256_sub_epi16(pairs_hi, _mm256_slli_epi16(odd_hi, 8));
+    // Word i of a lane is vector 2i (even) or 2i+1 (odd) of that half; the two lanes are the two
+    // subspace parities. Add the lanes, putting the low half's vectors in lane 0 and the high's in 1.
+    __m256i even = _mm256_add_epi16(_mm256_permute2x128_si256(even_lo, even_hi, 0x20),
+                                    _mm256_permute2x128_si256(even_lo, even_hi, 0x31));
+    __m256i odd = _mm256_add_epi16(_mm256_permute2x128_si256(odd_lo, odd_hi, 0x20),
+                                   _mm256_permute2x128_si256(odd_lo, odd_hi, 0x31));
+    __m256i first8 = _mm256_unpacklo_epi16(even, odd);  // vectors 0..7 | 16..23
+    __m256i last8 = _mm256_unpackhi_epi16(even, odd);   // vectors 8..15 | 24..31
+    *low = _mm256_permute2x128_si256(first8, last8, 0x20);
+    *high = _mm256_permute2x128_si256(first8, last8, 0x31);
+}
+
+QUIVER_TARGET_AVX2 static void avx2_sums(const uint8_t *packed, size_t count, size_t m,
+                                         const uint8_t *lut, uint16_t *sums) {
+    size_t groups = m / 2, block_bytes = groups * GROUP_BYTES;
+    for (size_t first = 0; first < count; first += BLOCK_VECTORS) {
+        __m256i low, high;
+        avx2_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, groups, lut, &low, &high);
+        if (count - first >= BLOCK_VECTORS) {
+            _mm256_storeu_si256((__m256i *)(sums + first), low);
+            _mm256_storeu_si256((__m256i *)(sums + first + 16), high);
+        } else {
+            uint16_t block_sums[BLOCK_VECTORS];
+            _mm256_storeu_si256((__m256i *)block_sums, low);
+            _mm256_storeu_si256((__m256i *)(block_sums + 16), high);
+            memcpy(sums + first, block_sums, (count - first) * sizeof(uint16_t));
+        }
+    }
+}
+
+/// Bit j set when sum j <= limit (unsigned), for the 32 sums of a block.
+QUIVER_TARGET_AVX2 static inline uint32_t avx2_within_limit(__m256i low, __m256i high, __m256i limit) {
+    __m256i ok_low = _mm256_cmpeq_epi16(_mm256_min_epu16(low, limit), low);
+    __m256i ok_high = _mm256_cmpeq_epi16(_mm256_min_epu16(high, limit), high);
+    // Packing interleaves 64-bit quarters as (0..7, 16..23, 8..15, 24..31); restore vector order.
+    __m256i bytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(ok_low, ok_high), 0xD8);
+    return (uint32_t)_mm256_movemask_epi8(bytes);
+}
+
+QUIVER_TARGET_AVX2 static void avx2_scan(const uint8_t *packed, size_t count, size_t m,
+                                         const uint8_t *lut, float scale, float bias,
+                                         const int64_t *ids, quiver_topk *heap) {
+    size_t groups = m / 2, block_bytes = groups * GROUP_BYTES;
+    int limit = sum_limit(heap, scale, bias);
+    for (size_t first = 0; first < count; first += BLOCK_VECTORS) {
+        __m256i low, high;
+        avx2_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, groups, lut, &low, &high);
+        uint32_t mask = avx2_within_limit(low, high, _mm256_set1_epi16((short)(uint16_t)limit)) &
+                        valid_mask(count - first);
+        if (!mask) continue;
+        uint16_t sums[BLOCK_VECTORS];
+        _mm256_storeu_si256((__m256i *)sums, low);
+        _mm256_storeu_si256((__m256i *)(sums + 16), high);
+        limit = push_selected(mask, sums, limit, scale, bias, ids + first, heap);
+    }
+}
+
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// NEON: the same lookups with 128-bit tables, one per subspace; widening adds keep it simple
+// (the sums are the same modulo 2^16 as the AVX2 lane arithmetic).
+// ---------------------------------------------------------------------------------------------
+
+#if QUIVER_ARM64
+
+static void neon_block_sums(const uint8_t *block, size_t groups, const uint8_t *lut,
+                            uint16_t sums[BLOCK_VECTORS]) {
+    const uint8x16_t nibble = vdupq_n_u8(0x0f);
+    uint16x8_t acc[4] = {vdupq_n_u16(0), vdupq_n_u16(0), vdupq_n_u16(0), vdupq_n_u16(0)};
+    for (size_t g = 0; g < groups; g++) {
+        const uint8_t *codes = block + g * GROUP_BYTES;
+        const uint8_t *rows = lut + g * GROUP_BYTES;
+        uint8x16_t codes_even = vld1q_u8(codes), codes_odd = vld1q_u8(codes + 16);
+        uint8x16_t row_even = vld1q_u8(rows), row_odd = vld1q_u8(rows + 16);
+        uint8x16_t lo_even = vqtbl1q_u8(row_even, vandq_u8(codes_even, nibble));
+        uint8x16_t lo_odd = vqtbl1q_u8(row_odd, vandq_u8(codes_odd, nibble));
+        uint8x16_t hi_even = vqtbl1q_u8(row_even, vshrq_n_u8(codes_even, 4));
+        uint8x16_t hi_odd = vqtbl1q_u8(row_odd, vshrq_n_u8(codes_odd, 4));
+        acc[0] = vaddq_u16(acc[0], vaddl_u8(vget_low_u8(lo_even), vget_low_u8(lo_odd)));
+        acc[1] = vaddq_u16(acc[1], vaddl_high_u8(lo_even, lo_odd));
+        acc[2] = vaddq_u16(acc[2], vaddl_u8(vget_low_u8(hi_even), vget_low_u8(hi_odd)));
+        acc[3] = vaddq_u16(acc[3], vaddl_high_u8(hi_even, hi_odd));
+    }
+    for (int i = 0; i < 4; i++) vst1q_u16(sums + 8 * i, acc[i]);
+}
+
+static void neon_sums(const uint8_t *packed, size_t count, size_t m, const uint8_t *lut,
+                      uint16_t *sums) {
+    size_t groups = m / 2, block_bytes = groups * GROUP_BYTES;
+    for (size_t first = 0; first < count; first += BLOCK_VECTORS) {
+        uint16_t block_sums[BLOCK_VECTORS];
+        neon_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, groups, lut, block_sums);
+        size_t n = count - first < BLOCK_VECTORS ? count - first : BLOCK_VECTORS;
+        memcpy(sums + first, block_sums, n * sizeof(uint16_t));
+    }
+}
+
+static void neon_scan(const uint8_t *packed, size_t count, size_t m, const uint8_t *lut,
+                      float scale, float bias, const int64_t *ids, quiver_topk *heap) {
+    size_t groups = m / 2, block_bytes = groups * GROUP_BYTES;
+    int limit = sum_limit(heap, scale, bias);
+    for (size_t first = 0; first < count; first += BLOCK_VECTORS) {
+        uint16_t sums[BLOCK_VECTORS];
+        neon_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, groups, lut, sums);
+        uint32_t mask = 0;
+        for (unsigned j = 0; j < BLOCK_VECTORS; j++) mask |= (uint32_t)(sums[j] <= limit) << j;
+        mask &= valid_mask(count - first);
+        limit = push_selected(mask, sums, limit, scale, bias, ids + first, heap);
+    }
+}
+
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch
+// ---------------------------------------------------------------------------------------------
+
+void quiver_fastscan_sums(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
+                          const uint8_t *lut, uint16_t *sums) {
+    switch (quiver_runnable_isa(isa)) {
+#if QUIVER_X86
+    case QUIVER_ISA_AVX2:
+        avx2_sums(packed, count, m, lut, sums);
+        return;
+#endif
+#if QUIVER_ARM64
+    case QUIVER_ISA_NEON:
+        neon_sums(packed, count, m, lut, sums);
+        return;
+#endif
+    default:
+        scalar_sums(packed, count, m, lut, sums);
+        return;
+    }
+}
+
+void quiver_fastscan_scan(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
+                          const uint8_t *lut, float scale, float bias, const int64_t *ids,
+                          quiver_topk *heap) {
+    switch (quiver_runnable_isa(isa)) {
+#if QUIVER_X86
+    case QUIVER_ISA_AVX2:
+        avx2_scan(packed, count, m, lut, scale, bias, ids, heap);
+        return;
+#endif
+#if QUIVER_ARM64
+    case QUIVER_ISA_NEON:
+        neon_scan(packed, count, m, lut, scale, bias, ids, heap);
+        return;
+#endif
+    default:
+        scalar_scan(packed, count, m, lut, scale, bias, ids, heap);
+        return;
+    }
+}

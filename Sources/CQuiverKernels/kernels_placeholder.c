@@ -1,1 +1,0 @@
-#include "quiver_kernels.h"
