@@ -50,7 +50,7 @@ public struct FlatIndex: Sendable {
                             parallelFor(count: prepared.rows, threads: threads, chunk: queryBlock) { range, _ in
                                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: queryBlock * baseBlock)
                                 defer { scores.deallocate() }
-                                var heaps = (0 ..< range.count).map { _ in TopKBox(capacity: k) }
+                                let heaps = (0 ..< range.count).map { _ in TopKBox(capacity: k) }
                                 var start = 0
                                 while start < n {
                                     let rows = min(baseBlock, n - start)
