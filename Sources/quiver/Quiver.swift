@@ -5,6 +5,6 @@ struct Quiver: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quiver",
         abstract: "Quiver: sharded vector search (IVF + PQ + 4-bit FastScan).",
-        subcommands: []
+        subcommands: [BenchCommand.self]
     )
 }

@@ -26,6 +26,12 @@ public struct Matrix: Sendable, Equatable {
         rows += 1
     }
 
+    public mutating func append(contentsOf other: Matrix) {
+        precondition(other.dimension == dimension)
+        values.append(contentsOf: other.values)
+        rows += other.rows
+    }
+
     /// The rows at `indices`, in that order.
     public func gathering(_ indices: some Collection<Int>) -> Matrix {
         var out = [Float]()

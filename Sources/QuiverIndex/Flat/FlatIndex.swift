@@ -26,7 +26,7 @@ public struct FlatIndex: Sendable {
         var prepared = batch
         if metric.normalizesInput { prepared.normalizeRows() }
         let first = vectors.rows
-        for row in 0 ..< prepared.rows { vectors.append(row: prepared[row]) }
+        vectors.append(contentsOf: prepared)
         norms.append(contentsOf: Kernels.squaredNorms(prepared))
         ids.append(contentsOf: newIDs ?? (0 ..< batch.rows).map { Int64(first + $0) })
     }
