@@ -78,7 +78,8 @@ public enum DatasetError: Error, CustomStringConvertible, Sendable {
                 + "(expected \(expectedBytes) bytes in total, file has \(actualBytes))"
         case .trailingBytes(let path, let expectedBytes, let actualBytes):
             return "\(path): file size does not match its header: expected \(expectedBytes) "
-                + "bytes, file has \(actualBytes) (\(actualBytes - expectedBytes) extra bytes)"
+                + "bytes, file has \(actualBytes) (\(actualBytes - expectedBytes) more than the header's "
+                + "shape and dtype describe)"
         case .dimensionChanged(let path, let row, let expected, let found):
             return "\(path): row \(row) has dimension \(found), expected \(expected) "
                 + "like the first row; every row must have the same dimension"
