@@ -14,7 +14,11 @@ public func parallelFor(count: Int, threads: Int, chunk: Int = 1,
     let chunks = (count + chunk - 1) / chunk
     let workers = max(1, min(threads, chunks))
     if workers == 1 {
-        body(0 ..< count, 0)
+        var start = 0
+        while start < count {
+            body(start ..< min(count, start + chunk), 0)
+            start += chunk
+        }
         return
     }
     let next = Atomic<Int>(0)
