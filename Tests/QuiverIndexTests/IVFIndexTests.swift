@@ -1,0 +1,159 @@
+import Testing
+@testable import QuiverIndex
+
+@Suite struct IVFIndexTests {
+    static let data = SyntheticData(count: 6000, queries: 100, dimension: 32, clusters: 40, spread: 0.5, normalize: true, seed: 21)
+
+    func build(_ configuration: IVFConfiguration, threads: Int = 2) throws -> IVFIndex {
+        let model = try IVFModel.train(sample: Self.data.base, configuration: configuration, threads: threads)
+        var index = IVFIndex(model: model)
+        try index.add(Self.data.base, threads: threads)
+        return index
+    }
+
+    func recall(_ index: IVFIndex, _ parameters: SearchParameters, metric: Metric = .innerProduct) throws -> Double {
+        let truth = try Self.data.groundTruth(metric: metric, k: parameters.k)
+        let results = try index.search(Self.data.queries, parameters: parameters, threads: 2)
+        return results.recall(against: truth, truthColumns: parameters.k)
+    }
+
+    @Test func fastScanWithRerankingReachesHighRecall() throws {
+        let index = try build(IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 40, anisotropicThreshold: 0.2))
+        #expect(index.count == 6000)
+        #expect(index.entryCount == 6000)
+        let coarse = try recall(index, SearchParameters(k: 10, nprobe: 8, reorderK: 0))
+        let reranked = try recall(index, SearchParameters(k: 10, nprobe: 8, reorderK: 50))
+        #expect(coarse > 0.35)
+        #expect(reranked > 0.9)
+        #expect(reranked >= coarse)
+    }
+
+    @Test func everyEncodingFindsExactNeighboursWhenProbingEverything() throws {
+        for encoding in ListEncoding.allCases {
+            let index = try build(IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 16, encoding: encoding))
+            let value = try recall(index, SearchParameters(k: 10, nprobe: 16, reorderK: encoding == .flat ? 0 : 100))
+            #expect(value > (encoding == .flat ? 0.999 : 0.97), "\(encoding)")
+        }
+    }
+
+    @Test func l2AndCosineMetrics() throws {
+        for metric in [Metric.l2, .cosine] {
+            let index = try build(IVFConfiguration(dimension: 32, metric: metric, nlist: 20))
+            let value = try recall(index, SearchParameters(k: 10, nprobe: 20, reorderK: 100), metric: metric)
+            #expect(value > 0.97, "\(metric)")
+            let noRerank = try recall(index, SearchParameters(k: 10, nprobe: 20, reorderK: 0), metric: metric)
+            #expect(noRerank > 0.3, "\(metric)")
+        }
+    }
+
+    @Test func float16RawVectorsRerankAlmostAsWellAsFloat32() throws {
+        let index = try build(IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 20, rawVectors: .float16))
+        #expect(index.rawVectors.memoryBytes == 6000 * 32 * 2)
+        #expect(try recall(index, SearchParameters(k: 10, nprobe: 20, reorderK: 100)) > 0.97)
+    }
+
+    @Test func spillingStoresASecondDistinctListAndDeduplicatesResults() throws {
+        let spilled = try build(IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 40, spillLambda: 1))
+        #expect(spilled.entryCount == 2 * 6000)
+        var prepared = Self.data.base
+        spilled.model.prepare(&prepared)
+        let assignment = spilled.model.assign(prepared, threads: 2)
+        for (first, second) in zip(assignment.primary, assignment.spill) {
+            #expect(second >= 0 && second != first)
+        }
+        let results = try spilled.search(Self.data.queries, parameters: SearchParameters(k: 10, nprobe: 6, reorderK: 0), threads: 2)
+        for query in 0 ..< results.queryCount {
+            let ids = results.ids(ofQuery: query).filter { $0 >= 0 }
+            #expect(Set(ids).count == ids.count)
+        }
+        let plain = try build(IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 40))
+        let parameters = SearchParameters(k: 10, nprobe: 2, reorderK: 50)
+        #expect(try recall(spilled, parameters) >= recall(plain, parameters))
+    }
+
+    @Test func searchResultsAreDeterministicAcrossThreadCounts() throws {
+        let index = try build(IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 20, spillLambda: 1))
+        let parameters = SearchParameters(k: 5, nprobe: 4, reorderK: 20)
+        let one = try index.search(Self.data.queries, parameters: parameters, threads: 1)
+        let two = try index.search(Self.data.queries, parameters: parameters, threads: 2)
+        #expect(one == two)
+    }
+
+    @Test func workerSubsetsMergeToTheWholeIndex() throws {
+        // Two "shards" holding disjoint halves of the lists, merged, equal the single index.
+        let configuration = IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 20)
+        let model = try IVFModel.train(sample: Self.data.base, configuration: configuration, threads: 2)
+        var whole = IVFIndex(model: model)
+        try whole.add(Self.data.base)
+        var prepared = Self.data.base
+        model.prepare(&prepared)
+        let assignment = model.assign(prepared)
+        var shards = [IVFIndex(model: model), IVFIndex(model: model)]
+        for shard in 0 ..< 2 {
+            let rows = (0 ..< prepared.rows).filter { Int(assignment.primary[$0]) % 2 == shard }
+            try shards[shard].add(prepared: prepared.gathering(rows), ids: rows.map(Int64.init),
+                                  assignment: .init(primary: rows.map { assignment.primary[$0] }, spill: rows.map { _ in -1 }))
+        }
+        let parameters = SearchParameters(k: 10, nprobe: 6, reorderK: 30)
+        var queries = Self.data.queries
+        model.prepare(&queries)
+        let probes = queries.values.withUnsafeBufferPointer { model.probe($0.baseAddress!, count: queries.rows, nprobe: 6) }
+        let parts = shards.enumerated().map { shard, index in
+            let owned = probes.map { Int($0) % 2 == shard ? $0 : -1 }
+            return queries.values.withUnsafeBufferPointer {
+                index.search(prepared: $0.baseAddress!, count: queries.rows, probes: owned, nprobe: 6, parameters: parameters)
+            }
+        }
+        let merged = SearchResults.merge(parts, k: 10)
+        let direct = try whole.search(Self.data.queries, parameters: parameters)
+        #expect(merged.ids == direct.ids)
+    }
+
+    @Test func badInputIsRejectedWithAClearError() throws {
+        let index = try build(IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 10, encoding: .flat))
+        #expect(throws: IndexError.dimensionMismatch(expected: 32, got: 8)) {
+            try index.search(Matrix(rows: 1, dimension: 8), parameters: SearchParameters())
+        }
+        #expect(throws: IndexError.self) { try index.search(Self.data.queries, parameters: SearchParameters(k: 0)) }
+        #expect(throws: IndexError.self) { try index.search(Self.data.queries, parameters: SearchParameters(k: 10, nprobe: 11)) }
+        var nan = Matrix(rows: 2, dimension: 32)
+        nan.values[40] = .nan
+        let error = #expect(throws: IndexError.self) { try index.search(nan, parameters: SearchParameters(k: 1, nprobe: 1)) }
+        #expect(error?.description == "vector 1 has a non-finite value nan at component 8")
+        var copy = index
+        #expect(throws: IndexError.self) { try copy.add(nan) }
+        #expect(copy.count == index.count)
+        #expect(throws: IndexError.self) {
+            try IVFModel.train(sample: Matrix(rows: 5, dimension: 32), configuration: IVFConfiguration(dimension: 32, metric: .l2, nlist: 10))
+        }
+        #expect(throws: IndexError.self) {
+            try IVFConfiguration(dimension: 30, metric: .l2, nlist: 4, subspaces: 7).validate()
+        }
+        #expect(throws: IndexError.self) {
+            try IVFConfiguration(dimension: 32, metric: .l2, nlist: 4, anisotropicThreshold: 0.2).validate()
+        }
+    }
+
+    @Test func flatIndexIsExact() throws {
+        var flat = FlatIndex(dimension: 32, metric: .l2)
+        try flat.add(Self.data.base)
+        let results = try flat.search(Self.data.queries, k: 3, threads: 2)
+        for query in 0 ..< 5 {
+            let q = Array(Self.data.queries[query])
+            var best: [(Float, Int64)] = (0 ..< Self.data.base.rows).map { row in
+                (zip(q, Self.data.base[row]).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }, Int64(row))
+            }
+            best.sort { $0 < $1 }
+            #expect(Array(results.ids(ofQuery: query)) == best.prefix(3).map(\.1))
+            #expect(abs(results.distances(ofQuery: query).first! - best[0].0) < 1e-3)
+        }
+    }
+
+    @Test func mergeKeepsBestDistancePerId() {
+        let a = SearchResults(queryCount: 1, k: 3, ids: [1, 2, 3], distances: [0.1, 0.5, 0.9])
+        let b = SearchResults(queryCount: 1, k: 3, ids: [2, 4, -1], distances: [0.2, 0.3, .infinity])
+        let merged = SearchResults.merge([a, b], k: 3)
+        #expect(merged.ids == [1, 2, 4])
+        #expect(merged.distances == [0.1, 0.2, 0.3])
+    }
+}
