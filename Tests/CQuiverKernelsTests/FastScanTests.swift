@@ -142,6 +142,48 @@ import Testing
         #expect(few.sorted() == (0..<5).map { Entry(5, Int64($0)) })
     }
 
+    @Test(arguments: [false, true])
+    func multiQueryScanMatchesOneScanPerQuery(dedupe: Bool) {
+        var rng = TestRandom(seed: dedupe ? 9 : 8)
+        for isa in [QUIVER_ISA_SCALAR, simdISA] {
+            for nq in 1...5 {
+                let m = 2 * Int.random(in: 1...40, using: &rng)
+                let count = Int.random(in: 1...200, using: &rng)
+                let ids = (0..<count).map { _ in Int64.random(in: 0..<80, using: &rng) }
+                let list = PackedList.random(count: count, m: m, using: &rng, ids: ids)
+                let luts = (0..<nq).map { _ in randomLUT(m: m, using: &rng) }
+                let scales = (0..<nq).map { _ in Float.random(in: 0.1...10, using: &rng) }
+                let biases = (0..<nq).map { _ in Float.random(in: -100...100, using: &rng) }
+                let k = Int.random(in: 1...20, using: &rng)
+                let single = (0..<nq).map { q in
+                    let heap = Heap(capacity: k, dedupe: dedupe)
+                    heap.scan(isa, list, lut: luts[q], scale: scales[q], bias: biases[q])
+                    return heap
+                }
+                let batched = (0..<nq).map { _ in Heap(capacity: k, dedupe: dedupe) }
+                let lutPointers = luts.map { lut in
+                    let copy = UnsafeMutablePointer<UInt8>.allocate(capacity: lut.count)
+                    copy.initialize(from: lut, count: lut.count)
+                    return UnsafePointer(copy)
+                }
+                defer { lutPointers.forEach { $0.deallocate() } }
+                let heapPointers = UnsafeMutablePointer<UnsafeMutablePointer<quiver_topk>?>.allocate(capacity: nq)
+                defer { heapPointers.deallocate() }
+                for q in 0..<nq { heapPointers[q] = batched[q].rawPointer }
+                list.packed.withUnsafeBufferPointer { packed in
+                    list.ids.withUnsafeBufferPointer { ids in
+                        quiver_fastscan_scan_multi(isa, packed.baseAddress, count, m, nq,
+                                                   lutPointers.map { Optional($0) }, scales, biases,
+                                                   ids.baseAddress, heapPointers)
+                    }
+                }
+                for q in 0..<nq {
+                    #expect(batched[q].rawEntries == single[q].rawEntries, "isa=\(isa) nq=\(nq) query \(q)")
+                }
+            }
+        }
+    }
+
     @Test func scanMatchesNaiveTopK() {
         var rng = TestRandom(seed: 7)
         let m = 8, k = 10

@@ -23,32 +23,35 @@ let noSIMDReason: Comment = "this CPU has no SIMD path (AVX2+FMA+F16C, or NEON)"
 final class Heap {
     private let distances: UnsafeMutablePointer<Float>
     private let ids: UnsafeMutablePointer<Int64>
-    var raw: quiver_topk
+    /// Stable storage, so batched scans can hold a pointer to several heaps at once.
+    let rawPointer: UnsafeMutablePointer<quiver_topk>
 
     init(capacity: Int, dedupe: Bool) {
         distances = .allocate(capacity: max(capacity, 1))
         ids = .allocate(capacity: max(capacity, 1))
-        raw = quiver_topk(distances: distances, ids: ids, size: 0, capacity: Int32(capacity),
-                          dedupe: dedupe ? 1 : 0)
+        rawPointer = .allocate(capacity: 1)
+        rawPointer.initialize(to: quiver_topk(distances: distances, ids: ids, size: 0,
+                                              capacity: Int32(capacity), dedupe: dedupe ? 1 : 0))
     }
 
     deinit {
         distances.deallocate()
         ids.deallocate()
+        rawPointer.deallocate()
     }
 
-    var threshold: Float { quiver_topk_threshold(&raw) }
-    var count: Int { Int(raw.size) }
+    var threshold: Float { quiver_topk_threshold(rawPointer) }
+    var count: Int { Int(rawPointer.pointee.size) }
 
     @discardableResult
-    func push(_ distance: Float, _ id: Int64) -> Bool { quiver_topk_push(&raw, distance, id) != 0 }
+    func push(_ distance: Float, _ id: Int64) -> Bool { quiver_topk_push(rawPointer, distance, id) != 0 }
 
     /// Held entries in heap order (the raw array), as exact bit patterns.
     var rawEntries: [Entry] { (0..<count).map { Entry(distances[$0], ids[$0]) } }
 
     /// Sorts the heap and returns its entries.
     func sorted() -> [Entry] {
-        quiver_topk_sort(&raw)
+        quiver_topk_sort(rawPointer)
         return rawEntries
     }
 
@@ -57,7 +60,7 @@ final class Heap {
             lut.withUnsafeBufferPointer { lut in
                 list.ids.withUnsafeBufferPointer { ids in
                     quiver_fastscan_scan(isa, packed.baseAddress, list.count, list.m, lut.baseAddress,
-                                         scale, bias, ids.baseAddress, &raw)
+                                         scale, bias, ids.baseAddress, rawPointer)
                 }
             }
         }
