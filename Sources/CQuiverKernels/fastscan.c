@@ -136,29 +136,19 @@ static inline uint32_t valid_mask(size_t remaining) {
 
 #if QUIVER_X86
 
-/// The 32 sums of one block: `low` holds vectors 0..15, `high` vectors 16..31.
+// Queries scanned together per pass over a block. Each needs four accumulators; with more than two
+// they spill out of the 16 ymm registers and the pass gets slower per query than two at a time.
+enum { AVX2_MAX_QUERIES = 2 };
+
+#define QUIVER_INLINE_AVX2 QUIVER_TARGET_AVX2 static inline __attribute__((always_inline))
+
+/// Turns one query's accumulators into its 32 sums: `low` holds vectors 0..15, `high` 16..31.
 ///
-/// One shuffle per nibble half looks up both subspaces of a group at once (LUT row 2g in the low
-/// 128-bit lane, row 2g+1 in the high lane, which is how the rows already lie in memory). Byte
-/// results are summed in 16-bit lanes without unpacking: `pairs` adds each byte pair as one word
-/// (even byte + 256 * odd byte), `odd` adds the odd bytes alone; subtracting 256 * odd recovers the
+/// Byte results were summed in 16-bit lanes without unpacking: `pairs` added each byte pair as one
+/// word (even byte + 256 * odd byte), `odd` the odd bytes alone; subtracting 256 * odd recovers the
 /// even sums. The words wrap, but the result is exact modulo 2^16 and the true sums fit 16 bits.
-QUIVER_TARGET_AVX2 static inline void avx2_block_sums(const uint8_t *block, size_t groups,
-                                                      const uint8_t *lut, __m256i *low,
-                                                      __m256i *high) {
-    const __m256i nibble = _mm256_set1_epi8(0x0f);
-    __m256i pairs_lo = _mm256_setzero_si256(), odd_lo = _mm256_setzero_si256();
-    __m256i pairs_hi = _mm256_setzero_si256(), odd_hi = _mm256_setzero_si256();
-    for (size_t g = 0; g < groups; g++) {
-        __m256i codes = _mm256_loadu_si256((const __m256i *)(block + g * GROUP_BYTES));
-        __m256i rows = _mm256_loadu_si256((const __m256i *)(lut + g * GROUP_BYTES));
-        __m256i r_lo = _mm256_shuffle_epi8(rows, _mm256_and_si256(codes, nibble));
-        __m256i r_hi = _mm256_shuffle_epi8(rows, _mm256_and_si256(_mm256_srli_epi16(codes, 4), nibble));
-        pairs_lo = _mm256_add_epi16(pairs_lo, r_lo);
-        odd_lo = _mm256_add_epi16(odd_lo, _mm256_srli_epi16(r_lo, 8));
-        pairs_hi = _mm256_add_epi16(pairs_hi, r_hi);
-        odd_hi = _mm256_add_epi16(odd_hi, _mm256_srli_epi16(r_hi, 8));
-    }
+QUIVER_INLINE_AVX2 void avx2_finish_sums(__m256i pairs_lo, __m256i odd_lo, __m256i pairs_hi,
+                                         __m256i odd_hi, __m256i *low, __m256i *high) {
     __m256i even_lo = _mm256_sub_epi16(pairs_lo, _mm256_slli_epi16(odd_lo, 8));
     __m256i even_hi = _mm256_sub_epi16(pairs_hi, _mm256_slli_epi16(odd_hi, 8));
     // Word i of a lane is vector 2i (even) or 2i+1 (odd) of that half; the two lanes are the two
@@ -173,12 +163,45 @@ QUIVER_TARGET_AVX2 static inline void avx2_block_sums(const uint8_t *block, size
     *high = _mm256_permute2x128_si256(first8, last8, 0x31);
 }
 
+/// The 32 sums of one block for each of `nq` queries (a constant after inlining).
+///
+/// One shuffle per nibble half looks up both subspaces of a group at once: LUT row 2g in the low
+/// 128-bit lane, row 2g+1 in the high lane, which is how the rows already lie in memory. The codes
+/// are loaded and split into nibbles once for all the queries.
+QUIVER_INLINE_AVX2 void avx2_block_sums(const uint8_t *block, size_t groups,
+                                        const uint8_t *const *luts, const int nq, __m256i *low,
+                                        __m256i *high) {
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    __m256i pairs_lo[AVX2_MAX_QUERIES], odd_lo[AVX2_MAX_QUERIES];
+    __m256i pairs_hi[AVX2_MAX_QUERIES], odd_hi[AVX2_MAX_QUERIES];
+    for (int q = 0; q < nq; q++) {
+        pairs_lo[q] = odd_lo[q] = pairs_hi[q] = odd_hi[q] = _mm256_setzero_si256();
+    }
+    for (size_t g = 0; g < groups; g++) {
+        __m256i codes = _mm256_loadu_si256((const __m256i *)(block + g * GROUP_BYTES));
+        __m256i lo = _mm256_and_si256(codes, nibble);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(codes, 4), nibble);
+        for (int q = 0; q < nq; q++) {
+            __m256i rows = _mm256_loadu_si256((const __m256i *)(luts[q] + g * GROUP_BYTES));
+            __m256i r_lo = _mm256_shuffle_epi8(rows, lo);
+            __m256i r_hi = _mm256_shuffle_epi8(rows, hi);
+            pairs_lo[q] = _mm256_add_epi16(pairs_lo[q], r_lo);
+            odd_lo[q] = _mm256_add_epi16(odd_lo[q], _mm256_srli_epi16(r_lo, 8));
+            pairs_hi[q] = _mm256_add_epi16(pairs_hi[q], r_hi);
+            odd_hi[q] = _mm256_add_epi16(odd_hi[q], _mm256_srli_epi16(r_hi, 8));
+        }
+    }
+    for (int q = 0; q < nq; q++) {
+        avx2_finish_sums(pairs_lo[q], odd_lo[q], pairs_hi[q], odd_hi[q], &low[q], &high[q]);
+    }
+}
+
 QUIVER_TARGET_AVX2 static void avx2_sums(const uint8_t *packed, size_t count, size_t m,
                                          const uint8_t *lut, uint16_t *sums) {
     size_t groups = m / 2, block_bytes = groups * GROUP_BYTES;
     for (size_t first = 0; first < count; first += BLOCK_VECTORS) {
         __m256i low, high;
-        avx2_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, groups, lut, &low, &high);
+        avx2_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, groups, &lut, 1, &low, &high);
         if (count - first >= BLOCK_VECTORS) {
             _mm256_storeu_si256((__m256i *)(sums + first), low);
             _mm256_storeu_si256((__m256i *)(sums + first + 16), high);
@@ -192,29 +215,58 @@ QUIVER_TARGET_AVX2 static void avx2_sums(const uint8_t *packed, size_t count, si
 }
 
 /// Bit j set when sum j <= limit (unsigned), for the 32 sums of a block.
-QUIVER_TARGET_AVX2 static inline uint32_t avx2_within_limit(__m256i low, __m256i high, __m256i limit) {
-    __m256i ok_low = _mm256_cmpeq_epi16(_mm256_min_epu16(low, limit), low);
-    __m256i ok_high = _mm256_cmpeq_epi16(_mm256_min_epu16(high, limit), high);
+QUIVER_INLINE_AVX2 uint32_t avx2_within_limit(__m256i low, __m256i high, int limit) {
+    __m256i bound = _mm256_set1_epi16((short)(uint16_t)limit);
+    __m256i ok_low = _mm256_cmpeq_epi16(_mm256_min_epu16(low, bound), low);
+    __m256i ok_high = _mm256_cmpeq_epi16(_mm256_min_epu16(high, bound), high);
     // Packing interleaves 64-bit quarters as (0..7, 16..23, 8..15, 24..31); restore vector order.
     __m256i bytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(ok_low, ok_high), 0xD8);
     return (uint32_t)_mm256_movemask_epi8(bytes);
 }
 
-QUIVER_TARGET_AVX2 static void avx2_scan(const uint8_t *packed, size_t count, size_t m,
-                                         const uint8_t *lut, float scale, float bias,
-                                         const int64_t *ids, quiver_topk *heap) {
+/// Scans one list for `nq` queries at once (a constant after inlining); each query's heap sees
+/// exactly the pushes of a scan on its own.
+QUIVER_INLINE_AVX2 void avx2_scan_queries(const uint8_t *packed, size_t count, size_t m,
+                                          const uint8_t *const *luts, const float *scales,
+                                          const float *biases, const int64_t *ids,
+                                          quiver_topk *const *heaps, const int nq) {
     size_t groups = m / 2, block_bytes = groups * GROUP_BYTES;
-    int limit = sum_limit(heap, scale, bias);
+    int limits[AVX2_MAX_QUERIES];
+    for (int q = 0; q < nq; q++) limits[q] = sum_limit(heaps[q], scales[q], biases[q]);
     for (size_t first = 0; first < count; first += BLOCK_VECTORS) {
-        __m256i low, high;
-        avx2_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, groups, lut, &low, &high);
-        uint32_t mask = avx2_within_limit(low, high, _mm256_set1_epi16((short)(uint16_t)limit)) &
-                        valid_mask(count - first);
-        if (!mask) continue;
-        uint16_t sums[BLOCK_VECTORS];
-        _mm256_storeu_si256((__m256i *)sums, low);
-        _mm256_storeu_si256((__m256i *)(sums + 16), high);
-        limit = push_selected(mask, sums, limit, scale, bias, ids + first, heap);
+        __m256i low[AVX2_MAX_QUERIES], high[AVX2_MAX_QUERIES];
+        avx2_block_sums(packed + (first / BLOCK_VECTORS) * block_bytes, groups, luts, nq, low, high);
+        uint32_t valid = valid_mask(count - first);
+        for (int q = 0; q < nq; q++) {
+            uint32_t mask = avx2_within_limit(low[q], high[q], limits[q]) & valid;
+            if (!mask) continue;
+            uint16_t sums[BLOCK_VECTORS];
+            _mm256_storeu_si256((__m256i *)sums, low[q]);
+            _mm256_storeu_si256((__m256i *)(sums + 16), high[q]);
+            limits[q] = push_selected(mask, sums, limits[q], scales[q], biases[q], ids + first, heaps[q]);
+        }
+    }
+}
+
+// One specialisation per batch size, so each keeps its accumulators in registers.
+#define QUIVER_DEFINE_SCAN(NQ)                                                                     \
+    QUIVER_TARGET_AVX2 static void avx2_scan_##NQ(                                                 \
+        const uint8_t *packed, size_t count, size_t m, const uint8_t *const *luts,                 \
+        const float *scales, const float *biases, const int64_t *ids, quiver_topk *const *heaps) { \
+        avx2_scan_queries(packed, count, m, luts, scales, biases, ids, heaps, NQ);                 \
+    }
+QUIVER_DEFINE_SCAN(1) QUIVER_DEFINE_SCAN(2)
+#undef QUIVER_DEFINE_SCAN
+
+static void avx2_scan_multi(const uint8_t *packed, size_t count, size_t m, size_t nq,
+                            const uint8_t *const *luts, const float *scales, const float *biases,
+                            const int64_t *ids, quiver_topk *const *heaps) {
+    typedef void (*scan_fn)(const uint8_t *, size_t, size_t, const uint8_t *const *, const float *,
+                            const float *, const int64_t *, quiver_topk *const *);
+    static const scan_fn by_batch[AVX2_MAX_QUERIES] = {avx2_scan_1, avx2_scan_2};
+    for (size_t q = 0; q < nq; q += AVX2_MAX_QUERIES) {
+        size_t batch = nq - q < AVX2_MAX_QUERIES ? nq - q : AVX2_MAX_QUERIES;
+        by_batch[batch - 1](packed, count, m, luts + q, scales + q, biases + q, ids, heaps + q);
     }
 }
 
@@ -304,7 +356,7 @@ void quiver_fastscan_scan(quiver_isa isa, const uint8_t *packed, size_t count, s
     switch (quiver_runnable_isa(isa)) {
 #if QUIVER_X86
     case QUIVER_ISA_AVX2:
-        avx2_scan(packed, count, m, lut, scale, bias, ids, heap);
+        avx2_scan_1(packed, count, m, &lut, &scale, &bias, ids, &heap);
         return;
 #endif
 #if QUIVER_ARM64
@@ -315,5 +367,20 @@ void quiver_fastscan_scan(quiver_isa isa, const uint8_t *packed, size_t count, s
     default:
         scalar_scan(packed, count, m, lut, scale, bias, ids, heap);
         return;
+    }
+}
+
+void quiver_fastscan_scan_multi(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
+                                size_t nq, const uint8_t *const *luts, const float *scales,
+                                const float *biases, const int64_t *ids, quiver_topk *const *heaps) {
+#if QUIVER_X86
+    if (quiver_runnable_isa(isa) == QUIVER_ISA_AVX2) {
+        avx2_scan_multi(packed, count, m, nq, luts, scales, biases, ids, heaps);
+        return;
+    }
+#endif
+    // Other paths gain little from sharing code loads; scan each query in turn.
+    for (size_t q = 0; q < nq; q++) {
+        quiver_fastscan_scan(isa, packed, count, m, luts[q], scales[q], biases[q], ids, heaps[q]);
     }
 }

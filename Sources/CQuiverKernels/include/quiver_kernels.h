@@ -81,6 +81,13 @@ void quiver_fastscan_sums(quiver_isa isa, const uint8_t *packed, size_t count, s
 void quiver_fastscan_scan(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
                           const uint8_t *lut, float scale, float bias, const int64_t *ids,
                           quiver_topk *heap);
+/// Scans one list for `nq` queries, loading each block's codes once for several queries (the
+/// batch-search case where many queries probe the same list). Leaves heaps[q] exactly as
+/// quiver_fastscan_scan(isa, packed, count, m, luts[q], scales[q], biases[q], ids, heaps[q]) would;
+/// the heaps must be distinct.
+void quiver_fastscan_scan_multi(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
+                                size_t nq, const uint8_t *const *luts, const float *scales,
+                                const float *biases, const int64_t *ids, quiver_topk *const *heaps);
 
 // ---------------------------------------------------------------------------------------------
 // Float kernels (dispatch to the best ISA internally; results may differ from the scalar

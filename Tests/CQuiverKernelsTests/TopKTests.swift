@@ -1,0 +1,70 @@
+import CQuiverKernels
+import Testing
+
+@Suite struct TopK {
+    @Test func thresholdIsInfiniteUntilFullThenStrict() {
+        let heap = Heap(capacity: 2, dedupe: false)
+        #expect(heap.threshold == .infinity)
+        #expect(heap.push(3, 1))
+        #expect(heap.threshold == .infinity)
+        #expect(heap.push(5, 2))
+        #expect(heap.threshold == 5)
+        #expect(!heap.push(5, 3), "a tie with the threshold must not enter")
+        #expect(heap.push(4, 4))
+        #expect(heap.threshold == 4)
+        #expect(heap.sorted() == [Entry(3, 1), Entry(4, 4)])
+    }
+
+    @Test func rejectsNaNAndZeroCapacity() {
+        let heap = Heap(capacity: 3, dedupe: false)
+        #expect(!heap.push(.nan, 1))
+        #expect(heap.count == 0)
+        let empty = Heap(capacity: 0, dedupe: true)
+        #expect(!empty.push(-.infinity, 1))
+        #expect(empty.count == 0)
+    }
+
+    @Test func dedupeKeepsTheSmallerDistance() {
+        let heap = Heap(capacity: 3, dedupe: true)
+        #expect(heap.push(5, 7))
+        #expect(heap.push(3, 7))
+        #expect(!heap.push(4, 7), "a worse distance for a held id changes nothing")
+        #expect(heap.push(6, 8))
+        #expect(heap.push(9, 9))
+        #expect(heap.push(1, 9), "improving a held id works when the heap is full")
+        #expect(heap.sorted() == [Entry(1, 9), Entry(3, 7), Entry(6, 8)])
+
+        let plain = Heap(capacity: 3, dedupe: false)
+        plain.push(5, 7)
+        plain.push(3, 7)
+        #expect(plain.sorted() == [Entry(3, 7), Entry(5, 7)])
+    }
+
+    @Test func sortsByDistanceThenId() {
+        let heap = Heap(capacity: 6, dedupe: false)
+        for (distance, id) in [(2, 9), (1, 5), (2, 3), (-0.5, 8), (1, 2), (2, 4)] as [(Float, Int64)] {
+            heap.push(distance, id)
+        }
+        #expect(heap.sorted() == [Entry(-0.5, 8), Entry(1, 2), Entry(1, 5), Entry(2, 3), Entry(2, 4), Entry(2, 9)])
+    }
+
+    @Test(arguments: [false, true])
+    func keepsTheBestOfARandomStream(dedupe: Bool) {
+        var rng = TestRandom(seed: dedupe ? 11 : 10)
+        let k = 16
+        let heap = Heap(capacity: k, dedupe: dedupe)
+        var best: [Int64: Float] = [:]
+        var all: [Entry] = []
+        // Distinct distances: which entry wins a tie is not part of this check.
+        for distance in (0..<2000).map(Float.init).shuffled(using: &rng) {
+            let id = Int64.random(in: 0..<200, using: &rng)
+            heap.push(distance, id)
+            all.append(Entry(distance, id))
+            best[id] = min(best[id] ?? .infinity, distance)
+        }
+        let expected = dedupe
+            ? best.map { Entry($0.value, $0.key) }.sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }
+            : all.sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }
+        #expect(heap.sorted() == Array(expected.prefix(k)))
+    }
+}
