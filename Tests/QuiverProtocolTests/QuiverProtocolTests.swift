@@ -21,7 +21,7 @@ import Testing
         request.collection = "deep1m"
         request.k = 10
         request.nprobe = 32
-        request.reorder_k = 100
+        request.reorderK = 100
         request.queries = .with {
             $0.rows = 2
             $0.dimension = 4
