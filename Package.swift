@@ -31,3 +31,36 @@ let package = Package(
         .testTarget(name: "QuiverStorageTests", dependencies: ["QuiverStorage", "QuiverIndex"]),
     ]
 )
+
+// MARK: - QuiverProtocol (gRPC wire protocol; branch `proto`)
+// Kept as a separate appended block so it merges cleanly with edits to the targets above.
+// Versions are exact pins; scripts/protoc-plugins/Package.swift must pin the same
+// swift-protobuf / grpc-swift-2 / grpc-swift-protobuf versions (the plugins that generate
+// Sources/QuiverProtocol/Generated/ must match the runtime libraries).
+package.dependencies += [
+    .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+    .package(url: "https://github.com/grpc/grpc-swift-2", exact: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-protobuf", exact: "2.4.1"),
+    // Transport for the coordinator / worker executables (product GRPCNIOTransportHTTP2).
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport", exact: "2.9.2"),
+    .package(url: "https://github.com/apple/swift-nio", .upToNextMinor(from: "2.101.0")),
+]
+package.targets += [
+    // Generated protobuf messages + gRPC client/server stubs for proto/quiver/v1/*.proto.
+    // Regenerate with scripts/generate-protos.sh; CI checks freshness with scripts/check-protos.sh.
+    .target(
+        name: "QuiverProtocol",
+        dependencies: [
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]
+    ),
+    .testTarget(
+        name: "QuiverProtocolTests",
+        dependencies: [
+            "QuiverProtocol",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]
+    ),
+]

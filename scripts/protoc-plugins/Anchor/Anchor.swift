@@ -1,0 +1,1 @@
+// Intentionally empty: this package exists only to build protoc plugins.
