@@ -1,6 +1,14 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// Layers, bottom up: kernels (C) → index maths → storage → cluster logic → services → client/CLI.
+// A module never imports a layer above it.
+let grpcCore = Target.Dependency.product(name: "GRPCCore", package: "grpc-swift-2")
+let grpcTransport = Target.Dependency.product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport")
+let grpcProtobuf = Target.Dependency.product(name: "GRPCProtobuf", package: "grpc-swift-protobuf")
+let swiftProtobuf = Target.Dependency.product(name: "SwiftProtobuf", package: "swift-protobuf")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+
 let package = Package(
     name: "Quiver",
     platforms: [.macOS(.v15)],
@@ -8,59 +16,52 @@ let package = Package(
         .executable(name: "quiver", targets: ["quiver"]),
         .library(name: "QuiverIndex", targets: ["QuiverIndex"]),
         .library(name: "QuiverStorage", targets: ["QuiverStorage"]),
+        .library(name: "QuiverClient", targets: ["QuiverClient"]),
     ],
+    // Exact pins: scripts/protoc-plugins/Package.swift pins the same swift-protobuf, grpc-swift-2
+    // and grpc-swift-protobuf, so the generated code matches the runtime libraries.
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", exact: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", exact: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", exact: "2.9.2"),
     ],
     targets: [
-        // SIMD hot loops (FastScan block scan, float kernels, CRC32C) with run-time ISA dispatch.
+        // SIMD hot loops (FastScan block scan, GEMM, float16, CRC-32C) with run-time ISA dispatch.
         .target(name: "CQuiverKernels"),
         // Index maths: k-means, PQ, anisotropic assignment, FastScan, IVF, SOAR, top-k. No I/O.
         .target(name: "QuiverIndex", dependencies: ["CQuiverKernels"]),
-        // Dataset readers (.npy, .fvecs, .bvecs, .ivecs) and index files.
+        // Dataset readers, index files, model encoding, worker segments and manifests.
         .target(name: "QuiverStorage", dependencies: ["QuiverIndex", "CQuiverKernels"]),
+        // Generated protobuf messages and gRPC stubs (scripts/generate-protos.sh; never hand-edited).
+        .target(name: "QuiverProtocol", dependencies: [grpcCore, grpcProtobuf, swiftProtobuf]),
+        // Transport-free cluster logic: shard maps, placement, scatter plans, result merging.
+        .target(name: "QuiverCluster", dependencies: ["QuiverIndex"]),
+        // The shard worker service: owns lists, ingests, scans, persists under --data-dir.
+        .target(name: "QuiverWorker", dependencies: [
+            "QuiverIndex", "QuiverStorage", "QuiverCluster", "QuiverProtocol", grpcCore, grpcTransport, logging,
+        ]),
+        // The coordinator service: collections, training, placement, loading, scatter/gather search.
+        .target(name: "QuiverCoordinator", dependencies: [
+            "QuiverIndex", "QuiverStorage", "QuiverCluster", "QuiverProtocol", grpcCore, grpcTransport, logging,
+        ]),
+        // The Swift client library (the CLI uses it too).
+        .target(name: "QuiverClient", dependencies: ["QuiverProtocol", grpcCore, grpcTransport]),
         .executableTarget(
             name: "quiver",
             dependencies: [
-                "QuiverIndex", "QuiverStorage",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "QuiverIndex", "QuiverStorage", "QuiverClient", "QuiverWorker", "QuiverCoordinator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), logging,
             ]
         ),
         .testTarget(name: "CQuiverKernelsTests", dependencies: ["CQuiverKernels"]),
         .testTarget(name: "QuiverIndexTests", dependencies: ["QuiverIndex", "CQuiverKernels"]),
         .testTarget(name: "QuiverStorageTests", dependencies: ["QuiverStorage", "QuiverIndex"]),
+        .testTarget(name: "QuiverProtocolTests", dependencies: ["QuiverProtocol", swiftProtobuf]),
+        .testTarget(name: "QuiverClusterTests", dependencies: ["QuiverCluster", "QuiverIndex"]),
+        // Starts real coordinator and worker processes on loopback.
+        .testTarget(name: "QuiverEndToEndTests", dependencies: ["QuiverClient", "QuiverIndex", "QuiverStorage"]),
     ]
 )
-
-// MARK: - QuiverProtocol (gRPC wire protocol; branch `proto`)
-// Kept as a separate appended block so it merges cleanly with edits to the targets above.
-// Versions are exact pins; scripts/protoc-plugins/Package.swift must pin the same
-// swift-protobuf / grpc-swift-2 / grpc-swift-protobuf versions (the plugins that generate
-// Sources/QuiverProtocol/Generated/ must match the runtime libraries).
-package.dependencies += [
-    .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
-    .package(url: "https://github.com/grpc/grpc-swift-2", exact: "2.4.3"),
-    .package(url: "https://github.com/grpc/grpc-swift-protobuf", exact: "2.4.1"),
-    // Transport for the coordinator / worker executables (product GRPCNIOTransportHTTP2).
-    .package(url: "https://github.com/grpc/grpc-swift-nio-transport", exact: "2.9.2"),
-    .package(url: "https://github.com/apple/swift-nio", .upToNextMinor(from: "2.101.0")),
-]
-package.targets += [
-    // Generated protobuf messages + gRPC client/server stubs for proto/quiver/v1/*.proto.
-    // Regenerate with scripts/generate-protos.sh; CI checks freshness with scripts/check-protos.sh.
-    .target(
-        name: "QuiverProtocol",
-        dependencies: [
-            .product(name: "GRPCCore", package: "grpc-swift-2"),
-            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ]
-    ),
-    .testTarget(
-        name: "QuiverProtocolTests",
-        dependencies: [
-            "QuiverProtocol",
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ]
-    ),
-]

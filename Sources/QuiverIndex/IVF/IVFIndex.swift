@@ -54,32 +54,38 @@ public struct IVFIndex: Sendable {
     }
 
     /// Adds prepared vectors to the lists in `assignment` (a shard worker gets these from the
-    /// coordinator). Lists this index does not hold entries for simply grow.
+    /// coordinator). Lists this index holds no entries for simply grow.
     public mutating func add(prepared vectors: Matrix, ids: [Int64]?, assignment: IVFModel.Assignment,
                              threads: Int = 1) throws(IndexError) {
+        let ids = ids ?? (0 ..< vectors.rows).map { Int64(externalIDs.count + $0) }
+        try append(encode(prepared: vectors, ids: ids, assignment: assignment, threads: threads))
+    }
+
+    /// Encodes prepared vectors for their lists without changing the index: what a worker makes
+    /// durable before it appends and acknowledges.
+    public func encode(prepared vectors: Matrix, ids: [Int64], assignment: IVFModel.Assignment,
+                       threads: Int = 1) throws(IndexError) -> EncodedBatch {
         guard vectors.dimension == model.dimension else {
             throw .dimensionMismatch(expected: model.dimension, got: vectors.dimension)
         }
         let n = vectors.rows
-        if let ids, ids.count != n {
-            throw .invalidParameter("\(ids.count) ids for \(n) vectors")
-        }
+        guard ids.count == n else { throw .invalidParameter("\(ids.count) ids for \(n) vectors") }
         guard assignment.primary.count == n, assignment.spill.count == n else {
             throw .invalidParameter("list assignment covers \(assignment.primary.count) rows, expected \(n)")
         }
-        for list in assignment.primary + assignment.spill where list >= model.nlist || list < -1 {
+        for list in assignment.primary where list < 0 || list >= model.nlist {
             throw .invalidParameter("list \(list) does not exist (nlist \(model.nlist))")
         }
-        let firstRow = externalIDs.count
-        let d = model.dimension
+        for list in assignment.spill where list < -1 || list >= model.nlist {
+            throw .invalidParameter("spill list \(list) does not exist (nlist \(model.nlist))")
+        }
         let config = model.configuration
-        let m = config.encoding == .fastScan ? config.paddedSubspaces : config.subspaces
+        let width = EncodedBatch.codeWidth(config)
+        let d = model.dimension
         let spilling = assignment.spill.contains { $0 >= 0 }
-
-        // Encode residuals in parallel; append to lists in order so list contents are deterministic.
-        var primaryCodes = [UInt8](repeating: 0, count: config.encoding == .flat ? 0 : n * m)
-        var spillCodes = [UInt8](repeating: 0, count: config.encoding == .flat || !spilling ? 0 : n * m)
-        if config.encoding != .flat {
+        var primaryCodes = [UInt8](repeating: 0, count: n * width)
+        var spillCodes = [UInt8](repeating: 0, count: spilling ? n * width : 0)
+        if width > 0 {
             vectors.values.withUnsafeBufferPointer { values in
                 primaryCodes.withUnsafeMutableBufferPointer { primaryOut in
                     spillCodes.withUnsafeMutableBufferPointer { spillOut in
@@ -87,10 +93,10 @@ public struct IVFIndex: Sendable {
                             var encoder = ResidualEncoder(model: model)
                             for row in range {
                                 let x = values.baseAddress! + row * d
-                                encoder.encode(x, list: Int(assignment.primary[row]), into: primaryOut.baseAddress! + row * m)
+                                encoder.encode(x, list: Int(assignment.primary[row]), into: primaryOut.baseAddress! + row * width)
                                 let spill = Int(assignment.spill[row])
                                 if spill >= 0 {
-                                    encoder.encode(x, list: spill, into: spillOut.baseAddress! + row * m)
+                                    encoder.encode(x, list: spill, into: spillOut.baseAddress! + row * width)
                                 }
                             }
                         }
@@ -98,36 +104,52 @@ public struct IVFIndex: Sendable {
                 }
             }
         }
+        let keepVectors = config.encoding == .flat || config.rawVectors != .none
+        return EncodedBatch(ids: ids, primary: assignment.primary, spill: spilling ? assignment.spill : [],
+                            primaryCodes: primaryCodes, spillCodes: spillCodes,
+                            vectors: keepVectors ? vectors.values : [])
+    }
 
+    /// Appends an encoded batch (from `encode`, or replayed from a worker's segments).
+    public mutating func append(_ batch: EncodedBatch) throws(IndexError) {
+        let config = model.configuration
+        let d = model.dimension
+        let width = EncodedBatch.codeWidth(config)
+        try batch.validate(for: model)
+        let n = batch.count
+        let firstRow = externalIDs.count
         var perList = [Int](repeating: 0, count: model.nlist)
-        for row in 0 ..< n {
-            perList[Int(assignment.primary[row])] += 1
-            if assignment.spill[row] >= 0 { perList[Int(assignment.spill[row])] += 1 }
-        }
+        for list in batch.primary { perList[Int(list)] += 1 }
+        for list in batch.spill where list >= 0 { perList[Int(list)] += 1 }
         for (list, additional) in perList.enumerated() where additional > 0 {
-            lists[list].reserve(additional: additional, bytesPerEntry: config.encoding == .flat ? 0 : m,
-                                floatsPerEntry: config.encoding == .flat ? d : 0)
+            lists[list].reserve(additional: additional, bytesPerEntry: width, floatsPerEntry: config.encoding == .flat ? d : 0)
         }
-        vectors.values.withUnsafeBufferPointer { values in
-            primaryCodes.withUnsafeBufferPointer { primaryCodes in
-                spillCodes.withUnsafeBufferPointer { spillCodes in
+        batch.vectors.withUnsafeBufferPointer { values in
+            batch.primaryCodes.withUnsafeBufferPointer { primaryCodes in
+                batch.spillCodes.withUnsafeBufferPointer { spillCodes in
                     for row in 0 ..< n {
                         let stored = Int64(firstRow + row)
-                        let placements = [(Int(assignment.primary[row]), primaryCodes.baseAddress.map { $0 + row * m }),
-                                          (Int(assignment.spill[row]), spillCodes.baseAddress.map { $0 + row * m })]
-                        for (list, codes) in placements where list >= 0 {
-                            switch config.encoding {
-                            case .fastScan: lists[list].appendFastScan(row: stored, entryCodes: codes!, paddedSubspaces: m)
-                            case .pq8: lists[list].appendCodes(row: stored, entryCodes: codes!, subspaces: m)
-                            case .flat: lists[list].appendVector(row: stored, vector: values.baseAddress! + row * d, dimension: d)
-                            }
+                        appendEntry(row: stored, list: Int(batch.primary[row]), codes: primaryCodes.baseAddress.map { $0 + row * width },
+                                    vector: values.baseAddress.map { $0 + row * d })
+                        if !batch.spill.isEmpty, batch.spill[row] >= 0 {
+                            appendEntry(row: stored, list: Int(batch.spill[row]), codes: spillCodes.baseAddress.map { $0 + row * width },
+                                        vector: values.baseAddress.map { $0 + row * d })
                         }
                     }
                 }
             }
-            rawVectors.append(values.baseAddress!, count: n)
+            if rawVectors.precision != .none { rawVectors.append(values.baseAddress!, count: n) }
         }
-        externalIDs.append(contentsOf: ids ?? (0 ..< n).map { Int64(firstRow + $0) })
+        externalIDs.append(contentsOf: batch.ids)
+    }
+
+    private mutating func appendEntry(row: Int64, list: Int, codes: UnsafePointer<UInt8>?, vector: UnsafePointer<Float>?) {
+        let config = model.configuration
+        switch config.encoding {
+        case .fastScan: lists[list].appendFastScan(row: row, entryCodes: codes!, paddedSubspaces: config.paddedSubspaces)
+        case .pq8: lists[list].appendCodes(row: row, entryCodes: codes!, subspaces: config.subspaces)
+        case .flat: lists[list].appendVector(row: row, vector: vector!, dimension: model.dimension)
+        }
     }
 
     static func checkFinite(_ vectors: Matrix) throws(IndexError) {

@@ -157,6 +157,19 @@ public enum Quiver_V1_Coordinator: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RegisterWorker" metadata.
+        public enum RegisterWorker: Sendable {
+            /// Request type for "RegisterWorker".
+            public typealias Input = Quiver_V1_RegisterWorkerRequest
+            /// Response type for "RegisterWorker".
+            public typealias Output = Quiver_V1_RegisterWorkerResponse
+            /// Descriptor for "RegisterWorker".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Coordinator"),
+                method: "RegisterWorker",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "quiver.v1.Coordinator" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateCollection.descriptor,
@@ -168,7 +181,8 @@ public enum Quiver_V1_Coordinator: Sendable {
             LoadFiles.descriptor,
             LoadStatus.descriptor,
             Search.descriptor,
-            ClusterStatus.descriptor
+            ClusterStatus.descriptor,
+            RegisterWorker.descriptor
         ]
     }
 }
@@ -379,6 +393,25 @@ extension Quiver_V1_Coordinator {
             request: GRPCCore.StreamingServerRequest<Quiver_V1_ClusterStatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ClusterStatusResponse>
+
+        /// Handle the "RegisterWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A worker started with --coordinator announces itself; the coordinator adds it to its
+        /// > worker set (persisted) and places lists of later collections on it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_RegisterWorkerRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_RegisterWorkerResponse` messages.
+        func registerWorker(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_RegisterWorkerRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_RegisterWorkerResponse>
     }
 
     /// Service protocol for the "quiver.v1.Coordinator" service.
@@ -573,6 +606,25 @@ extension Quiver_V1_Coordinator {
             request: GRPCCore.ServerRequest<Quiver_V1_ClusterStatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Quiver_V1_ClusterStatusResponse>
+
+        /// Handle the "RegisterWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A worker started with --coordinator announces itself; the coordinator adds it to its
+        /// > worker set (persisted) and places lists of later collections on it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_RegisterWorkerRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Quiver_V1_RegisterWorkerResponse` message.
+        func registerWorker(
+            request: GRPCCore.ServerRequest<Quiver_V1_RegisterWorkerRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Quiver_V1_RegisterWorkerResponse>
     }
 
     /// Simple service protocol for the "quiver.v1.Coordinator" service.
@@ -765,6 +817,25 @@ extension Quiver_V1_Coordinator {
             request: Quiver_V1_ClusterStatusRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Quiver_V1_ClusterStatusResponse
+
+        /// Handle the "RegisterWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A worker started with --coordinator announces itself; the coordinator adds it to its
+        /// > worker set (persisted) and places lists of later collections on it.
+        ///
+        /// - Parameters:
+        ///   - request: A `Quiver_V1_RegisterWorkerRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Quiver_V1_RegisterWorkerResponse` to respond with.
+        func registerWorker(
+            request: Quiver_V1_RegisterWorkerRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Quiver_V1_RegisterWorkerResponse
     }
 }
 
@@ -882,6 +953,17 @@ extension Quiver_V1_Coordinator.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Quiver_V1_Coordinator.Method.RegisterWorker.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_RegisterWorkerRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_RegisterWorkerResponse>(),
+            handler: { request, context in
+                try await self.registerWorker(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -992,6 +1074,17 @@ extension Quiver_V1_Coordinator.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ClusterStatusResponse> {
         let response = try await self.clusterStatus(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func registerWorker(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_RegisterWorkerRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_RegisterWorkerResponse> {
+        let response = try await self.registerWorker(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1125,6 +1218,19 @@ extension Quiver_V1_Coordinator.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Quiver_V1_ClusterStatusResponse> {
         return GRPCCore.ServerResponse<Quiver_V1_ClusterStatusResponse>(
             message: try await self.clusterStatus(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func registerWorker(
+        request: GRPCCore.ServerRequest<Quiver_V1_RegisterWorkerRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Quiver_V1_RegisterWorkerResponse> {
+        return GRPCCore.ServerResponse<Quiver_V1_RegisterWorkerResponse>(
+            message: try await self.registerWorker(
                 request: request.message,
                 context: context
             ),
@@ -1375,6 +1481,30 @@ extension Quiver_V1_Coordinator {
             deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_ClusterStatusResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_ClusterStatusResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RegisterWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A worker started with --coordinator announces itself; the coordinator adds it to its
+        /// > worker set (persisted) and places lists of later collections on it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_RegisterWorkerRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_RegisterWorkerRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_RegisterWorkerResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func registerWorker<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_RegisterWorkerRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_RegisterWorkerRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_RegisterWorkerResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RegisterWorkerResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1738,6 +1868,41 @@ extension Quiver_V1_Coordinator {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "RegisterWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A worker started with --coordinator announces itself; the coordinator adds it to its
+        /// > worker set (persisted) and places lists of later collections on it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_RegisterWorkerRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_RegisterWorkerRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_RegisterWorkerResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func registerWorker<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_RegisterWorkerRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_RegisterWorkerRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_RegisterWorkerResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RegisterWorkerResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Quiver_V1_Coordinator.Method.RegisterWorker.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2034,6 +2199,36 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_ClusterStatusRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_ClusterStatusResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RegisterWorker" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A worker started with --coordinator announces itself; the coordinator adds it to its
+    /// > worker set (persisted) and places lists of later collections on it.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Quiver_V1_RegisterWorkerRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func registerWorker<Result>(
+        request: GRPCCore.ClientRequest<Quiver_V1_RegisterWorkerRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RegisterWorkerResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.registerWorker(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_RegisterWorkerRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_RegisterWorkerResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2373,6 +2568,40 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             metadata: metadata
         )
         return try await self.clusterStatus(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RegisterWorker" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A worker started with --coordinator announces itself; the coordinator adds it to its
+    /// > worker set (persisted) and places lists of later collections on it.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func registerWorker<Result>(
+        _ message: Quiver_V1_RegisterWorkerRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RegisterWorkerResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Quiver_V1_RegisterWorkerRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.registerWorker(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -153,6 +153,11 @@ public nonisolated struct Quiver_V1_IngestRequest: Sendable {
   /// nearest (or anisotropically chosen) coarse centroid computed by the coordinator.
   public var listIds: Data = Data()
 
+  /// i32 bytes, the second (SOAR spill) list of each row on this worker, -1 for none; empty when
+  /// no row of the batch spills here. A row whose primary list lives on another worker arrives
+  /// with its spill list in list_ids and -1 here.
+  public var spillListIds: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -552,7 +557,7 @@ nonisolated extension Quiver_V1_AssignListsResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Quiver_V1_IngestRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IngestRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0\u{3}shard_map_version\0\u{1}batch\0\u{3}list_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0\u{3}shard_map_version\0\u{1}batch\0\u{3}list_ids\0\u{3}spill_list_ids\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -565,6 +570,7 @@ nonisolated extension Quiver_V1_IngestRequest: SwiftProtobuf.Message, SwiftProto
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.shardMapVersion) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._batch) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.listIds) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.spillListIds) }()
       default: break
       }
     }
@@ -590,6 +596,9 @@ nonisolated extension Quiver_V1_IngestRequest: SwiftProtobuf.Message, SwiftProto
     if !self.listIds.isEmpty {
       try visitor.visitSingularBytesField(value: self.listIds, fieldNumber: 5)
     }
+    if !self.spillListIds.isEmpty {
+      try visitor.visitSingularBytesField(value: self.spillListIds, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -599,6 +608,7 @@ nonisolated extension Quiver_V1_IngestRequest: SwiftProtobuf.Message, SwiftProto
     if lhs.shardMapVersion != rhs.shardMapVersion {return false}
     if lhs._batch != rhs._batch {return false}
     if lhs.listIds != rhs.listIds {return false}
+    if lhs.spillListIds != rhs.spillListIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
