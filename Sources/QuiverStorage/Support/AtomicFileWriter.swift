@@ -32,6 +32,19 @@ final class AtomicFileWriter<Failure: Error> {
         if code != 0 { throw failure(String(cString: strerror(code))) }
     }
 
+    /// Overwrites bytes already appended, for fields only known once the rest is written.
+    func overwrite(_ bytes: [UInt8], at offset: Int) throws(Failure) {
+        var done = 0
+        while done < bytes.count {
+            let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw failure(String(cString: strerror(errno)))
+            }
+            done += written
+        }
+    }
+
     /// 0 on success, else errno.
     private func appendReportingErrno(_ bytes: UnsafeRawBufferPointer) -> Int32 {
         var offset = 0
