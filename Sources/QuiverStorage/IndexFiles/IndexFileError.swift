@@ -39,7 +39,8 @@ public enum IndexFileError: Error, Equatable, CustomStringConvertible, Sendable 
         }
     }
 
-    /// The part of the file at fault, when the error is about the contents.
+    /// The part of the file at fault, when the error is about the contents. A truncated file
+    /// counts as the header's: it is the header's recorded length that the file falls short of.
     public var section: IndexFileSection? {
         switch self {
         case .badMagic, .unsupportedVersion, .unsupportedFlags, .empty, .truncated: .header
