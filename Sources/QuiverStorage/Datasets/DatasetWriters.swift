@@ -104,7 +104,7 @@ private func writeMatrix<T>(
     guard rows >= 0, values.count == rows * columns else {
         throw .valueCountMismatch(path: path, expected: max(rows, 0) * columns, found: values.count)
     }
-    let file = try AtomicFileWriter(path: path)
+    let file = try AtomicFileWriter(path: path) { DatasetError.writeFailed(path: path, reason: $0) }
     try file.append(header)
 
     let rowBytes = (rowPrefix ? 4 : 0) + columns * width
@@ -142,63 +142,4 @@ private func writeMatrix<T>(
     }
     if let failure { throw failure }
     try file.commit()
-}
-
-/// A temporary sibling of the destination, renamed over it on `commit`; deleted if dropped
-/// before that.
-final class AtomicFileWriter {
-    let path: String
-    let temporaryPath: String
-    private var fd: Int32
-    private var committed = false
-
-    init(path: String) throws(DatasetError) {
-        self.path = path
-        temporaryPath = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if fd < 0 { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
-    }
-
-    func append(_ bytes: [UInt8]) throws(DatasetError) {
-        let code = bytes.withUnsafeBytes { appendReportingErrno($0) }
-        if code != 0 { throw .writeFailed(path: path, reason: String(cString: strerror(code))) }
-    }
-
-    func append(_ bytes: UnsafeRawBufferPointer) throws(DatasetError) {
-        let code = appendReportingErrno(bytes)
-        if code != 0 { throw .writeFailed(path: path, reason: String(cString: strerror(code))) }
-    }
-
-    /// 0 on success, else errno.
-    private func appendReportingErrno(_ bytes: UnsafeRawBufferPointer) -> Int32 {
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            offset += written
-        }
-        return 0
-    }
-
-    func commit() throws(DatasetError) {
-        // fsync before rename so a crash cannot leave the new name pointing at missing data.
-        if fsync(fd) != 0 || close(fd) != 0 {
-            let reason = String(cString: strerror(errno))
-            fd = -1
-            throw .writeFailed(path: path, reason: reason)
-        }
-        fd = -1
-        if rename(temporaryPath, path) != 0 {
-            throw .writeFailed(path: path, reason: String(cString: strerror(errno)))
-        }
-        committed = true
-    }
-
-    deinit {
-        if fd >= 0 { close(fd) }
-        if !committed { unlink(temporaryPath) }
-    }
 }
