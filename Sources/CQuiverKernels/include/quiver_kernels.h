@@ -89,6 +89,19 @@ void quiver_fastscan_scan_multi(quiver_isa isa, const uint8_t *packed, size_t co
                                 size_t nq, const uint8_t *const *luts, const float *scales,
                                 const float *biases, const int64_t *ids, quiver_topk *const *heaps);
 
+/// The float distance table of 4-bit PQ for one query: `table[s * 16 + c]` is −⟨q_s, center_{s,c}⟩
+/// when `center_norms` is NULL (inner product), else ‖q_s − center_{s,c}‖² (L2, with
+/// `center_norms[s * 16 + c]` = ‖center_{s,c}‖²). `transposed` holds each subspace's codebook
+/// dimension-major: `transposed[(s * dsub + j) * 16 + c]`.
+void quiver_pq4_table(const float *query, const float *transposed, const float *center_norms, size_t m,
+                      size_t dsub, float *table);
+/// Quantizes a float table of `m` rows of 16 distances to uint8: entry = round((v − min_s) · scale),
+/// one scale for all rows and bias = Σ min_s, so distance ≈ sum / scale + bias. The scale keeps
+/// every entry ≤ 255 and every 16-bit sum ≤ 65535. Rows m..<padded_m are zero. The AVX2 path may
+/// differ from the scalar one by a rounding step on ties only.
+void quiver_quantize_lut(quiver_isa isa, const float *table, size_t m, size_t padded_m, uint8_t *lut,
+                         float *scale, float *bias);
+
 // ---------------------------------------------------------------------------------------------
 // Float kernels (dispatch to the best ISA internally; results may differ from the scalar
 // reference by float rounding only).

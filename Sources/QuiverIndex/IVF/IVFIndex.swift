@@ -170,9 +170,9 @@ public struct IVFIndex: Sendable {
         model.prepare(&prepared)
         let nprobe = min(parameters.nprobe, model.nlist)
         return prepared.values.withUnsafeBufferPointer { q in
-            let probes = model.probe(q.baseAddress!, count: prepared.rows, nprobe: nprobe, threads: threads)
-            return search(prepared: q.baseAddress!, count: prepared.rows, probes: probes, nprobe: nprobe,
-                          parameters: parameters, threads: threads)
+            let probes = model.probeWithDistances(q.baseAddress!, count: prepared.rows, nprobe: nprobe, threads: threads)
+            return search(prepared: q.baseAddress!, count: prepared.rows, probes: probes.lists, nprobe: nprobe,
+                          parameters: parameters, threads: threads, coarseDistances: probes.distances)
         }
     }
 
@@ -189,10 +189,12 @@ public struct IVFIndex: Sendable {
     }
 
     /// Scans the given lists (`count × nprobe`, −1 entries skipped) for prepared queries.
-    /// This is what a shard worker runs for the lists it owns.
+    /// This is what a shard worker runs for the lists it owns. `coarseDistances` (same shape as
+    /// `probes`, from `IVFModel.probeWithDistances`) saves recomputing each list's offset.
     public func search(prepared queries: UnsafePointer<Float>, count: Int, probes: [Int32], nprobe: Int,
-                       parameters: SearchParameters, threads: Int = 1) -> SearchResults {
+                       parameters: SearchParameters, threads: Int = 1, coarseDistances: [Float]? = nil) -> SearchResults {
         precondition(probes.count == count * nprobe)
+        precondition(coarseDistances == nil || coarseDistances!.count == probes.count)
         let k = parameters.k
         let reranking = parameters.reorderK > 0 && rawVectors.precision != .none && model.configuration.encoding != .flat
         let candidates = reranking ? max(k, parameters.reorderK) : k
@@ -206,7 +208,7 @@ public struct IVFIndex: Sendable {
                     for query in range {
                         let q = queries + query * model.dimension
                         let probed = probes[query * nprobe ..< (query + 1) * nprobe]
-                        scanner.scan(query: q, lists: probed)
+                        scanner.scan(query: q, lists: probed, coarse: coarseDistances?[query * nprobe ..< (query + 1) * nprobe])
                         if reranking {
                             scanner.rerank(query: q, into: &best)
                             best.drainSorted(into: output.value.1 + query * k, output.value.0 + query * k, slots: k)

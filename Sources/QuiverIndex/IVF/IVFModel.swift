@@ -161,26 +161,39 @@ public struct IVFModel: Sendable, Equatable {
 
     /// The `nprobe` nearest lists of each prepared query, nearest first (`count × nprobe`).
     public func probe(_ queries: UnsafePointer<Float>, count: Int, nprobe: Int, threads: Int = 1) -> [Int32] {
+        probeWithDistances(queries, count: count, nprobe: nprobe, threads: threads).lists
+    }
+
+    /// Like `probe`, also returning each probed list's coarse distance (for inner product
+    /// −⟨q, c⟩, which the scan reuses as the list's score offset).
+    public func probeWithDistances(_ queries: UnsafePointer<Float>, count: Int, nprobe: Int,
+                                   threads: Int = 1) -> (lists: [Int32], distances: [Float]) {
         let k = nlist
         let probes = min(nprobe, k)
         var lists = [Int32](repeating: -1, count: count * probes)
+        var coarse = [Float](repeating: .infinity, count: count * probes)
         lists.withUnsafeMutableBufferPointer { out in
-            forEachCentroidDistanceBlock(rows: queries, count: count, dimension: dimension, centroids: centroids,
-                                         centroidNorms: centroidNorms, comparison: comparison,
-                                         threads: threads) { range, block, _ in
-                var nearest = TopK(capacity: probes)
-                for (local, row) in range.enumerated() {
-                    let distances = block + local * k
-                    for c in 0 ..< k where distances[c] < nearest.threshold {
-                        nearest.push(distance: distances[c], id: Int64(c))
-                    }
-                    for (rank, entry) in nearest.drainSorted().enumerated() {
-                        out[row * probes + rank] = Int32(entry.id)
+            coarse.withUnsafeMutableBufferPointer { outDistances in
+                forEachCentroidDistanceBlock(rows: queries, count: count, dimension: dimension, centroids: centroids,
+                                             centroidNorms: centroidNorms, comparison: comparison,
+                                             threads: threads) { range, block, _ in
+                    var nearest = TopK(capacity: probes)
+                    for (local, row) in range.enumerated() {
+                        let distances = block + local * k
+                        var threshold = Float.infinity
+                        for c in 0 ..< k where distances[c] < threshold {
+                            nearest.push(distance: distances[c], id: Int64(c))
+                            threshold = nearest.threshold
+                        }
+                        for (rank, entry) in nearest.drainSorted().enumerated() {
+                            out[row * probes + rank] = Int32(entry.id)
+                            outDistances[row * probes + rank] = entry.distance
+                        }
                     }
                 }
             }
         }
-        return lists
+        return (lists, coarse)
     }
 
     /// Normalises rows for cosine; other metrics take vectors as they are.

@@ -20,7 +20,8 @@ struct ListScanner: ~Copyable {
     }
 
     /// Fills `heap` with the best candidates (stored rows) of `lists` for prepared query `query`.
-    mutating func scan(query: UnsafePointer<Float>, lists: ArraySlice<Int32>) {
+    /// `coarse`, when given, holds each list's coarse distance (−⟨q, c⟩ for inner product).
+    mutating func scan(query: UnsafePointer<Float>, lists: ArraySlice<Int32>, coarse: ArraySlice<Float>?) {
         heap.reset()
         let model = index.model
         let configuration = model.configuration
@@ -33,13 +34,13 @@ struct ListScanner: ~Copyable {
             (lutScale, lutBias) = buildTable(quantizer: quantizer, query: query, residualAgainst: nil)
         }
         model.centroids.values.withUnsafeBufferPointer { centroids in
-            for listID in lists where listID >= 0 {
+            for (position, listID) in zip(lists.indices, lists) where listID >= 0 {
                 let list = index.lists[Int(listID)]
                 guard list.count > 0 else { continue }
                 let centroid = centroids.baseAddress! + Int(listID) * d
                 var bias = lutBias
                 if innerProduct {
-                    bias -= quiver_dot(query, centroid, d)
+                    bias += coarse.map { $0[position] } ?? -quiver_dot(query, centroid, d)
                 } else if let quantizer = model.quantizer {
                     (lutScale, bias) = buildTable(quantizer: quantizer, query: query, residualAgainst: centroid)
                 }
@@ -70,16 +71,26 @@ struct ListScanner: ~Copyable {
         let fastScan = index.configuration.encoding == .fastScan
         let paddedSubspaces = index.configuration.paddedSubspaces
         return table.withUnsafeMutableBufferPointer { table in
-            if let centroid {
+            if fastScan {
+                if let centroid {
+                    residual.withUnsafeMutableBufferPointer { residual in
+                        for j in 0 ..< quantizer.dimension { residual[j] = query[j] - centroid[j] }
+                        quantizer.fastScanTable(residual.baseAddress!, l2: true, into: table.baseAddress!)
+                    }
+                } else {
+                    quantizer.fastScanTable(query, l2: false, into: table.baseAddress!)
+                }
+            } else if let centroid {
                 residual.withUnsafeMutableBufferPointer { residual in
                     for j in 0 ..< quantizer.dimension { residual[j] = query[j] - centroid[j] }
                     quantizer.l2Table(residual.baseAddress!, into: table.baseAddress!)
                 }
+                return (1, 0)
             } else {
                 quantizer.innerProductTable(query, into: table.baseAddress!)
                 for i in 0 ..< entries { table[i] = -table[i] }
+                return (1, 0)
             }
-            guard fastScan else { return (1, 0) }
             return lut.withUnsafeMutableBufferPointer { lut in
                 quantizeLUT(table.baseAddress!, subspaces: quantizer.subspaces, paddedSubspaces: paddedSubspaces,
                             into: lut.baseAddress!)

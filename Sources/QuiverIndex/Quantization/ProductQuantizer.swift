@@ -1,3 +1,5 @@
+import CQuiverKernels
+
 /// Product quantization: the vector (here always a residual against its list centroid) is cut
 /// into `subspaces` sub-vectors, each replaced by the id of the nearest of `centersPerSubspace`
 /// codebook centers. Scores against a query become sums of per-subspace table entries (ADC).
@@ -7,7 +9,11 @@ public struct ProductQuantizer: Sendable, Equatable {
     /// 4 (16 centers, FastScan) or 8 (256 centers).
     public let bitsPerCode: Int
     /// `subspaces × centersPerSubspace × subspaceDimension` floats.
-    public var codebooks: [Float]
+    public let codebooks: [Float]
+    /// 4-bit only: each subspace's codebook dimension-major (`[s][j][c]`), the layout the SIMD
+    /// table kernel reads, and the squared norm of every center (`[s][c]`) for L2 tables.
+    let transposedCodebooks: [Float]
+    let centerNorms: [Float]
 
     public var centersPerSubspace: Int { 1 << bitsPerCode }
     public var subspaceDimension: Int { dimension / subspaces }
@@ -20,6 +26,38 @@ public struct ProductQuantizer: Sendable, Equatable {
         self.subspaces = subspaces
         self.bitsPerCode = bitsPerCode
         self.codebooks = codebooks
+        let centers = 1 << bitsPerCode
+        let subDimension = dimension / subspaces
+        var transposed = [Float](repeating: 0, count: bitsPerCode == 4 ? codebooks.count : 0)
+        var norms = [Float](repeating: 0, count: bitsPerCode == 4 ? subspaces * centers : 0)
+        if bitsPerCode == 4 {
+            for s in 0 ..< subspaces {
+                for c in 0 ..< centers {
+                    for j in 0 ..< subDimension {
+                        let value = codebooks[(s * centers + c) * subDimension + j]
+                        transposed[(s * subDimension + j) * centers + c] = value
+                        norms[s * centers + c] += value * value
+                    }
+                }
+            }
+        }
+        transposedCodebooks = transposed
+        centerNorms = norms
+    }
+
+    public static func == (lhs: ProductQuantizer, rhs: ProductQuantizer) -> Bool {
+        lhs.dimension == rhs.dimension && lhs.subspaces == rhs.subspaces && lhs.bitsPerCode == rhs.bitsPerCode
+            && lhs.codebooks == rhs.codebooks
+    }
+
+    /// 4-bit distance table for FastScan: −⟨q_s, c⟩ (inner product) or ‖q_s − c‖² (L2), SIMD.
+    public func fastScanTable(_ query: UnsafePointer<Float>, l2: Bool, into table: UnsafeMutablePointer<Float>) {
+        precondition(bitsPerCode == 4)
+        transposedCodebooks.withUnsafeBufferPointer { transposed in
+            centerNorms.withUnsafeBufferPointer { norms in
+                quiver_pq4_table(query, transposed.baseAddress!, l2 ? norms.baseAddress! : nil, subspaces, subspaceDimension, table)
+            }
+        }
     }
 
     /// Trains one codebook per subspace by k-means on the sub-vectors of `residuals`.
