@@ -1,2 +1,73 @@
-/// The Swift client library for a Quiver cluster; the `quiver` command line uses it.
-enum QuiverClientModule {}
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import QuiverProtocol
+
+/// A connection to a Quiver coordinator: collections, training, loading, search and status, in
+/// plain Swift types. The `quiver` command line is built on it.
+///
+/// ```swift
+/// try await QuiverClient.withConnection(to: HostAndPort("127.0.0.1:7000")!) { client in
+///     let hits = try await client.search("docs", queries: vectors, dimension: 384, k: 10)
+/// }
+/// ```
+public struct QuiverClient: Sendable {
+    let coordinator: Quiver_V1_Coordinator.Client<HTTP2ClientTransport.Posix>
+    /// Deadline applied to every call that has none of its own.
+    public var timeout: Duration
+
+    init(grpc: GRPCClient<HTTP2ClientTransport.Posix>, timeout: Duration) {
+        coordinator = Quiver_V1_Coordinator.Client(wrapping: grpc)
+        self.timeout = timeout
+    }
+
+    /// Connects, runs `body`, then closes the connection.
+    public static func withConnection<Result: Sendable>(
+        to address: HostAndPort, timeout: Duration = .seconds(600),
+        _ body: (QuiverClient) async throws -> Result
+    ) async throws -> Result {
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .dns(host: address.host, port: address.port),
+            transportSecurity: .plaintext,
+            config: .defaults { config in
+                // Searches are latency-bound single messages: send them at once.
+                config.connection.flushCoalescing = nil
+            },
+            serviceConfig: QuiverGRPC.serviceConfig)
+        return try await withGRPCClient(transport: transport) { grpc in
+            try await body(QuiverClient(grpc: grpc, timeout: timeout))
+        }
+    }
+
+    var options: CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        return options
+    }
+
+    /// Runs a call, turning gRPC failures into `QuiverClientError`.
+    func call<Result>(_ body: () async throws -> Result) async throws(QuiverClientError) -> Result {
+        do {
+            return try await body()
+        } catch let error as RPCError {
+            throw QuiverClientError(code: error.code, message: error.message)
+        } catch let error as QuiverClientError {
+            throw error
+        } catch {
+            throw QuiverClientError(code: .unknown, message: "\(error)")
+        }
+    }
+}
+
+/// A failed call: the gRPC status code and the server's message.
+public struct QuiverClientError: Error, CustomStringConvertible, Sendable {
+    public let code: RPCError.Code
+    public let message: String
+
+    public init(code: RPCError.Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

@@ -1,0 +1,92 @@
+import GRPCCore
+import QuiverProtocol
+
+/// What a user sets when creating a collection; zero values let the cluster choose.
+public struct CollectionSettings: Sendable {
+    public var name: String
+    public var dimension: Int
+    public var metric: Quiver_V1_Metric
+    /// 0: chosen from the data size at training time (2·√n).
+    public var nlist: Int = 0
+    /// 0: d/2 subspaces.
+    public var subspaces: Int = 0
+    public var bitsPerCode: Int = 4
+    /// 0: the default (0.2 for inner product and cosine, off for L2).
+    public var anisotropicThreshold: Float = 0
+    public var storeRawVectors = true
+    public var rawPrecision: Quiver_V1_VectorPrecision = .float32
+    public var replicationFactor = 1
+
+    public init(name: String, dimension: Int, metric: Quiver_V1_Metric) {
+        self.name = name
+        self.dimension = dimension
+        self.metric = metric
+    }
+
+    var message: Quiver_V1_CollectionConfig {
+        var config = Quiver_V1_CollectionConfig()
+        config.name = name
+        config.dimension = UInt32(clamping: dimension)
+        config.metric = metric
+        config.nlist = UInt32(clamping: nlist)
+        config.pqM = UInt32(clamping: subspaces)
+        config.pqNbits = UInt32(clamping: bitsPerCode)
+        config.anisotropicThreshold = anisotropicThreshold
+        config.storeRawVectors = storeRawVectors
+        config.rawVectorPrecision = rawPrecision
+        config.replicationFactor = UInt32(clamping: replicationFactor)
+        return config
+    }
+}
+
+extension QuiverClient {
+    public func createCollection(_ settings: CollectionSettings) async throws(QuiverClientError) -> Quiver_V1_CollectionInfo {
+        var request = Quiver_V1_CreateCollectionRequest()
+        request.config = settings.message
+        return try await call { try await coordinator.createCollection(request, options: options).collection }
+    }
+
+    public func describeCollection(_ name: String) async throws(QuiverClientError) -> Quiver_V1_CollectionInfo {
+        var request = Quiver_V1_DescribeCollectionRequest()
+        request.collection = name
+        return try await call { try await coordinator.describeCollection(request, options: options).collection }
+    }
+
+    public func listCollections() async throws(QuiverClientError) -> [Quiver_V1_CollectionInfo] {
+        try await call { try await coordinator.listCollections(Quiver_V1_ListCollectionsRequest(), options: options).collections }
+    }
+
+    @discardableResult
+    public func dropCollection(_ name: String, ifExists: Bool = false) async throws(QuiverClientError) -> Bool {
+        var request = Quiver_V1_DropCollectionRequest()
+        request.collection = name
+        request.ifExists = ifExists
+        return try await call { try await coordinator.dropCollection(request, options: options).existed }
+    }
+
+    /// Trains from a file the coordinator can read (glob allowed), sampling at most `maxRows`.
+    public func train(_ collection: String, fromFile path: String, maxRows: Int = 0, seed: UInt64 = 0) async throws(QuiverClientError) -> Quiver_V1_TrainResponse {
+        var request = Quiver_V1_TrainRequest()
+        request.collection = collection
+        var file = Quiver_V1_TrainFromFile()
+        file.path = path
+        file.maxRows = UInt64(max(0, maxRows))
+        request.file = file
+        request.seed = seed
+        return try await call { try await coordinator.train(request, options: options) }
+    }
+
+    /// Asks the coordinator to train on a sample of the first load (`sampleRows`, 0: its default).
+    public func trainOnFirstLoad(_ collection: String, sampleRows: Int = 0) async throws(QuiverClientError) -> Quiver_V1_TrainResponse {
+        var request = Quiver_V1_TrainRequest()
+        request.collection = collection
+        var firstLoad = Quiver_V1_TrainFromFirstLoad()
+        firstLoad.sampleRows = UInt64(max(0, sampleRows))
+        request.firstLoad = firstLoad
+        return try await call { try await coordinator.train(request, options: options) }
+    }
+
+    public func clusterStatus() async throws(QuiverClientError) -> Quiver_V1_ClusterStatusResponse {
+        try await call { try await coordinator.clusterStatus(Quiver_V1_ClusterStatusRequest(), options: options) }
+    }
+}

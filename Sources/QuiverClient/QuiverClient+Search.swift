@@ -1,0 +1,44 @@
+import GRPCCore
+import QuiverProtocol
+
+/// Nearest neighbours of a batch of queries: `k` ids and scores per query, best first. Scores
+/// are inner products (IP, cosine) or squared L2 distances; empty slots have id −1.
+public struct SearchHits: Sendable {
+    public let queryCount: Int
+    public let k: Int
+    public let ids: [Int64]
+    public let scores: [Float]
+    /// Probed lists that answered / probed lists, over the whole batch (1 when complete).
+    public let coverage: Double
+
+    public func ids(ofQuery query: Int) -> ArraySlice<Int64> { ids[query * k ..< (query + 1) * k] }
+    public func scores(ofQuery query: Int) -> ArraySlice<Float> { scores[query * k ..< (query + 1) * k] }
+}
+
+extension QuiverClient {
+    /// Searches `queries` (`count × dimension`, row-major). `nprobe`/`reorderK` nil use the
+    /// collection's defaults; `timeout` bounds this call end to end.
+    public func search(_ collection: String, queries: [Float], dimension: Int, k: Int,
+                       nprobe: Int? = nil, reorderK: Int? = nil, requireFullCoverage: Bool = false,
+                       timeout: Duration? = nil) async throws(QuiverClientError) -> SearchHits {
+        guard dimension > 0, queries.count % dimension == 0, !queries.isEmpty else {
+            throw QuiverClientError(code: .invalidArgument, message: "\(queries.count) values do not form query rows of dimension \(dimension)")
+        }
+        var request = Quiver_V1_SearchRequest()
+        request.collection = collection
+        request.k = UInt32(clamping: max(0, k))
+        request.queries = Quiver_V1_FloatMatrix(rows: queries.count / dimension, dimension: dimension, values: queries)
+        request.nprobe = UInt32(clamping: max(0, nprobe ?? 0))
+        request.reorderK = UInt32(clamping: max(0, reorderK ?? 0))
+        request.requireFullCoverage = requireFullCoverage
+        var options = self.options
+        if let timeout { options.timeout = timeout }
+        let response = try await call { try await coordinator.search(request, options: options) }
+        return try await call {
+            let results = response.results
+            let coverage = response.coverage.listsProbed == 0 ? 1 : Double(response.coverage.listsAnswered) / Double(response.coverage.listsProbed)
+            return SearchHits(queryCount: Int(results.queryCount), k: Int(results.k), ids: try results.unpackedIDs(),
+                              scores: try results.unpackedScores(), coverage: coverage)
+        }
+    }
+}
