@@ -29,7 +29,7 @@ extension QuiverClient {
         request.k = UInt32(clamping: max(0, k))
         request.queries = Quiver_V1_FloatMatrix(rows: queries.count / dimension, dimension: dimension, values: queries)
         request.nprobe = UInt32(clamping: max(0, nprobe ?? 0))
-        request.reorderK = UInt32(clamping: max(0, reorderK ?? 0))
+        if let reorderK { request.reorderK = UInt32(clamping: max(0, reorderK)) }
         request.requireFullCoverage = requireFullCoverage
         var options = self.options
         if let timeout { options.timeout = timeout }

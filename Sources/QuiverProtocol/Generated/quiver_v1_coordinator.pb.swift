@@ -569,9 +569,17 @@ public nonisolated struct Quiver_V1_SearchRequest: Sendable {
   /// Inverted lists probed per query (0 = server default; capped at nlist).
   public var nprobe: UInt32 = 0
 
-  /// Candidates per query re-ranked with exact distances on raw vectors; 0 = no re-ranking
-  /// (return PQ-estimated scores). Must be >= k when set, and requires store_raw_vectors.
-  public var reorderK: UInt32 = 0
+  /// Candidates per query re-ranked with exact distances on raw vectors; absent = server default
+  /// (re-ranking when the collection stores raw vectors), 0 = no re-ranking (PQ-estimated
+  /// scores). When set it must be >= k and the collection must store raw vectors.
+  public var reorderK: UInt32 {
+    get {_reorderK ?? 0}
+    set {_reorderK = newValue}
+  }
+  /// Returns true if `reorderK` has been explicitly set.
+  public var hasReorderK: Bool {self._reorderK != nil}
+  /// Clears the value of `reorderK`. Subsequent reads from it will return its default value.
+  public mutating func clearReorderK() {self._reorderK = nil}
 
   /// When false (default), results are returned even if some probed lists could not be
   /// answered (see coverage). When true, such a search fails with UNAVAILABLE instead.
@@ -582,6 +590,7 @@ public nonisolated struct Quiver_V1_SearchRequest: Sendable {
   public init() {}
 
   fileprivate var _queries: Quiver_V1_FloatMatrix? = nil
+  fileprivate var _reorderK: UInt32? = nil
 }
 
 public nonisolated struct Quiver_V1_SearchResponse: Sendable {
@@ -1506,7 +1515,7 @@ nonisolated extension Quiver_V1_SearchRequest: SwiftProtobuf.Message, SwiftProto
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.k) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._queries) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.nprobe) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.reorderK) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self._reorderK) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.requireFullCoverage) }()
       default: break
       }
@@ -1530,9 +1539,9 @@ nonisolated extension Quiver_V1_SearchRequest: SwiftProtobuf.Message, SwiftProto
     if self.nprobe != 0 {
       try visitor.visitSingularUInt32Field(value: self.nprobe, fieldNumber: 4)
     }
-    if self.reorderK != 0 {
-      try visitor.visitSingularUInt32Field(value: self.reorderK, fieldNumber: 5)
-    }
+    try { if let v = self._reorderK {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 5)
+    } }()
     if self.requireFullCoverage != false {
       try visitor.visitSingularBoolField(value: self.requireFullCoverage, fieldNumber: 6)
     }
@@ -1544,7 +1553,7 @@ nonisolated extension Quiver_V1_SearchRequest: SwiftProtobuf.Message, SwiftProto
     if lhs.k != rhs.k {return false}
     if lhs._queries != rhs._queries {return false}
     if lhs.nprobe != rhs.nprobe {return false}
-    if lhs.reorderK != rhs.reorderK {return false}
+    if lhs._reorderK != rhs._reorderK {return false}
     if lhs.requireFullCoverage != rhs.requireFullCoverage {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
