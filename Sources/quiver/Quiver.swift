@@ -5,6 +5,7 @@ struct Quiver: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quiver",
         abstract: "Quiver: sharded vector search (IVF + PQ + 4-bit FastScan).",
-        subcommands: [BenchCommand.self]
+        subcommands: [CreateCommand.self, TrainCommand.self, LoadCommand.self, QueryCommand.self, StatusCommand.self,
+                      CollectionsCommand.self, DropCommand.self, BenchCommand.self]
     )
 }

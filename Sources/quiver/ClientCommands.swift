@@ -1,0 +1,263 @@
+import ArgumentParser
+import Foundation
+import QuiverClient
+import QuiverProtocol
+import QuiverStorage
+
+/// Where the coordinator listens; every client command takes it.
+struct CoordinatorOption: ParsableArguments {
+    @Option(name: .customLong("coordinator"),
+            help: "Coordinator address HOST:PORT (default: $QUIVER_COORDINATOR, then 127.0.0.1:7700).")
+    var address: String = ProcessInfo.processInfo.environment["QUIVER_COORDINATOR"] ?? "127.0.0.1:7700"
+
+    @Option(help: "Deadline for each call, in seconds.")
+    var timeout: Double = 600
+
+    func validate() throws {
+        guard HostAndPort(address) != nil else { throw ValidationError("--coordinator must be HOST:PORT, got '\(address)'") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+    }
+
+    func connect<Result: Sendable>(_ body: (QuiverClient) async throws -> Result) async throws -> Result {
+        do {
+            return try await QuiverClient.withConnection(to: HostAndPort(address)!, timeout: .milliseconds(Int64(timeout * 1000)), body)
+        } catch let error as QuiverClientError {
+            throw CleanExit.message("error: \(error.description)")
+        }
+    }
+}
+
+extension Quiver_V1_Metric: ExpressibleByArgument {
+    public init?(argument: String) {
+        switch argument.lowercased() {
+        case "ip", "dot", "inner_product": self = .innerProduct
+        case "l2", "euclidean": self = .l2
+        case "cosine", "cos", "angular": self = .cosine
+        default: return nil
+        }
+    }
+}
+
+struct CreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a collection.")
+    @OptionGroup var coordinator: CoordinatorOption
+    @Argument(help: "Collection name.") var name: String
+    @Option(help: "Vector dimension.") var dimension: Int
+    @Option(help: "ip, l2 or cosine.") var metric: Quiver_V1_Metric
+    @Option(help: "Inverted lists (default: 2·√n of the data at training time).") var nlist: Int = 0
+    @Option(help: "PQ subspaces (default d/2).") var m: Int = 0
+    @Option(help: "Bits per PQ code: 4 (FastScan) or 8.") var nbits: Int = 4
+    @Option(help: "Anisotropic threshold (default 0.2 for ip/cosine).") var anisotropic: Float = 0
+    @Option(help: "Raw vectors kept for re-ranking: float32, float16 or none.") var raw: String = "float32"
+    @Option(help: "Workers holding each list.") var replication: Int = 1
+
+    func run() async throws {
+        var settings = CollectionSettings(name: name, dimension: dimension, metric: metric)
+        settings.nlist = nlist
+        settings.subspaces = m
+        settings.bitsPerCode = nbits
+        settings.anisotropicThreshold = anisotropic
+        switch raw {
+        case "float32": settings.rawPrecision = .float32
+        case "float16": settings.rawPrecision = .float16
+        case "none": settings.storeRawVectors = false
+        default: throw ValidationError("--raw must be float32, float16 or none")
+        }
+        settings.replicationFactor = replication
+        let info = try await coordinator.connect { try await $0.createCollection(settings) }
+        print("created \(info.config.name): dimension \(info.config.dimension), metric \(metric), state \(info.state)")
+    }
+}
+
+struct TrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Train a collection's model from a file the coordinator can read.")
+    @OptionGroup var coordinator: CoordinatorOption
+    @Argument(help: "Collection name.") var name: String
+    @Option(help: "Training vectors (glob allowed).") var input: String
+    @Option(help: "Rows sampled at most (default 256·nlist).") var maxRows: Int = 0
+
+    func run() async throws {
+        let path = absolutePath(input)
+        let response = try await coordinator.connect { try await $0.train(name, fromFile: path, maxRows: maxRows) }
+        print("trained \(name): model version \(response.modelVersion), nlist \(response.nlist), \(response.trainingRows) training rows")
+    }
+}
+
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Bulk-load vectors: server-side from sharded files (default), or streamed from this machine.")
+    @OptionGroup var coordinator: CoordinatorOption
+    @Argument(help: "Collection name.") var name: String
+    @Option(help: "Vector files, e.g. 'data/base.*.npy' (.npy, .fvecs, .bvecs).") var input: String
+    @Option(help: "Id files matching --input (.npy int64/int32 or .ivecs); default: row numbers.") var ids: String?
+    @Flag(help: "Read the files here and stream them to the coordinator instead of loading server-side.") var stream = false
+    @Option(help: "Rows per batch.") var batch: Int = 8192
+
+    func run() async throws {
+        try await coordinator.connect { client in
+            let info = try await client.describeCollection(name)
+            if info.state != .ready {
+                // An untrained collection learns its model from the data it is about to hold.
+                print("training \(name) on a sample of \(input) …")
+                let trained = try await client.train(name, fromFile: absolutePath(input))
+                print("trained: model version \(trained.modelVersion), nlist \(trained.nlist)")
+            }
+            if stream {
+                try await streamLoad(client)
+            } else {
+                try await serverLoad(client)
+            }
+        }
+    }
+
+    private func serverLoad(_ client: QuiverClient) async throws {
+        let job = try await client.loadFiles(name, pathGlob: absolutePath(input), idPathGlob: ids.map(absolutePath) ?? "", batchSize: batch)
+        print("load job \(job.loadJobID): \(job.filesMatched) file(s)")
+        while true {
+            let status = try await client.loadStatus(job.loadJobID)
+            print(String(format: "  %@ rows %llu / %llu  %.0f rows/s  ETA %.0f s", "\(status.state)", status.rowsDone, status.rowsTotal,
+                         status.rowsPerSecond, status.etaSeconds))
+            switch status.state {
+            case .succeeded:
+                print("loaded \(status.rowsDone) rows into \(name)")
+                return
+            case .failed:
+                throw CleanExit.message("error: load failed after \(status.rowsDone) rows: \(status.error)")
+            default:
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    private func streamLoad(_ client: QuiverClient) async throws {
+        let dataset = try VectorDataset(pattern: input)
+        let idValues = try ids.map { try readIntegerMatrix(path: $0).values }
+        if let idValues, idValues.count != dataset.count {
+            throw ValidationError("\(ids!) holds \(idValues.count) ids for \(dataset.count) vectors")
+        }
+        let start = ContinuousClock.now
+        var first = 0
+        while first < dataset.count {
+            let end = min(dataset.count, first + batch * 16)
+            let values = try dataset.readRows(first ..< end)
+            try await client.load(name, vectors: values, dimension: dataset.dimension,
+                                  ids: idValues.map { Array($0[first ..< end]) }, batchRows: batch)
+            first = end
+            let elapsed = max(1e-9, seconds(since: start))
+            let rate = Double(first) / elapsed
+            print(String(format: "  rows %d / %d  %.0f rows/s  ETA %.0f s", first, dataset.count, rate, Double(dataset.count - first) / rate))
+        }
+        print("loaded \(dataset.count) rows into \(name)")
+    }
+}
+
+struct QueryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "query", abstract: "Search a collection with queries read from a file.")
+    @OptionGroup var coordinator: CoordinatorOption
+    @Argument(help: "Collection name.") var name: String
+    @Option(help: "Query vectors (.npy or .fvecs).") var input: String
+    @Option(help: "Neighbours per query.") var k: Int = 10
+    @Option(help: "Lists probed per query (default: the collection's).") var nprobe: Int?
+    @Option(help: "Candidates re-ranked exactly (default: the collection's; 0: none).") var reorder: Int?
+    @Option(help: "Only the first N queries.") var limit: Int?
+    @Option(help: "Write the ids (int64, one row of k per query) to this .npy file.") var output: String?
+    @Option(help: "Write the scores (float32) to this .npy file.") var scoresOutput: String?
+    @Option(help: "Print the results of at most this many queries.") var show: Int = 5
+    @Option(help: "Tab-separated text, one line per base vector, to print beside the ids.") var text: String?
+    @Option(help: "Tab-separated text, one line per query.") var queryText: String?
+
+    func run() async throws {
+        let dataset = try VectorDataset(pattern: input)
+        let count = min(dataset.count, limit ?? dataset.count)
+        let queries = try dataset.readRows(0 ..< count)
+        let start = ContinuousClock.now
+        let hits = try await coordinator.connect {
+            try await $0.search(name, queries: queries, dimension: dataset.dimension, k: k, nprobe: nprobe, reorderK: reorder)
+        }
+        let elapsed = seconds(since: start)
+        let baseLines = try text.map(readLines)
+        let queryLines = try queryText.map(readLines)
+        for query in 0 ..< min(show, hits.queryCount) {
+            print("query \(query)" + (queryLines.flatMap { query < $0.count ? ": \($0[query])" : nil } ?? ""))
+            for (id, score) in zip(hits.ids(ofQuery: query), hits.scores(ofQuery: query)) where id >= 0 {
+                let label = baseLines.flatMap { Int(id) < $0.count ? "  \($0[Int(id)])" : nil } ?? ""
+                print(String(format: "  %10lld  %9.4f", id, score) + label)
+            }
+        }
+        print(String(format: "%d queries, k=%d, %.1f ms (%.0f queries/s), coverage %.3f", hits.queryCount, k, elapsed * 1000,
+                     Double(hits.queryCount) / elapsed, hits.coverage))
+        if let output {
+            try writeNpy(path: output, rows: hits.queryCount, columns: hits.k, values: hits.ids)
+            print("wrote \(output)")
+        }
+        if let scoresOutput {
+            try writeNpy(path: scoresOutput, rows: hits.queryCount, dimension: hits.k, values: hits.scores)
+            print("wrote \(scoresOutput)")
+        }
+    }
+
+    private func readLines(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.replacingOccurrences(of: "\t", with: "  ") }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show workers, shard maps and collections.")
+    @OptionGroup var coordinator: CoordinatorOption
+
+    func run() async throws {
+        let status = try await coordinator.connect { try await $0.clusterStatus() }
+        print("workers:")
+        for worker in status.workers {
+            print("  \(worker.workerID) \(worker.address) \(worker.health): lists \(worker.listsOwned), vectors \(worker.vectors), \(worker.bytes) bytes, queries \(worker.queriesServed)")
+        }
+        print("collections:")
+        for collection in status.collections {
+            print("  \(collection.config.name): \(collection.state), dimension \(collection.config.dimension), metric \(collection.config.metric), nlist \(collection.nlist), vectors \(collection.vectorCount), model v\(collection.modelVersion), shard map v\(collection.shardMapVersion)"
+                + (collection.error.isEmpty ? "" : ", error: \(collection.error)"))
+        }
+        print("shard maps:")
+        for map in status.shardMaps {
+            print("  \(map.collection) v\(map.version) (model v\(map.modelVersion), replication \(map.replicationFactor))")
+            for assignment in map.assignments {
+                let lists = (try? WireArrays.unpack(assignment.listIds, as: Int32.self, field: "list_ids")) ?? []
+                print("    \(assignment.workerID): \(lists.count) lists \(summarize(lists))")
+            }
+        }
+    }
+
+    private func summarize(_ lists: [Int32]) -> String {
+        let shown = lists.prefix(12).map(String.init).joined(separator: ",")
+        return "[" + shown + (lists.count > 12 ? ",…]" : "]")
+    }
+}
+
+struct DropCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "drop", abstract: "Drop a collection and its data on every worker.")
+    @OptionGroup var coordinator: CoordinatorOption
+    @Argument(help: "Collection name.") var name: String
+    @Flag(help: "Succeed if the collection does not exist.") var ifExists = false
+
+    func run() async throws {
+        let existed = try await coordinator.connect { try await $0.dropCollection(name, ifExists: ifExists) }
+        print(existed ? "dropped \(name)" : "\(name) did not exist")
+    }
+}
+
+struct CollectionsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "collections", abstract: "List collections.")
+    @OptionGroup var coordinator: CoordinatorOption
+
+    func run() async throws {
+        for info in try await coordinator.connect({ try await $0.listCollections() }) {
+            print("\(info.config.name): \(info.state), dimension \(info.config.dimension), metric \(info.config.metric), nlist \(info.nlist), vectors \(info.vectorCount)")
+        }
+    }
+}
+
+/// Paths sent to the coordinator must not depend on this process's working directory.
+func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
