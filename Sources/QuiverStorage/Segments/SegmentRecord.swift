@@ -1,0 +1,127 @@
+import QuiverIndex
+
+#if _endian(big)
+#error("Segment records are little-endian and arrays are copied without byte swapping")
+#endif
+
+/// The byte form of one `EncodedBatch` in a segment file: a fixed header, then the batch's
+/// arrays back to back, each copied in one piece.
+///
+/// Layout (little-endian, no padding):
+///
+///     header   magic "QVSR" (4) · flags u32 (bit 0: spill lists, bit 1: vectors) · row count u32
+///              · code width u32 · vector dimension u32 (0 without vectors) · payload length u64
+///              · payload CRC-32C u32 · header CRC-32C u32 (of the 32 bytes before it)
+///     payload  ids n×i64 · primary lists n×i32 · [spill lists n×i32] · primary codes n×width
+///              · [spill codes n×width] · [vectors n×dimension f32]
+///
+/// The header has its own checksum so that a reader can tell a damaged header from a torn
+/// one, and can search the bytes after a bad record for intact ones (see `SegmentFile`).
+enum SegmentRecord {
+    static let magic: [UInt8] = Array("QVSR".utf8)
+    static let headerSize = 36
+    static let spillFlag: UInt32 = 1
+    static let vectorsFlag: UInt32 = 2
+
+    struct Header: Equatable {
+        var flags: UInt32
+        var rows: Int
+        var codeWidth: Int
+        var dimension: Int
+        var payloadLength: Int
+        var payloadCRC: UInt32
+
+        var hasSpill: Bool { flags & SegmentRecord.spillFlag != 0 }
+        var hasVectors: Bool { flags & SegmentRecord.vectorsFlag != 0 }
+        var recordLength: Int { SegmentRecord.headerSize + payloadLength }
+
+        /// The payload length the shape implies; a stored length that differs means a damaged
+        /// header. nil when it overflows (the fields are u32, so only the product can).
+        var expectedPayloadLength: Int? {
+            let perRow = 8 + 4 + (hasSpill ? 4 : 0) + codeWidth * (hasSpill ? 2 : 1) + (hasVectors ? dimension * 4 : 0)
+            let (total, overflow) = rows.multipliedReportingOverflow(by: perRow)
+            return overflow ? nil : total
+        }
+    }
+
+    /// Header and payload of `batch`, ready to append with one write.
+    static func encode(_ batch: EncodedBatch, dimension: Int) -> [UInt8] {
+        let n = batch.count
+        let hasSpill = !batch.spill.isEmpty
+        let hasVectors = !batch.vectors.isEmpty
+        let codeWidth = n > 0 ? batch.primaryCodes.count / n : 0
+        let payloadLength = batch.ids.count * 8 + batch.primary.count * 4 + batch.spill.count * 4
+            + batch.primaryCodes.count + batch.spillCodes.count + batch.vectors.count * 4
+        let total = headerSize + payloadLength
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            var offset = headerSize
+            func copy<T: BitwiseCopyable>(_ array: [T]) {
+                array.withUnsafeBytes { source in
+                    guard source.count > 0 else { return }
+                    UnsafeMutableRawBufferPointer(rebasing: raw[offset ..< offset + source.count]).copyMemory(from: source)
+                    offset += source.count
+                }
+            }
+            copy(batch.ids)
+            copy(batch.primary)
+            copy(batch.spill)
+            copy(batch.primaryCodes)
+            copy(batch.spillCodes)
+            copy(batch.vectors)
+            let payloadCRC = Kernels.crc32c(UnsafeRawBufferPointer(rebasing: raw[headerSize ..< total]))
+
+            let flags = (hasSpill ? spillFlag : 0) | (hasVectors ? vectorsFlag : 0)
+            raw.copyBytes(from: magic)
+            raw.storeBytes(of: flags.littleEndian, toByteOffset: 4, as: UInt32.self)
+            raw.storeBytes(of: UInt32(n).littleEndian, toByteOffset: 8, as: UInt32.self)
+            raw.storeBytes(of: UInt32(codeWidth).littleEndian, toByteOffset: 12, as: UInt32.self)
+            raw.storeBytes(of: UInt32(hasVectors ? dimension : 0).littleEndian, toByteOffset: 16, as: UInt32.self)
+            raw.storeBytes(of: UInt64(payloadLength).littleEndian, toByteOffset: 20, as: UInt64.self)
+            raw.storeBytes(of: payloadCRC.littleEndian, toByteOffset: 28, as: UInt32.self)
+            let headerCRC = Kernels.crc32c(UnsafeRawBufferPointer(rebasing: raw[0 ..< 32]))
+            raw.storeBytes(of: headerCRC.littleEndian, toByteOffset: 32, as: UInt32.self)
+            initialized = total
+        }
+    }
+
+    /// Parses a header; nil when the magic, checksum or shape is wrong.
+    static func decodeHeader(_ bytes: UnsafeRawBufferPointer) -> Header? {
+        guard bytes.count >= headerSize, bytes.prefix(4).elementsEqual(magic) else { return nil }
+        let storedCRC = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 32, as: UInt32.self))
+        guard Kernels.crc32c(UnsafeRawBufferPointer(rebasing: bytes[0 ..< 32])) == storedCRC else { return nil }
+        func u32(_ offset: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
+        let payloadLength = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 20, as: UInt64.self))
+        guard payloadLength <= UInt64(Int.max) else { return nil }
+        let header = Header(flags: u32(4), rows: Int(u32(8)), codeWidth: Int(u32(12)), dimension: Int(u32(16)),
+                            payloadLength: Int(payloadLength), payloadCRC: u32(28))
+        guard header.flags & ~(spillFlag | vectorsFlag) == 0,
+              header.hasVectors == (header.dimension > 0),
+              header.expectedPayloadLength == header.payloadLength else { return nil }
+        return header
+    }
+
+    /// The batch in a payload whose length and checksum the caller has verified.
+    static func decodePayload(_ payload: UnsafeRawBufferPointer, header: Header) -> EncodedBatch {
+        let n = header.rows
+        var offset = 0
+        func take<T: BitwiseCopyable>(_: T.Type, _ count: Int) -> [T] {
+            let bytes = count * MemoryLayout<T>.stride
+            defer { offset += bytes }
+            return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+                if bytes > 0 {
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[offset ..< offset + bytes]))
+                }
+                initialized = count
+            }
+        }
+        let ids = take(Int64.self, n)
+        let primary = take(Int32.self, n)
+        let spill = take(Int32.self, header.hasSpill ? n : 0)
+        let primaryCodes = take(UInt8.self, n * header.codeWidth)
+        let spillCodes = take(UInt8.self, header.hasSpill ? n * header.codeWidth : 0)
+        let vectors = take(Float.self, header.hasVectors ? n * header.dimension : 0)
+        return EncodedBatch(ids: ids, primary: primary, spill: spill, primaryCodes: primaryCodes,
+                            spillCodes: spillCodes, vectors: vectors)
+    }
+}

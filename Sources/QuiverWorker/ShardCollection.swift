@@ -1,0 +1,161 @@
+import Foundation
+import QuiverIndex
+import QuiverStorage
+import Synchronization
+
+/// Which lists of a collection this worker owns, under which shard map version.
+struct ListOwnership: Sendable {
+    var shardMapVersion: UInt64
+    /// Indexed by list id.
+    var owned: [Bool]
+    var ownedCount: Int
+
+    init(shardMapVersion: UInt64, lists: [Int32], nlist: Int) {
+        self.shardMapVersion = shardMapVersion
+        owned = [Bool](repeating: false, count: nlist)
+        for list in lists { owned[Int(list)] = true }
+        ownedCount = lists.count
+    }
+
+    func owns(_ list: Int32) -> Bool { list >= 0 && Int(list) < owned.count && owned[Int(list)] }
+}
+
+/// One collection on this worker: its durable store, the in-memory index replayed from it, and
+/// the lists it owns.
+///
+/// Two locks, so the expensive parts never wait on each other needlessly:
+/// - `indexLock` (reader-writer) guards `index` and `ownership`. Searches hold it for reading;
+///   only the in-memory append (and an ownership change) takes it for writing, briefly.
+/// - `writeLock` serialises everything that writes the store (append with its fsync, manifest
+///   changes, drop), so an fsync never blocks searches.
+///
+/// A collection whose model is replaced or which is dropped is *retired*: it keeps answering
+/// searches already under way but refuses further writes, which is what lets its successor take
+/// over the same store safely.
+final class ShardCollection: @unchecked Sendable {
+    let name: String
+    let model: IVFModel
+    /// An index without entries on the same model, used only to encode: encoding needs just the
+    /// model, and keeping it apart means no encoder ever holds a reference to the stored arrays.
+    let encoder: IVFIndex
+    let queriesServed = Atomic<UInt64>(0)
+
+    private let indexLock = ReadWriteLock()
+    private var index: IVFIndex
+    private var ownership: ListOwnership
+
+    private let writeLock = NSLock()
+    private let store: CollectionStore
+    private var retired = false
+
+    init(store: CollectionStore, index: IVFIndex) {
+        name = store.name
+        model = store.model
+        encoder = IVFIndex(model: store.model)
+        self.index = index
+        self.store = store
+        ownership = ListOwnership(shardMapVersion: store.manifest.shardMapVersion, lists: store.manifest.ownedLists,
+                                  nlist: store.model.nlist)
+    }
+
+    /// Runs `body` with the index and ownership, concurrently with other readers. `body` must not
+    /// let the index escape: a reference kept past the lock would make the next append copy it.
+    func read<Result, Failure: Error>(_ body: (borrowing IVFIndex, ListOwnership) throws(Failure) -> Result) throws(Failure) -> Result {
+        try indexLock.withReadLock { () throws(Failure) -> Result in try body(index, ownership) }
+    }
+
+    var currentOwnership: ListOwnership { indexLock.withReadLock { ownership } }
+
+    /// Makes `batch` durable, then visible to searches. The caller has validated it against the model.
+    func append(_ batch: EncodedBatch) throws(WorkerWriteError) {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        guard !retired else { throw .retired(name) }
+        do {
+            try store.append(batch)
+        } catch {
+            throw .store(error)
+        }
+        do {
+            try indexLock.withWriteLock { () throws(IndexError) in try index.append(batch) }
+        } catch {
+            // Validated before storing, so this means a bug; the rows are durable and come back on restart.
+            throw .inconsistent("rows were stored but could not be added to the in-memory index: \(error)")
+        }
+    }
+
+    func assign(shardMapVersion: UInt64, lists: [Int32]) throws(WorkerWriteError) {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        guard !retired else { throw .retired(name) }
+        do {
+            try store.assign(shardMapVersion: shardMapVersion, ownedLists: lists)
+        } catch {
+            throw .store(error)
+        }
+        let updated = ListOwnership(shardMapVersion: shardMapVersion, lists: lists, nlist: model.nlist)
+        indexLock.withWriteLock { ownership = updated }
+    }
+
+    /// Retires this collection and returns its successor on `newModel`, sharing the (empty) store.
+    func replacingModel(with newModel: IVFModel) throws(WorkerWriteError) -> ShardCollection {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        guard !retired else { throw .retired(name) }
+        do {
+            try store.replaceModel(newModel)
+        } catch {
+            throw .store(error)
+        }
+        retired = true
+        return ShardCollection(store: store, index: IVFIndex(model: newModel))
+    }
+
+    /// Retires this collection and deletes its folder; returns the bytes freed on disk and in memory.
+    func drop() throws(WorkerWriteError) -> Int {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        guard !retired else { throw .retired(name) }
+        retired = true
+        let memory = indexLock.withReadLock { index.memoryBytes }
+        do {
+            return try store.drop() + memory
+        } catch {
+            throw .store(error)
+        }
+    }
+
+    /// Records the committed segment length (clean shutdown).
+    func checkpoint() throws(WorkerWriteError) {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        guard !retired else { return }
+        do {
+            try store.checkpoint()
+        } catch {
+            throw .store(error)
+        }
+    }
+
+    struct Statistics {
+        var vectors: Int
+        var codeBytes: Int
+        var rawBytes: Int
+        var ownership: ListOwnership
+    }
+
+    var statistics: Statistics {
+        indexLock.withReadLock {
+            Statistics(vectors: index.count, codeBytes: index.memoryBytes - index.rawVectors.memoryBytes,
+                       rawBytes: index.rawVectors.memoryBytes, ownership: ownership)
+        }
+    }
+}
+
+/// Why a write to a collection failed.
+enum WorkerWriteError: Error {
+    /// Dropped, or its model replaced, while the request was in flight.
+    case retired(String)
+    case store(CollectionStoreError)
+    case inconsistent(String)
+}

@@ -1,0 +1,84 @@
+import Dispatch
+import GRPCCore
+import QuiverProtocol
+import Synchronization
+
+/// The gRPC face of a `ShardWorker`: reads request streams and runs each operation on a
+/// dispatch thread, because encoding, scanning and fsync block for long stretches and would
+/// otherwise stall Swift's small cooperative thread pool (and with it every other RPC).
+public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
+    public let worker: ShardWorker
+
+    public init(worker: ShardWorker) { self.worker = worker }
+
+    public func installModel(request: RPCAsyncSequence<Quiver_V1_InstallModelChunk, any Error>,
+                             context: ServerContext) async throws -> Quiver_V1_InstallModelResponse {
+        var upload = ModelUpload(maxBytes: worker.options.maxModelBytes)
+        for try await chunk in request { try upload.add(chunk) }
+        let bytes = try upload.finish()
+        let (worker, collection, version) = (worker, upload.collection, upload.version)
+        return try await offload { () throws(RPCError) in try worker.installModel(collection: collection, version: version, bytes: bytes) }
+    }
+
+    public func assignLists(request: Quiver_V1_AssignListsRequest, context: ServerContext) async throws -> Quiver_V1_AssignListsResponse {
+        let worker = worker
+        return try await offload { () throws(RPCError) in try worker.assignLists(request) }
+    }
+
+    public func ingest(request: RPCAsyncSequence<Quiver_V1_IngestRequest, any Error>,
+                       context: ServerContext) async throws -> Quiver_V1_IngestResponse {
+        let worker = worker
+        var session = IngestSession()
+        for try await message in request {
+            let current = session
+            do {
+                session = try await offload { () throws(RPCError) in
+                    var next = current
+                    try worker.ingest(message, session: &next)
+                    return next
+                }
+            } catch {
+                // Earlier messages are durable already; say so, so the caller does not resend them blindly.
+                guard session.rowsStored > 0 else { throw error }
+                throw RPCError(code: error.code, message: error.message
+                    + " (\(session.rowsStored) rows of earlier messages in this stream are stored)")
+            }
+        }
+        return session.response
+    }
+
+    public func searchLists(request: Quiver_V1_SearchListsRequest, context: ServerContext) async throws -> Quiver_V1_SearchListsResponse {
+        let worker = worker
+        let handle = context.cancellation
+        let taskCancelled = Atomic<Bool>(false)
+        return try await withTaskCancellationHandler {
+            try await offload { () throws(RPCError) in
+                try worker.searchLists(request) { handle.isCancelled || taskCancelled.load(ordering: .relaxed) }
+            }
+        } onCancel: {
+            taskCancelled.store(true, ordering: .relaxed)
+        }
+    }
+
+    public func stats(request: Quiver_V1_WorkerStatsRequest, context: ServerContext) async throws -> Quiver_V1_WorkerStatsResponse {
+        worker.stats(request)
+    }
+
+    public func dropCollection(request: Quiver_V1_WorkerDropCollectionRequest,
+                               context: ServerContext) async throws -> Quiver_V1_WorkerDropCollectionResponse {
+        let worker = worker
+        return try await offload { () throws(RPCError) in try worker.dropCollection(request) }
+    }
+}
+
+private let blockingWork = DispatchQueue(label: "quiver.worker.blocking", qos: .userInitiated, attributes: .concurrent)
+
+/// Runs `body` on a dispatch thread and waits for it without blocking the caller's thread.
+func offload<Result: Sendable>(_ body: @escaping @Sendable () throws(RPCError) -> Result) async throws(RPCError) -> Result {
+    let outcome: Swift.Result<Result, RPCError> = await withCheckedContinuation { continuation in
+        blockingWork.async {
+            continuation.resume(returning: Swift.Result { () throws(RPCError) in try body() })
+        }
+    }
+    return try outcome.get()
+}
