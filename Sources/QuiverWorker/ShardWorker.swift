@@ -11,7 +11,7 @@ import Synchronization
 /// the caller should see. `WorkerService` is the thin gRPC shell; tests drive this directly.
 public final class ShardWorker: @unchecked Sendable {
     public struct Options: Sendable {
-        /// Stable id reported in Stats.
+        /// Stable id reported in Stats (changeable later through `workerID`).
         public var workerID: String
         /// Threads for encoding and scanning.
         public var threads: Int
@@ -40,6 +40,7 @@ public final class ShardWorker: @unchecked Sendable {
     /// Guards `collections`; held only to look up or swap entries.
     private let registryLock = NSLock()
     private var collections: [String: ShardCollection] = [:]
+    private var reportedID: String
     /// Serialises the rare operations that add, replace or remove collections, so two installs
     /// of one collection cannot both create it.
     private let lifecycleLock = NSLock()
@@ -49,6 +50,21 @@ public final class ShardWorker: @unchecked Sendable {
         self.options = options
         self.logger = logger
         self.collections = collections
+        reportedID = options.workerID
+    }
+
+    /// The id reported in Stats.
+    public var workerID: String {
+        get {
+            registryLock.lock()
+            defer { registryLock.unlock() }
+            return reportedID
+        }
+        set {
+            registryLock.lock()
+            defer { registryLock.unlock() }
+            reportedID = newValue
+        }
     }
 
     /// Opens every collection under `dataDirectory` and replays its segments. A collection whose
@@ -191,7 +207,7 @@ public final class ShardWorker: @unchecked Sendable {
 
     public func stats(_ request: Quiver_V1_WorkerStatsRequest) -> Quiver_V1_WorkerStatsResponse {
         var response = Quiver_V1_WorkerStatsResponse()
-        response.workerID = options.workerID
+        response.workerID = workerID
         response.version = Self.version
         let elapsed = ContinuousClock.now - started
         response.uptimeSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18

@@ -1,0 +1,151 @@
+import Dispatch
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import QuiverIndex
+import QuiverProtocol
+import QuiverStorage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs a worker process: opens (and replays) every collection under the data folder, serves the
+/// Worker service over HTTP/2, registers with the coordinator in the background, and stops
+/// cleanly on SIGINT or SIGTERM.
+public enum WorkerServer {
+    public struct Configuration: Sendable {
+        /// Where to listen; port 0 lets the OS pick one.
+        public var listen: HostAndPort
+        public var dataDirectory: String
+        /// Coordinator to register with, if any.
+        public var coordinator: HostAndPort?
+        /// The address the coordinator should dial; defaults to `listen` with the bound port.
+        public var advertise: HostAndPort?
+        /// Stable worker id; defaults to the advertised address.
+        public var workerID: String?
+        public var threads: Int
+
+        public init(listen: HostAndPort, dataDirectory: String, coordinator: HostAndPort? = nil, advertise: HostAndPort? = nil,
+                    workerID: String? = nil, threads: Int = availableCores) {
+            self.listen = listen
+            self.dataDirectory = dataDirectory
+            self.coordinator = coordinator
+            self.advertise = advertise
+            self.workerID = workerID
+            self.threads = threads
+        }
+    }
+
+    /// Serves until SIGINT or SIGTERM. `onListening` gets the bound address (the real port)
+    /// once the socket accepts connections.
+    public static func run(_ configuration: Configuration, logger: Logger,
+                           onListening: @Sendable (HostAndPort) -> Void) async throws {
+        // Opened (and replayed) before binding, so nothing is served from a half-read folder.
+        let options = ShardWorker.Options(workerID: configuration.workerID ?? configuration.listen.description,
+                                          threads: configuration.threads)
+        let worker = try ShardWorker.open(dataDirectory: configuration.dataDirectory, options: options, logger: logger)
+        let transport = HTTP2ServerTransport.Posix(
+            address: configuration.listen.host.contains(":")
+                ? .ipv6(host: configuration.listen.host, port: configuration.listen.port)
+                : .ipv4(host: configuration.listen.host, port: configuration.listen.port),
+            transportSecurity: .plaintext,
+            config: .defaults { $0.rpc.maxRequestPayloadSize = QuiverGRPC.maxMessageBytes })
+        let server = GRPCServer(transport: transport, services: [WorkerService(worker: worker)])
+        let stopOnSignal = Task {
+            for await signal in SignalStream.watching([SIGINT, SIGTERM]) {
+                logger.info("stopping", metadata: ["signal": "\(signal)"])
+                server.beginGracefulShutdown()
+                break
+            }
+        }
+        var registration: Task<Void, Never>?
+        defer {
+            stopOnSignal.cancel()
+            registration?.cancel()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.serve() }
+            let bound: HostAndPort
+            do {
+                let address = try await transport.listeningAddress
+                guard let port = address.ipv4?.port ?? address.ipv6?.port else {
+                    throw RPCError(code: .internalError, message: "listening on \(address), which has no TCP port")
+                }
+                bound = HostAndPort(host: configuration.listen.host, port: port)
+            } catch {
+                server.beginGracefulShutdown()
+                throw error
+            }
+            onListening(bound)
+            let advertised = configuration.advertise ?? bound
+            // With port 0 the default id (the address) is known only now.
+            worker.workerID = configuration.workerID ?? advertised.description
+            if let coordinator = configuration.coordinator {
+                registration = Task {
+                    await register(with: coordinator, address: advertised, workerID: configuration.workerID ?? advertised.description,
+                                   logger: logger)
+                }
+            }
+            try await group.waitForAll()
+        }
+        worker.checkpoint()
+        logger.info("stopped")
+    }
+
+    /// Calls RegisterWorker until it succeeds (the coordinator may start after the worker),
+    /// backing off from 250 ms to 10 s between attempts.
+    static func register(with coordinator: HostAndPort, address: HostAndPort, workerID: String, logger: Logger) async {
+        var request = Quiver_V1_RegisterWorkerRequest()
+        request.address = address.description
+        request.workerID = workerID
+        var delay = Duration.milliseconds(250)
+        while !Task.isCancelled {
+            do {
+                let transport = try HTTP2ClientTransport.Posix(
+                    target: .dns(host: coordinator.host, port: coordinator.port), transportSecurity: .plaintext,
+                    serviceConfig: QuiverGRPC.serviceConfig)
+                let response = try await withGRPCClient(transport: transport) { client in
+                    var options = CallOptions.defaults
+                    options.timeout = .seconds(5)
+                    return try await Quiver_V1_Coordinator.Client(wrapping: client).registerWorker(request, options: options)
+                }
+                logger.info("registered with coordinator", metadata: [
+                    "coordinator": "\(coordinator)", "address": "\(address)", "workers_known": "\(response.workersKnown)",
+                ])
+                return
+            } catch {
+                logger.warning("registering with the coordinator failed; retrying", metadata: [
+                    "coordinator": "\(coordinator)", "error": "\(error)", "retry_in": "\(delay)",
+                ])
+            }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(10))
+        }
+    }
+}
+
+/// Delivers SIGINT/SIGTERM as an async sequence instead of killing the process, so the server
+/// can finish in-flight requests and record its committed lengths.
+enum SignalStream {
+    static func watching(_ signals: [Int32]) -> AsyncStream<Int32> {
+        AsyncStream { continuation in
+            let sources = SignalSources(signals.map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { continuation.yield(number) }
+                source.resume()
+                return source
+            })
+            continuation.onTermination = { _ in sources.cancel() }
+        }
+    }
+
+    private final class SignalSources: @unchecked Sendable {
+        private let sources: [any DispatchSourceSignal]
+        init(_ sources: [any DispatchSourceSignal]) { self.sources = sources }
+        func cancel() { sources.forEach { $0.cancel() } }
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Logging
+import QuiverIndex
+import QuiverProtocol
+import QuiverWorker
+
+/// `quiver worker`: serves the Worker service for the coordinator, storing its lists under
+/// `--data-dir`. Prints exactly one line to stdout once listening (logs go to stderr), so
+/// scripts and tests can read the real port when `--listen` asks for port 0.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a shard worker: holds inverted lists, ingests and scans them for the coordinator.")
+
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free port).")
+    var listen: String
+    @Option(help: "Folder holding this worker's collections; created if missing, replayed on start.")
+    var dataDir: String
+    @Option(help: "Coordinator to register with, HOST:PORT (retried in the background until it answers).")
+    var coordinator: String?
+    @Option(help: "Address the coordinator should dial, HOST:PORT (default: the listen address with the bound port).")
+    var advertise: String?
+    @Option(help: "Stable worker id (default: the advertised address).")
+    var id: String?
+    @Option(help: "Threads for encoding and scanning (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        guard HostAndPort(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, got \(listen)") }
+        if let coordinator, HostAndPort(coordinator) == nil || HostAndPort(coordinator)!.port == 0 {
+            throw ValidationError("--coordinator must be HOST:PORT with a non-zero port, got \(coordinator)")
+        }
+        if let advertise, HostAndPort(advertise) == nil || HostAndPort(advertise)!.port == 0 {
+            throw ValidationError("--advertise must be HOST:PORT with a non-zero port, got \(advertise)")
+        }
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
+        if let id, id.isEmpty { throw ValidationError("--id must not be empty") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let logger = Logger(label: "quiver.worker")
+        let configuration = WorkerServer.Configuration(
+            listen: HostAndPort(listen)!, dataDirectory: dataDir, coordinator: coordinator.flatMap(HostAndPort.init),
+            advertise: advertise.flatMap(HostAndPort.init), workerID: id, threads: threads ?? availableCores)
+        try await WorkerServer.run(configuration, logger: logger) { address in
+            // An unbuffered write: the line must reach a pipe now, not when a buffer fills.
+            FileHandle.standardOutput.write(Data("quiver worker listening on \(address)\n".utf8))
+        }
+    }
+}

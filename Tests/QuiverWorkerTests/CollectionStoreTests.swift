@@ -1,0 +1,179 @@
+import Foundation
+import QuiverIndex
+import Testing
+
+@testable import QuiverStorage
+
+/// The durable segment store: round trips, crash recovery, corruption detection, rotation.
+@Suite struct CollectionStoreTests {
+    private func segmentPath(_ dir: TemporaryDirectory, _ name: String, _ number: UInt64) -> String {
+        CollectionStore.collectionsFolder(dataDirectory: dir.path) + "/" + name + "/" + SegmentFile.name(number: number)
+    }
+
+    private func bytes(of path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
+
+    private func write(_ bytes: [UInt8], to path: String) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
+
+    @Test func recordRoundTrip() throws {
+        let model = try Fixtures.model()
+        let batch = try Fixtures.batch(model, rows: 37, firstID: 1000, seed: 1)
+        #expect(!batch.spill.isEmpty && !batch.vectors.isEmpty)
+        let record = SegmentRecord.encode(batch, dimension: model.dimension)
+        let header = try #require(record.withUnsafeBytes { SegmentRecord.decodeHeader($0) })
+        #expect(header.rows == 37 && header.recordLength == record.count)
+        let decoded = record.withUnsafeBytes { SegmentRecord.decodePayload(UnsafeRawBufferPointer(rebasing: $0[SegmentRecord.headerSize...]), header: header) }
+        #expect(decoded == batch)
+    }
+
+    @Test func appendsSurviveReopenAsAnIdenticalIndex() throws {
+        let dir = try TemporaryDirectory()
+        let model = try Fixtures.model()
+        let store = try CollectionStore.create(dataDirectory: dir.path, name: "docs", model: model)
+        var expected = IVFIndex(model: model)
+        for part in 0 ..< 3 {
+            let batch = try Fixtures.batch(model, rows: 50, firstID: Int64(part * 50), seed: UInt64(part))
+            try store.append(batch)
+            try expected.append(batch)
+        }
+        try store.assign(shardMapVersion: 4, ownedLists: [1, 3])
+
+        let reopened = try CollectionStore.open(dataDirectory: dir.path, name: "docs")
+        #expect(reopened.truncatedBytes == 0)
+        #expect(reopened.index.storedState == expected.storedState)
+        #expect(reopened.store.storedRows == 150)
+        #expect(reopened.store.manifest.shardMapVersion == 4 && reopened.store.manifest.ownedLists == [1, 3])
+        #expect(ModelCodec.encode(reopened.store.model) == ModelCodec.encode(model))
+        #expect(try CollectionStore.existingCollections(dataDirectory: dir.path) == ["docs"])
+
+        // Appending after a reopen continues the same segment.
+        try reopened.store.append(try Fixtures.batch(model, rows: 5, firstID: 500, seed: 9))
+        #expect(try CollectionStore.open(dataDirectory: dir.path, name: "docs").index.count == 155)
+    }
+
+    @Test func tornTailIsTruncatedOnReopen() throws {
+        let dir = try TemporaryDirectory()
+        let model = try Fixtures.model()
+        let store = try CollectionStore.create(dataDirectory: dir.path, name: "c", model: model)
+        let first = try Fixtures.batch(model, rows: 40, firstID: 0, seed: 1)
+        try store.append(first)
+        let path = segmentPath(dir, "c", 1)
+        let committed = try bytes(of: path)
+
+        // A crash mid-write leaves any prefix of the next record: cut at several points.
+        let torn = SegmentRecord.encode(try Fixtures.batch(model, rows: 40, firstID: 40, seed: 2), dimension: model.dimension)
+        for cut in [1, SegmentRecord.headerSize - 1, SegmentRecord.headerSize + 3, torn.count - 1] {
+            try write(committed + torn.prefix(cut), to: path)
+            let reopened = try CollectionStore.open(dataDirectory: dir.path, name: "c")
+            #expect(reopened.truncatedBytes == cut)
+            #expect(reopened.index.count == 40)
+            #expect(try bytes(of: path) == committed)
+        }
+        // A complete-length record whose payload never reached the disk (zeros) is torn too.
+        var zeroed = torn
+        for i in SegmentRecord.headerSize ..< zeroed.count { zeroed[i] = 0 }
+        try write(committed + zeroed, to: path)
+        let recovered = try CollectionStore.open(dataDirectory: dir.path, name: "c")
+        #expect(recovered.truncatedBytes == zeroed.count && recovered.index.count == 40)
+
+        // Appends continue cleanly after the cut.
+        try recovered.store.append(try Fixtures.batch(model, rows: 3, firstID: 900, seed: 3))
+        #expect(try CollectionStore.open(dataDirectory: dir.path, name: "c").index.count == 43)
+    }
+
+    @Test func corruptionInCommittedDataIsAnErrorNamingFileAndOffset() throws {
+        let dir = try TemporaryDirectory()
+        let model = try Fixtures.model()
+        let store = try CollectionStore.create(dataDirectory: dir.path, name: "c", model: model)
+        try store.append(try Fixtures.batch(model, rows: 20, firstID: 0, seed: 1))
+        let secondOffset = try bytes(of: segmentPath(dir, "c", 1)).count
+        try store.append(try Fixtures.batch(model, rows: 20, firstID: 20, seed: 2))
+        let path = segmentPath(dir, "c", 1)
+        let intact = try bytes(of: path)
+
+        // A flipped payload byte in the first record: an intact record follows, so it is not a torn tail.
+        var flipped = intact
+        flipped[SegmentRecord.headerSize + 5] ^= 0x40
+        try write(flipped, to: path)
+        let error = #expect(throws: CollectionStoreError.self) { try CollectionStore.open(dataDirectory: dir.path, name: "c") }
+        guard case .corruptRecord(let errorPath, let offset, _)? = error else { Issue.record("\(String(describing: error))"); return }
+        #expect(errorPath == path && offset == 0)
+        #expect(error!.description.contains(path) && error!.description.contains("byte 0"))
+        #expect(try bytes(of: path) == flipped, "nothing may be truncated when committed data is damaged")
+
+        // A damaged header of the second record, once the manifest has recorded it as committed.
+        try write(intact, to: path)
+        try CollectionStore.open(dataDirectory: dir.path, name: "c").store.checkpoint()
+        var header = intact
+        header[secondOffset + 2] ^= 0xFF
+        try write(header, to: path)
+        let headerError = #expect(throws: CollectionStoreError.self) { try CollectionStore.open(dataDirectory: dir.path, name: "c") }
+        guard case .corruptRecord(_, secondOffset, _)? = headerError else { Issue.record("\(String(describing: headerError))"); return }
+
+        // Committed bytes that disappeared.
+        try write(Array(intact.prefix(secondOffset)), to: path)
+        let short = #expect(throws: CollectionStoreError.self) { try CollectionStore.open(dataDirectory: dir.path, name: "c") }
+        guard case .segmentShorterThanCommitted? = short else { Issue.record("\(String(describing: short))"); return }
+    }
+
+    @Test func rotatesSegmentsAndReplaysThemAll() throws {
+        let dir = try TemporaryDirectory()
+        let model = try Fixtures.model()
+        let options = CollectionStore.Options(segmentBytesLimit: 8 << 10)
+        let store = try CollectionStore.create(dataDirectory: dir.path, name: "c", model: model, options: options)
+        var expected = IVFIndex(model: model)
+        for part in 0 ..< 12 {
+            let batch = try Fixtures.batch(model, rows: 30, firstID: Int64(part * 30), seed: UInt64(part))
+            try store.append(batch)
+            try expected.append(batch)
+        }
+        #expect(store.manifest.segments.count > 3)
+        #expect(store.manifest.segments.dropLast().allSatisfy { $0.sealed && $0.committedBytes <= 8 << 10 })
+        let reopened = try CollectionStore.open(dataDirectory: dir.path, name: "c", options: options)
+        #expect(reopened.index.storedState == expected.storedState)
+
+        // Sealed segments are held to their recorded length.
+        let sealed = segmentPath(dir, "c", 1)
+        try write(try bytes(of: sealed) + [0, 0, 0], to: sealed)
+        let error = #expect(throws: CollectionStoreError.self) { try CollectionStore.open(dataDirectory: dir.path, name: "c") }
+        guard case .corruptRecord(sealed, _, _)? = error else { Issue.record("\(String(describing: error))"); return }
+    }
+
+    @Test func leftoversOfInterruptedStepsAreRemoved() throws {
+        let dir = try TemporaryDirectory()
+        let model = try Fixtures.model()
+        let store = try CollectionStore.create(dataDirectory: dir.path, name: "c", model: model)
+        try store.append(try Fixtures.batch(model, rows: 10, firstID: 0, seed: 1))
+        let root = CollectionStore.collectionsFolder(dataDirectory: dir.path)
+        let folder = root + "/c"
+        try FileManager.default.createDirectory(atPath: root + "/~creating-d-1234", withIntermediateDirectories: false)
+        try write([1, 2, 3], to: folder + "/" + SegmentFile.name(number: 99))
+        try write([1, 2, 3], to: folder + "/MANIFEST.tmp-1-2")
+        #expect(try CollectionStore.existingCollections(dataDirectory: dir.path) == ["c"])
+        #expect(try CollectionStore.open(dataDirectory: dir.path, name: "c").index.count == 10)
+        let remaining = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+        #expect(remaining == ["MANIFEST", "model-1.qvm", SegmentFile.name(number: 1)])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["c"])
+    }
+
+    @Test func modelReplacementOnlyWhileEmptyAndDropRemovesTheFolder() throws {
+        let dir = try TemporaryDirectory()
+        let store = try CollectionStore.create(dataDirectory: dir.path, name: "c", model: try Fixtures.model(version: 1))
+        try store.assign(shardMapVersion: 1, ownedLists: [0])
+        let second = try Fixtures.model(version: 2)
+        try store.replaceModel(second)
+        #expect(store.manifest.modelVersion == 2 && store.manifest.ownedLists.isEmpty)
+        try store.append(try Fixtures.batch(second, rows: 5, firstID: 0, seed: 1))
+        #expect(throws: CollectionStoreError.modelNotReplaceable(name: "c", installedVersion: 2, storedRows: 5)) {
+            try store.replaceModel(try Fixtures.model(version: 3))
+        }
+        let reopened = try CollectionStore.open(dataDirectory: dir.path, name: "c")
+        #expect(reopened.store.model.version == 2 && reopened.index.count == 5)
+
+        #expect(try reopened.store.drop() > 0)
+        #expect(try CollectionStore.existingCollections(dataDirectory: dir.path).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: CollectionStore.collectionsFolder(dataDirectory: dir.path)).isEmpty)
+        #expect(throws: CollectionStoreError.invalidName("..")) {
+            _ = try CollectionStore.create(dataDirectory: dir.path, name: "..", model: second)
+        }
+    }
+}
