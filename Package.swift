@@ -61,8 +61,8 @@ let package = Package(
         .testTarget(name: "QuiverStorageTests", dependencies: ["QuiverStorage", "QuiverIndex"]),
         .testTarget(name: "QuiverProtocolTests", dependencies: ["QuiverProtocol", swiftProtobuf]),
         .testTarget(name: "QuiverClusterTests", dependencies: ["QuiverCluster", "QuiverIndex"]),
-        .testTarget(name: "QuiverWorkerTests", dependencies: ["QuiverWorker", "QuiverStorage", "QuiverIndex", "QuiverProtocol"]),
+        .testTarget(name: "QuiverWorkerTests", dependencies: ["QuiverWorker", "QuiverStorage", "QuiverIndex", "QuiverProtocol", grpcTransport]),
         // Starts real coordinator and worker processes on loopback.
-        .testTarget(name: "QuiverEndToEndTests", dependencies: ["QuiverClient", "QuiverIndex", "QuiverStorage"]),
+        .testTarget(name: "QuiverEndToEndTests", dependencies: ["QuiverClient", "QuiverIndex", "QuiverStorage", "QuiverProtocol", grpcCore]),
     ]
 )

@@ -22,6 +22,7 @@ dimension=$(python3 -c "import sys; h=open(sys.argv[1],'rb').read(256).decode('l
 text=()
 [ -f "$data/base.tsv" ] && text+=(--text "$data/base.tsv")
 [ -f "$data/queries.tsv" ] && text+=(--query-text "$data/queries.tsv")
+[ -f "$data/groundtruth.npy" ] && text+=(--truth "$data/groundtruth.npy")
 "$quiver" query demo --input "$data/queries.npy" --k 5 --limit 1000 --show 3 --output "$dir/demo-ids.npy" "${text[@]}"
 "$quiver" status
 echo "the cluster keeps running (collection 'demo'); cluster/stop.sh stops it"

@@ -166,6 +166,7 @@ struct QueryCommand: AsyncParsableCommand {
     @Option(help: "Print the results of at most this many queries.") var show: Int = 5
     @Option(help: "Tab-separated text, one line per base vector, to print beside the ids.") var text: String?
     @Option(help: "Tab-separated text, one line per query.") var queryText: String?
+    @Option(help: "Ground-truth ids (.npy or .ivecs, one row per query) to report recall@k against.") var truth: String?
 
     func run() async throws {
         let dataset = try VectorDataset(pattern: input)
@@ -187,6 +188,18 @@ struct QueryCommand: AsyncParsableCommand {
         }
         print(String(format: "%d queries, k=%d, %.1f ms (%.0f queries/s), coverage %.3f", hits.queryCount, k, elapsed * 1000,
                      Double(hits.queryCount) / elapsed, hits.coverage))
+        if let truth {
+            let expected = try readIntegerMatrix(path: truth)
+            guard expected.rows >= hits.queryCount, expected.columns >= k else {
+                throw ValidationError("\(truth) holds \(expected.rows)x\(expected.columns) ids; need \(hits.queryCount) rows of at least \(k)")
+            }
+            var found = 0
+            for query in 0 ..< hits.queryCount {
+                let wanted = Set(expected[query].prefix(k))
+                found += hits.ids(ofQuery: query).filter(wanted.contains).count
+            }
+            print(String(format: "recall@%d %.4f", k, Double(found) / Double(hits.queryCount * k)))
+        }
         if let output {
             try writeNpy(path: output, rows: hits.queryCount, columns: hits.k, values: hits.ids)
             print("wrote \(output)")

@@ -1,0 +1,202 @@
+import Foundation
+import GRPCCore
+import QuiverClient
+import QuiverIndex
+import QuiverProtocol
+import QuiverStorage
+import Testing
+
+/// Seeded clustered unit vectors written to .npy files, as users bring them.
+struct ClusterData {
+    let dimension = 32
+    let base: Matrix
+    let queries: Matrix
+    let folder: URL
+
+    init(folder: URL, count: Int = 4000, queries queryCount: Int = 60) throws {
+        var generator = SeededGenerator(seed: 99)
+        let dimension = dimension
+        let centers = (0 ..< 24 * dimension).map { _ in Float.random(in: -1 ... 1, using: &generator) }
+        func draw(_ n: Int) -> Matrix {
+            var values: [Float] = []
+            for _ in 0 ..< n {
+                let c = Int.random(in: 0 ..< 24, using: &generator)
+                for j in 0 ..< dimension { values.append(centers[c * dimension + j] + Float.random(in: -0.4 ... 0.4, using: &generator)) }
+            }
+            var matrix = Matrix(rows: n, dimension: dimension, values: values)
+            matrix.normalizeRows()
+            return matrix
+        }
+        base = draw(count)
+        queries = draw(queryCount)
+        self.folder = folder
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try writeNpy(path: basePath, rows: base.rows, dimension: dimension, values: base.values)
+    }
+
+    var basePath: String { folder.appendingPathComponent("base.npy").path }
+}
+
+/// Every test here starts a real coordinator and workers as separate processes on loopback.
+@Suite(.serialized) struct ClusterTests {
+    @Test func clusterAnswersLikeTheInProcessIndex() async throws {
+        let cluster = try LocalCluster(workers: 2)
+        defer { cluster.shutdown() }
+        let data = try ClusterData(folder: cluster.root.appendingPathComponent("data"))
+        let hits = try await cluster.client { client in
+            var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .innerProduct)
+            settings.nlist = 16
+            _ = try await client.createCollection(settings)
+            let trained = try await client.train("docs", fromFile: data.basePath)
+            #expect(trained.nlist == 16)
+            let loaded = try await client.load("docs", vectors: data.base.values, dimension: data.dimension,
+                                               ids: (0 ..< Int64(data.base.rows)).map { $0 }, batchRows: 700)
+            #expect(loaded.rowsAccepted == UInt64(data.base.rows))
+            let status = try await client.clusterStatus()
+            #expect(status.workers.count == 2)
+            #expect(status.workers.allSatisfy { $0.listsOwned > 0 })
+            #expect(status.workers.reduce(0) { $0 + $1.listsOwned } >= 16)
+            return try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 4, reorderK: 20)
+        }
+        #expect(hits.coverage == 1)
+
+        // The same model, built into one in-process index, must give the same neighbours.
+        let model = try installedModel(in: cluster.workerDataDirectory(0))
+        var index = IVFIndex(model: model)
+        try index.add(data.base, threads: 2)
+        let local = try index.search(data.queries, parameters: SearchParameters(k: 10, nprobe: 4, reorderK: 20), threads: 2)
+        var mismatched = 0
+        for position in 0 ..< local.ids.count where local.ids[position] != hits.ids[position] {
+            // Ties aside: a different id at the same rank must have the same score.
+            let localScore = model.configuration.metric.score(fromDistance: local.distances[position])
+            #expect(abs(localScore - hits.scores[position]) < 1e-4, "rank \(position % 10) of query \(position / 10)")
+            mismatched += 1
+        }
+        #expect(mismatched <= local.ids.count / 50)
+    }
+
+    @Test func badInputGetsTheRightStatusAndLosesNothing() async throws {
+        let cluster = try LocalCluster(workers: 1)
+        defer { cluster.shutdown() }
+        let data = try ClusterData(folder: cluster.root.appendingPathComponent("data"), count: 1500)
+        try await cluster.client { client in
+            var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .cosine)
+            settings.nlist = 8
+            _ = try await client.createCollection(settings)
+            await expectCode(.alreadyExists) { _ = try await client.createCollection(settings) }
+            await expectCode(.failedPrecondition) {
+                _ = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 5)
+            }
+            await expectCode(.failedPrecondition) {
+                _ = try await client.load("docs", vectors: data.base.values, dimension: data.dimension)
+            }
+            await expectCodes([.invalidArgument, .notFound]) { _ = try await client.train("docs", fromFile: "/nonexistent/base.*.npy") }
+            _ = try await client.train("docs", fromFile: data.basePath)
+            try await client.load("docs", vectors: data.base.values, dimension: data.dimension)
+            let before = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 5)
+
+            let q = data.queries.values
+            await expectCode(.invalidArgument) { _ = try await client.search("docs", queries: Array(q.prefix(31)), dimension: 31, k: 5) }
+            var nan = q
+            nan[3] = .nan
+            await expectCode(.invalidArgument) { _ = try await client.search("docs", queries: nan, dimension: data.dimension, k: 5) }
+            await expectCode(.invalidArgument) { _ = try await client.search("docs", queries: q, dimension: data.dimension, k: 0) }
+            await expectCode(.invalidArgument) { _ = try await client.search("docs", queries: q, dimension: data.dimension, k: 50_000_000) }
+            await expectCode(.invalidArgument) { _ = try await client.search("docs", queries: q, dimension: data.dimension, k: 5, nprobe: 9) }
+            await expectCode(.notFound) { _ = try await client.search("nope", queries: q, dimension: data.dimension, k: 5) }
+            await expectCode(.invalidArgument) {
+                _ = try await client.load("docs", vectors: Array(repeating: 0.5, count: 31 * 4), dimension: 31)
+            }
+            await expectCode(.invalidArgument) { _ = try await client.load("docs", vectors: nan, dimension: data.dimension) }
+            await expectCodes([.invalidArgument, .notFound]) { _ = try await client.loadFiles("docs", pathGlob: "/nonexistent/*.npy") }
+
+            // Nothing stored was lost and nothing died: the same search gives the same answer.
+            let after = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 5)
+            #expect(after.ids == before.ids)
+            let info = try await client.describeCollection("docs")
+            #expect(info.vectorCount == UInt64(data.base.rows))
+        }
+    }
+
+    @Test func restartedWorkerServesTheSameData() async throws {
+        let cluster = try LocalCluster(workers: 2)
+        defer { cluster.shutdown() }
+        let data = try ClusterData(folder: cluster.root.appendingPathComponent("data"), count: 2000)
+        let search: @Sendable (QuiverClient) async throws -> SearchHits = { client in
+            try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 8, reorderK: 30)
+        }
+        let before = try await cluster.client { client in
+            var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .innerProduct)
+            settings.nlist = 12
+            _ = try await client.createCollection(settings)
+            _ = try await client.train("docs", fromFile: data.basePath)
+            let job = try await client.loadFiles("docs", pathGlob: data.basePath)
+            try await waitForLoad(client, job.loadJobID)
+            return try await search(client)
+        }
+        try cluster.restartWorker(0)
+        let after = try await cluster.client(search)
+        #expect(after.ids == before.ids)
+        #expect(after.coverage == 1)
+    }
+
+    @Test func searchKeepsAnsweringWhenAWorkerDies() async throws {
+        let cluster = try LocalCluster(workers: 2)
+        defer { cluster.shutdown() }
+        let data = try ClusterData(folder: cluster.root.appendingPathComponent("data"), count: 2000)
+        try await cluster.client { client in
+            var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .innerProduct)
+            settings.nlist = 12
+            _ = try await client.createCollection(settings)
+            _ = try await client.train("docs", fromFile: data.basePath)
+            try await client.load("docs", vectors: data.base.values, dimension: data.dimension)
+        }
+        cluster.workers[1].crash()
+        try await cluster.client { client in
+            let partial = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 12)
+            #expect(partial.coverage > 0 && partial.coverage < 1)
+            #expect(partial.ids.contains { $0 >= 0 })
+            await expectCode(.unavailable) {
+                _ = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 12,
+                                            requireFullCoverage: true)
+            }
+        }
+    }
+}
+
+/// The model a worker installed, read from its data folder (`model-<version>.qvm`).
+func installedModel(in folder: URL) throws -> IVFModel {
+    let files = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)!
+    for case let file as URL in files where file.lastPathComponent.hasPrefix("model-") && file.pathExtension == "qvm" {
+        return try ModelCodec.decode([UInt8](Data(contentsOf: file)))
+    }
+    throw ClusterTestError("no model file under \(folder.path)")
+}
+
+func waitForLoad(_ client: QuiverClient, _ job: String) async throws {
+    for _ in 0 ..< 600 {
+        let status = try await client.loadStatus(job)
+        if status.state == .succeeded { return }
+        if status.state == .failed { throw ClusterTestError("load failed: \(status.error)") }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw ClusterTestError("load did not finish in 60 s")
+}
+
+func expectCode(_ code: RPCError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+                _ body: () async throws -> Void) async {
+    await expectCodes([code], sourceLocation: sourceLocation, body)
+}
+
+func expectCodes(_ codes: [RPCError.Code], sourceLocation: SourceLocation = #_sourceLocation,
+                 _ body: () async throws -> Void) async {
+    do {
+        try await body()
+        Issue.record("expected \(codes), the call succeeded", sourceLocation: sourceLocation)
+    } catch let error as QuiverClientError {
+        #expect(codes.contains(error.code), "got \(error)", sourceLocation: sourceLocation)
+        #expect(!error.message.isEmpty, sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
+    }
+}
