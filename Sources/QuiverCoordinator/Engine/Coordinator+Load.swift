@@ -1,0 +1,462 @@
+import GRPCCore
+import QuiverCluster
+import QuiverIndex
+import QuiverProtocol
+import QuiverStorage
+
+/// Rows of one load batch: raw vectors and, when the caller supplied them, ids.
+struct LoadBatch: Sendable {
+    var vectors: Matrix
+    var ids: [Int64]?
+    var rows: Int { vectors.rows }
+}
+
+extension Coordinator {
+    /// Rows one streamed batch may carry (the message limit bounds the bytes as well).
+    static let maxBatchRows = 1 << 20
+    /// Batches read, assigned and ingested at once: one is assigned while another is in flight.
+    static let loadConcurrency = 2
+
+    // MARK: - Streaming load
+
+    /// The running state of one Load stream.
+    private struct StreamLoad {
+        var name = ""
+        var incarnation: UInt64 = 0
+        var settings: CollectionSettings?
+        /// Rows held back while the collection waits to train on its first load.
+        var trainingBuffer: [LoadBatch]?
+        var firstLoad = FirstLoadTraining(sampleRows: 0, iterations: Coordinator.defaultIterations, seed: Coordinator.defaultSeed)
+        var ranges: [Quiver_V1_IdRange] = []
+        var accepted = 0
+        var batches = 0
+        var inFlight = 0
+        /// Batches ready to ingest, in stream order.
+        var ready: [LoadBatch] = []
+    }
+
+    func load(_ messages: RPCAsyncSequence<Quiver_V1_LoadRequest, any Error>) async throws(CoordinatorError) -> Quiver_V1_LoadResponse {
+        var load = StreamLoad()
+        do {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for try await message in messages {
+                    try await accept(message, into: &load)
+                    try await drain(&load, into: &group)
+                }
+                if let buffer = load.trainingBuffer, !buffer.isEmpty {
+                    // The stream ended before the sample filled: train on everything it sent.
+                    try await trainOnFirstLoad(load.name, incarnation: load.incarnation, buffer: buffer, firstLoad: load.firstLoad)
+                    load.ready = buffer
+                    load.trainingBuffer = nil
+                    try await drain(&load, into: &group)
+                }
+                while let rows = try await group.next() { load.accepted += rows }
+            }
+        } catch {
+            if load.trainingBuffer != nil { releaseFirstLoad(load.name, incarnation: load.incarnation) }
+            throw CoordinatorError.wrapping(error, context: "loading \(load.name.isEmpty ? "(no collection named)" : load.name)")
+        }
+        if load.name.isEmpty { throw .invalidArgument("the load stream was empty; its first message must name the collection") }
+        if load.trainingBuffer != nil { releaseFirstLoad(load.name, incarnation: load.incarnation) }
+        var response = Quiver_V1_LoadResponse()
+        response.rowsAccepted = UInt64(load.accepted)
+        response.modelVersion = entries[load.name]?.record.modelVersion ?? 0
+        response.assignedIds = load.ranges
+        return response
+    }
+
+    /// Decodes one message; buffers it while a first-load sample fills, training once it has.
+    private func accept(_ message: Quiver_V1_LoadRequest, into load: inout StreamLoad) async throws(CoordinatorError) {
+        if load.name.isEmpty {
+            load.name = message.collection
+            let entry = try entry(load.name)
+            load.incarnation = entry.incarnation
+            load.settings = entry.record.settings
+            if entry.record.phase == .awaitingFirstLoad {
+                load.firstLoad = entry.record.firstLoad ?? load.firstLoad
+                try claimTraining(load.name, incarnation: load.incarnation)
+                load.trainingBuffer = []
+            } else {
+                _ = try serving(load.name)
+            }
+        } else if !message.collection.isEmpty && message.collection != load.name {
+            throw .invalidArgument("batch \(load.batches) names collection \"\(message.collection)\", the stream loads \"\(load.name)\"")
+        }
+        let batch = try Self.decodeBatch(message.batch, dimension: load.settings!.dimension, index: load.batches)
+        load.batches += 1
+        guard batch.rows > 0 else { return }
+        guard load.trainingBuffer != nil else {
+            load.ready.append(batch)
+            return
+        }
+        load.trainingBuffer!.append(batch)
+        let buffered = load.trainingBuffer!.reduce(0) { $0 + $1.rows }
+        guard buffered >= firstLoadSampleRows(load.settings!, load.firstLoad) else { return }
+        try await trainOnFirstLoad(load.name, incarnation: load.incarnation, buffer: load.trainingBuffer!, firstLoad: load.firstLoad)
+        load.ready = load.trainingBuffer!
+        load.trainingBuffer = nil
+    }
+
+    /// Starts ingesting the ready batches, keeping at most `loadConcurrency` in flight.
+    private func drain(_ load: inout StreamLoad, into group: inout ThrowingTaskGroup<Int, any Error>) async throws {
+        while !load.ready.isEmpty {
+            let batch = load.ready.removeFirst()
+            let serving = try serving(load.name)
+            guard serving.incarnation == load.incarnation else {
+                throw CoordinatorError.notFound("collection \"\(load.name)\" was dropped during the load")
+            }
+            let ids = try ids(for: batch, name: load.name, incarnation: load.incarnation, ranges: &load.ranges)
+            group.addTask { try await self.ingest(batch.vectors, ids: ids, serving: serving); return batch.rows }
+            load.inFlight += 1
+            if load.inFlight >= Self.loadConcurrency, let rows = try await group.next() {
+                load.accepted += rows
+                load.inFlight -= 1
+            }
+        }
+    }
+
+    nonisolated func firstLoadSampleRows(_ settings: CollectionSettings, _ firstLoad: FirstLoadTraining) -> Int {
+        if firstLoad.sampleRows > 0 { return firstLoad.sampleRows }
+        return settings.requestedNlist > 0 ? 256 * settings.requestedNlist : Self.defaultFirstLoadRows
+    }
+
+    private func trainOnFirstLoad(_ name: String, incarnation: UInt64, buffer: [LoadBatch],
+                                  firstLoad: FirstLoadTraining) async throws(CoordinatorError) {
+        let dimension = buffer[0].vectors.dimension
+        var sample = Matrix(rows: 0, dimension: dimension, values: [])
+        for batch in buffer { sample.append(contentsOf: batch.vectors) }
+        do {
+            let settings = try entry(name).record.settings
+            let nlist = try resolveNlist(settings, totalRows: sample.rows)
+            _ = try await trainAndPlace(name, incarnation: incarnation, sample: sample, nlist: nlist,
+                                        iterations: firstLoad.iterations, seed: firstLoad.seed)
+        } catch {
+            trainingFailed(name, incarnation: incarnation, error)
+            throw error
+        }
+    }
+
+    /// A first load that ended (or failed) before training gives the collection back to the
+    /// next first load.
+    func releaseFirstLoad(_ name: String, incarnation: UInt64) {
+        try? update(name, incarnation: incarnation) { entry in
+            guard entry.trainingClaimed, entry.model == nil else { return }
+            entry.trainingClaimed = false
+            entry.record.phase = .awaitingFirstLoad
+        }
+    }
+
+    /// Ids of a batch: the caller's, or a freshly reserved consecutive range.
+    private func ids(for batch: LoadBatch, name: String, incarnation: UInt64,
+                     ranges: inout [Quiver_V1_IdRange]) throws(CoordinatorError) -> [Int64] {
+        if let ids = batch.ids {
+            _ = try reserveIDs(name, incarnation: incarnation, count: 0, callerIDs: true)
+            return ids
+        }
+        let first = try reserveIDs(name, incarnation: incarnation, count: batch.rows, callerIDs: false)
+        if let last = ranges.last, last.first + Int64(last.count) == first {
+            ranges[ranges.count - 1].count += UInt64(batch.rows)
+        } else {
+            var range = Quiver_V1_IdRange()
+            range.first = first
+            range.count = UInt64(batch.rows)
+            ranges.append(range)
+        }
+        return (0 ..< Int64(batch.rows)).map { first + $0 }
+    }
+
+    /// Reserves `count` coordinator ids (persisted before use) or checks that caller ids are
+    /// allowed; returns the first reserved id.
+    func reserveIDs(_ name: String, incarnation: UInt64, count: Int, callerIDs: Bool) throws(CoordinatorError) -> Int64 {
+        var first: Int64 = 0
+        let found = try update(name, incarnation: incarnation) { entry throws(CoordinatorError) in
+            switch (entry.record.idSource, callerIDs) {
+            case (.assigned, true):
+                throw .invalidArgument("collection \"\(name)\" was loaded with coordinator-assigned ids; send batches without ids")
+            case (.caller, false):
+                throw .invalidArgument("collection \"\(name)\" was loaded with caller ids; every batch must carry ids")
+            default:
+                break
+            }
+            entry.record.idSource = callerIDs ? .caller : .assigned
+            first = entry.record.nextID
+            entry.record.nextID += Int64(count)
+        }
+        guard found else { throw .notFound("collection \"\(name)\" was dropped during the load") }
+        return first
+    }
+
+    func recordStored(_ name: String, incarnation: UInt64, rows: Int) {
+        do {
+            try update(name, incarnation: incarnation) { entry in entry.record.vectorCount += UInt64(rows) }
+        } catch {
+            logger.error("cannot persist the vector count of \(name): \(error)")
+        }
+    }
+
+    /// Prepares, assigns and routes one batch, and returns once every replica acknowledged it.
+    nonisolated func ingest(_ vectors: Matrix, ids: [Int64], serving: Serving) async throws(CoordinatorError) {
+        let threads = threads
+        let model = serving.model
+        let (prepared, assignment): (Matrix, IVFModel.Assignment)
+        do {
+            (prepared, assignment) = try await offload {
+                var prepared = vectors
+                model.prepare(&prepared)
+                return (prepared, model.assign(prepared, threads: threads))
+            }
+        } catch {
+            throw .internalError("assigning a batch of \(serving.name): \(error)")
+        }
+        let groups: [IngestGroup]
+        do {
+            groups = try LoadRouter.route(primary: assignment.primary, spill: assignment.spill, shardMap: serving.shardMap)
+        } catch {
+            throw .internalError(error.description)
+        }
+        let pool = pool
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for routed in groups {
+                    group.addTask {
+                        try await pool.ingest(routed, vectors: prepared, ids: ids, collection: serving.name,
+                                              modelVersion: model.version, shardMapVersion: serving.shardMap.version)
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            throw CoordinatorError.wrapping(error, context: "loading \(serving.name)")
+        }
+        await recordStored(serving.name, incarnation: serving.incarnation, rows: vectors.rows)
+    }
+
+    /// Checks one streamed batch: shape, byte length, finite values, non-negative ids.
+    nonisolated static func decodeBatch(_ batch: Quiver_V1_VectorBatch, dimension: Int,
+                                        index: Int) throws(CoordinatorError) -> LoadBatch {
+        let matrix = batch.vectors
+        let rows = Int(matrix.rows)
+        guard rows <= maxBatchRows else {
+            throw .resourceExhausted("batch \(index) has \(rows) rows, more than the \(maxBatchRows) allowed per message; send smaller batches (1-4 MiB work best)")
+        }
+        guard rows == 0 || Int(matrix.dimension) == dimension else {
+            throw .invalidArgument("batch \(index) has dimension \(matrix.dimension), the collection expects \(dimension)")
+        }
+        guard rows > 0 else { return LoadBatch(vectors: Matrix(rows: 0, dimension: dimension, values: []), ids: nil) }
+        let values: [Float]
+        do {
+            values = try matrix.values(field: "batch \(index) vectors")
+        } catch {
+            throw .invalidArgument(error.description)
+        }
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw .invalidArgument("batch \(index) row \(bad / dimension) has a non-finite value \(values[bad]) at component \(bad % dimension)")
+        }
+        var ids: [Int64]?
+        if !batch.ids.isEmpty {
+            do {
+                ids = try WireArrays.unpack(batch.ids, as: Int64.self, count: rows, field: "batch \(index) ids")
+            } catch {
+                throw .invalidArgument(error.description)
+            }
+            if let bad = ids!.firstIndex(where: { $0 < 0 }) {
+                throw .invalidArgument("batch \(index) row \(bad) has id \(ids![bad]); ids must be non-negative")
+            }
+        }
+        return LoadBatch(vectors: Matrix(rows: rows, dimension: dimension, values: values), ids: ids)
+    }
+
+    // MARK: - Loading server-side files
+
+    func startLoadFiles(_ request: Quiver_V1_LoadFilesRequest) throws(CoordinatorError) -> Quiver_V1_LoadFilesResponse {
+        let name = request.collection
+        let entry = try entry(name)
+        switch entry.record.phase {
+        case .ready, .awaitingFirstLoad:
+            guard !entry.trainingClaimed else {
+                throw .failedPrecondition("collection \"\(name)\" is training on another first load; retry when it is READY")
+            }
+        default:
+            throw .failedPrecondition(notReadyMessage(entry.record))
+        }
+        let dataset = try Self.openDataset(request.pathGlob, format: request.format, dimension: entry.record.settings.dimension)
+        let total = request.maxRows > 0 ? min(dataset.count, Int(clamping: request.maxRows)) : dataset.count
+        var callerIDs: [Int64]?
+        if !request.idPathGlob.isEmpty {
+            callerIDs = try Self.readIDs(request.idPathGlob, for: dataset, rows: total)
+        }
+        switch (entry.record.idSource, callerIDs != nil) {
+        case (.assigned, true):
+            throw .invalidArgument("collection \"\(name)\" was loaded with coordinator-assigned ids; drop id_path_glob")
+        case (.caller, false):
+            throw .invalidArgument("collection \"\(name)\" was loaded with caller ids; pass id_path_glob")
+        default:
+            break
+        }
+        let batchRows = request.batchSize > 0
+            ? min(Int(request.batchSize), Self.maxBatchRows)
+            : max(256, (16 << 20) / (4 * dataset.dimension))
+        jobCounter += 1
+        let id = "load-\(jobCounter)-\(String(UInt32.random(in: 0 ... .max), radix: 16))"
+        let job = LoadJob(id: id, collection: name, rowsTotal: total, filesTotal: dataset.files.count)
+        jobs[id] = job
+        let incarnation = entry.incarnation
+        Task {
+            do {
+                try await self.runLoadJob(job, dataset: dataset, rows: total, callerIDs: callerIDs,
+                                          batchRows: batchRows, incarnation: incarnation)
+                job.finish(error: nil)
+                self.logger.info("load job \(id) into \(name) finished: \(total) rows")
+            } catch {
+                job.finish(error: "\(error)")
+                self.logger.error("load job \(id) into \(name) failed: \(error)")
+            }
+        }
+        var response = Quiver_V1_LoadFilesResponse()
+        response.loadJobID = id
+        response.filesMatched = UInt32(dataset.files.count)
+        return response
+    }
+
+    func loadStatus(_ id: String) throws(CoordinatorError) -> Quiver_V1_LoadStatusResponse {
+        guard let job = jobs[id] else {
+            throw .notFound("no load job \"\(id)\" (jobs are kept until the coordinator restarts)")
+        }
+        return job.status
+    }
+
+    private func runLoadJob(_ job: LoadJob, dataset: VectorDataset, rows total: Int, callerIDs: [Int64]?,
+                            batchRows: Int, incarnation: UInt64) async throws(CoordinatorError) {
+        let name = job.collection
+        let record = try entry(name).record
+        if record.phase == .awaitingFirstLoad {
+            job.start(state: .training)
+            try claimTraining(name, incarnation: incarnation)
+            do {
+                let firstLoad = record.firstLoad ?? FirstLoadTraining(sampleRows: 0, iterations: Self.defaultIterations, seed: Self.defaultSeed)
+                let nlist = try resolveNlist(record.settings, totalRows: total)
+                let wanted = firstLoad.sampleRows > 0 ? firstLoad.sampleRows : 256 * nlist
+                // Files allow random access, so the sample is uniform over the whole load.
+                let prefix = total == dataset.count ? dataset : try Self.prefix(of: dataset, rows: total)
+                let sample = try await offload { try Self.uniformRows(of: prefix, count: wanted, seed: firstLoad.seed) }
+                _ = try await trainAndPlace(name, incarnation: incarnation, sample: sample, nlist: nlist,
+                                            iterations: firstLoad.iterations, seed: firstLoad.seed)
+            } catch {
+                let failure = CoordinatorError.wrapping(error, context: "training \(name) on its first load")
+                trainingFailed(name, incarnation: incarnation, failure)
+                throw failure
+            }
+        }
+        let serving = try serving(name)
+        guard serving.incarnation == incarnation else { throw .notFound("collection \"\(name)\" was dropped") }
+        job.start(state: .running, modelVersion: serving.model.version)
+        let firstID = try reserveIDs(name, incarnation: incarnation, count: callerIDs == nil ? total : 0,
+                                     callerIDs: callerIDs != nil)
+        var fileEnds: [Int] = []
+        for file in dataset.files { fileEnds.append((fileEnds.last ?? 0) + file.count) }
+        do {
+            try await withThrowingTaskGroup(of: (start: Int, rows: Int).self) { group in
+                var pending = Set<Int>()
+                var next = 0
+                func completed(_ finished: (start: Int, rows: Int)) {
+                    pending.remove(finished.start)
+                    let contiguous = pending.min() ?? next
+                    job.advance(rows: finished.rows, filesDone: fileEnds.prefix { $0 <= contiguous }.count)
+                }
+                while next < total {
+                    if job.isCancelled { throw CoordinatorError.notFound("collection \"\(name)\" was dropped") }
+                    let range = next ..< min(total, next + batchRows)
+                    pending.insert(range.lowerBound)
+                    next = range.upperBound
+                    group.addTask {
+                        let vectors = try await offload { try Self.readBatch(dataset, range) }
+                        let ids = callerIDs.map { Array($0[range]) } ?? range.map { firstID + Int64($0) }
+                        try await self.ingest(vectors, ids: ids, serving: serving)
+                        return (range.lowerBound, range.count)
+                    }
+                    if pending.count >= Self.loadConcurrency, let finished = try await group.next() { completed(finished) }
+                }
+                for try await finished in group { completed(finished) }
+            }
+        } catch {
+            throw CoordinatorError.wrapping(error, context: "loading \(name)")
+        }
+    }
+
+    /// Reads rows of the file set, refusing non-finite values with the file and row they are in.
+    nonisolated static func readBatch(_ dataset: VectorDataset, _ range: Range<Int>) throws(CoordinatorError) -> Matrix {
+        let values: [Float]
+        do {
+            values = try dataset.readRows(range)
+        } catch {
+            throw datasetError(error)
+        }
+        let dimension = dataset.dimension
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            var row = range.lowerBound + bad / dimension
+            var path = ""
+            for file in dataset.files {
+                if row < file.count {
+                    path = file.path
+                    break
+                }
+                row -= file.count
+            }
+            throw .invalidArgument("\(path) row \(row) has a non-finite value \(values[bad]) at component \(bad % dimension); nothing after it was loaded")
+        }
+        return Matrix(rows: range.count, dimension: dimension, values: values)
+    }
+
+    /// The leading `rows` rows of a file set, as a file set (whole files, then a cut).
+    nonisolated static func prefix(of dataset: VectorDataset, rows: Int) throws(CoordinatorError) -> VectorDataset {
+        var paths: [String] = []
+        var covered = 0
+        for file in dataset.files where covered < rows {
+            paths.append(file.path)
+            covered += file.count
+        }
+        do {
+            return try VectorDataset(paths: paths)
+        } catch {
+            throw datasetError(error)
+        }
+    }
+
+    /// Ids from files paired with the vector files in order, row-aligned with them.
+    nonisolated static func readIDs(_ pattern: String, for dataset: VectorDataset, rows: Int) throws(CoordinatorError) -> [Int64] {
+        guard pattern.hasPrefix("/") else {
+            throw .invalidArgument("id path \"\(pattern)\" must be absolute: it is read on the coordinator host")
+        }
+        let paths: [String]
+        do {
+            paths = try VectorDataset.matchingPaths(pattern)
+        } catch {
+            throw datasetError(error)
+        }
+        guard paths.count == dataset.files.count else {
+            throw .invalidArgument("\(pattern) matches \(paths.count) id files, but the vectors are in \(dataset.files.count) files; they pair up in order")
+        }
+        var ids: [Int64] = []
+        for (path, file) in zip(paths, dataset.files) {
+            let matrix: IntegerMatrix
+            do {
+                matrix = try readIntegerMatrix(path: path)
+            } catch {
+                throw datasetError(error)
+            }
+            guard matrix.columns == 1 || matrix.rows == 1 else {
+                throw .invalidArgument("\(path) has shape \(matrix.rows)×\(matrix.columns); id files hold one id per row")
+            }
+            guard matrix.values.count == file.count else {
+                throw .invalidArgument("\(path) holds \(matrix.values.count) ids, but \(file.path) holds \(file.count) vectors")
+            }
+            ids.append(contentsOf: matrix.values)
+            if ids.count >= rows { break }
+        }
+        ids = Array(ids.prefix(rows))
+        if let bad = ids.firstIndex(where: { $0 < 0 }) {
+            throw .invalidArgument("id of row \(bad) is \(ids[bad]); ids must be non-negative")
+        }
+        return ids
+    }
+}

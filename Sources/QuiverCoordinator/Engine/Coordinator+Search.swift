@@ -1,0 +1,167 @@
+import Foundation
+import GRPCCore
+import QuiverCluster
+import QuiverIndex
+import QuiverProtocol
+
+extension Coordinator {
+    /// Time kept back from the caller's deadline for merging and replying.
+    static let replyMargin: Duration = .milliseconds(20)
+
+    /// Validates, probes, scatters to the owning workers (retrying failed ones on replicas),
+    /// merges, and reports coverage. `timeout` is what is left of the caller's deadline.
+    func search(_ request: Quiver_V1_SearchRequest, timeout: Duration?) async throws(CoordinatorError) -> Quiver_V1_SearchResponse {
+        let started = ContinuousClock.now
+        let serving = try serving(request.collection)
+        let rotation = nextRotation()
+        return try await scatterSearch(request, serving: serving, rotation: rotation,
+                                       deadline: timeout.map { started + $0 - Self.replyMargin })
+    }
+
+    nonisolated private func scatterSearch(_ request: Quiver_V1_SearchRequest, serving: Serving, rotation: Int,
+                                           deadline: ContinuousClock.Instant?) async throws(CoordinatorError) -> Quiver_V1_SearchResponse {
+        let model = serving.model
+        let queryMatrix = request.queries
+        let queryCount = Int(queryMatrix.rows)
+        let settings: SearchSettings
+        do {
+            settings = try SearchSettings(k: Int(request.k), nprobe: Int(request.nprobe), reorderK: Int(request.reorderK),
+                                          queryCount: queryCount, nlist: model.nlist,
+                                          storesRawVectors: serving.settings.storesRawVectors)
+        } catch {
+            throw error.isTooLarge ? .resourceExhausted(error.description) : .invalidArgument(error.description)
+        }
+        guard Int(queryMatrix.dimension) == model.dimension else {
+            throw .invalidArgument("queries have dimension \(queryMatrix.dimension), collection \"\(serving.name)\" expects \(model.dimension)")
+        }
+        var queries: Matrix
+        do {
+            queries = Matrix(rows: queryCount, dimension: model.dimension, values: try queryMatrix.values(field: "queries"))
+        } catch {
+            throw .invalidArgument(error.description)
+        }
+        if let bad = queries.values.firstIndex(where: { !$0.isFinite }) {
+            throw .invalidArgument("query \(bad / model.dimension) has a non-finite value \(queries.values[bad]) at component \(bad % model.dimension)")
+        }
+        model.prepare(&queries)
+        let nprobe = settings.nprobe
+        let threads = threads
+        let prepared = queries
+        let probes: [Int32]
+        // Small batches probe inline; big ones would hold a cooperative thread too long.
+        if queryCount * model.nlist * model.dimension < 1 << 24 {
+            probes = prepared.values.withUnsafeBufferPointer { model.probe($0.baseAddress!, count: queryCount, nprobe: nprobe) }
+        } else {
+            do {
+                probes = try await offload {
+                    prepared.values.withUnsafeBufferPointer { model.probe($0.baseAddress!, count: queryCount, nprobe: nprobe, threads: threads) }
+                }
+            } catch {
+                throw .internalError("probing: \(error)")
+            }
+        }
+        var listsProbed = [Int](repeating: 0, count: queryCount)
+        for query in 0 ..< queryCount {
+            listsProbed[query] = probes[query * nprobe ..< (query + 1) * nprobe].reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
+        }
+        var merger = ResultMerger(queryCount: queryCount, k: settings.k, metric: model.configuration.metric,
+                                  listsProbed: listsProbed)
+        var plan: ScatterPlan
+        do {
+            plan = try ScatterPlan(probes: probes, queryCount: queryCount, nprobe: nprobe, shardMap: serving.shardMap,
+                                   unavailable: pool.down, rotation: rotation)
+        } catch {
+            throw .internalError(error.description)
+        }
+        var excluded = Set<WorkerID>()
+        var failures: [String] = []
+        // Each round retries what the previous one could not answer on replicas not yet tried.
+        for _ in 0 ... serving.shardMap.replicationFactor {
+            let remaining = deadline.map { ContinuousClock.now.duration(to: $0) }
+            if let remaining, remaining <= .zero { break }
+            let answers = await withTaskGroup(of: (ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>).self) { group in
+                for shardRequest in plan.requests {
+                    let wire = searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving)
+                    group.addTask {
+                        do {
+                            return (shardRequest, .success(try await self.pool.searchLists(wire, on: shardRequest.worker, timeout: remaining)))
+                        } catch {
+                            return (shardRequest, .failure(error))
+                        }
+                    }
+                }
+                var answers: [(ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>)] = []
+                for await answer in group { answers.append(answer) }
+                return answers
+            }
+            var unanswered: [ProbedList] = []
+            for (shardRequest, result) in answers {
+                do {
+                    let response = try result.get()
+                    let skipped = try shardRequest.probedLists(
+                        offsets: WireArrays.unpack(response.skippedOffsets, as: UInt32.self, field: "skipped_offsets"),
+                        lists: WireArrays.unpack(response.skippedListIds, as: Int32.self, field: "skipped_list_ids"))
+                    let results = response.results
+                    guard Int(results.queryCount) == shardRequest.queries.count else {
+                        throw ScatterError.malformedAnswer(worker: shardRequest.worker, "\(results.queryCount) result rows for \(shardRequest.queries.count) queries")
+                    }
+                    try merger.add(shardRequest, answerK: Int(results.k), ids: results.unpackedIDs(),
+                                   scores: results.unpackedScores(), skipped: skipped)
+                    if !skipped.isEmpty {
+                        unanswered += skipped
+                        excluded.insert(shardRequest.worker)
+                    }
+                } catch {
+                    merger.recordFailure(of: shardRequest)
+                    unanswered += shardRequest.probedLists
+                    excluded.insert(shardRequest.worker)
+                    failures.append("worker \(shardRequest.worker): \((error as? RPCError)?.message ?? "\(error)")")
+                }
+            }
+            guard !unanswered.isEmpty else { break }
+            do {
+                plan = try ScatterPlan(lists: unanswered, shardMap: serving.shardMap,
+                                       unavailable: pool.down.union(excluded), rotation: rotation)
+            } catch {
+                throw .internalError(error.description)
+            }
+            if plan.requests.isEmpty { break }
+        }
+        let coverage = merger.coverage
+        if request.requireFullCoverage && !coverage.isComplete {
+            let reason = failures.isEmpty ? "no live replica holds some probed lists" : failures.joined(separator: "; ")
+            throw .unavailable("answered \(coverage.totalAnswered) of \(coverage.totalProbed) probed lists (require_full_coverage is set): \(reason)")
+        }
+        let results = merger.finish()
+        var response = Quiver_V1_SearchResponse()
+        response.results = Quiver_V1_TopK(queryCount: queryCount, k: settings.k, ids: results.ids,
+                                          scores: merger.userScores(of: results))
+        var wireCoverage = Quiver_V1_Coverage()
+        wireCoverage.listsProbed = UInt64(coverage.totalProbed)
+        wireCoverage.listsAnswered = UInt64(coverage.totalAnswered)
+        wireCoverage.workersQueried = UInt32(coverage.workersQueried)
+        wireCoverage.workersAnswered = UInt32(coverage.workersAnswered)
+        response.coverage = wireCoverage
+        if !coverage.isComplete {
+            response.queryCoverage = WireArrays.pack((0 ..< queryCount).map { coverage.fraction(ofQuery: $0) })
+        }
+        response.modelVersion = model.version
+        response.shardMapVersion = serving.shardMap.version
+        return response
+    }
+
+    nonisolated private func searchListsRequest(_ shardRequest: ShardRequest, prepared: Matrix, settings: SearchSettings,
+                                                serving: Serving) -> Quiver_V1_SearchListsRequest {
+        var wire = Quiver_V1_SearchListsRequest()
+        wire.collection = serving.name
+        wire.modelVersion = serving.model.version
+        wire.shardMapVersion = serving.shardMap.version
+        wire.k = UInt32(settings.k)
+        wire.reorderK = UInt32(settings.reorderK)
+        let queries = shardRequest.queries.count == prepared.rows ? prepared : prepared.gathering(shardRequest.queries)
+        wire.queries = Quiver_V1_FloatMatrix(rows: queries.rows, dimension: queries.dimension, values: queries.values)
+        wire.probeOffsets = WireArrays.pack(shardRequest.probeOffsets)
+        wire.probeListIds = WireArrays.pack(shardRequest.probeListIDs)
+        return wire
+    }
+}

@@ -1,0 +1,263 @@
+import QuiverCluster
+import QuiverIndex
+import QuiverProtocol
+import QuiverStorage
+
+extension Coordinator {
+    static let defaultIterations = 20
+    static let defaultSeed: UInt64 = 1
+    /// Rows buffered from a streaming first load when neither nlist nor sample_rows says more.
+    static let defaultFirstLoadRows = 100_000
+
+    func train(_ request: Quiver_V1_TrainRequest) async throws(CoordinatorError) -> Quiver_V1_TrainResponse {
+        let name = request.collection
+        let entry = try entry(name)
+        guard entry.record.vectorCount == 0 else {
+            throw .failedPrecondition("collection \"\(name)\" already holds \(entry.record.vectorCount) vectors; retraining a loaded collection is not supported, drop and reload it")
+        }
+        guard !entry.trainingClaimed, entry.record.phase != .training else {
+            throw .failedPrecondition("collection \"\(name)\" is already training; wait for it to finish")
+        }
+        let iterations = request.iterations == 0 ? Self.defaultIterations : Int(request.iterations)
+        guard iterations <= 1000 else { throw .invalidArgument("iterations \(iterations) is more than the allowed 1000") }
+        let seed = request.seed == 0 ? Self.defaultSeed : request.seed
+        var response = Quiver_V1_TrainResponse()
+        switch request.source {
+        case .firstLoad(let firstLoad):
+            try update(name, incarnation: entry.incarnation) { entry in
+                entry.record.phase = .awaitingFirstLoad
+                entry.record.error = ""
+                entry.record.firstLoad = FirstLoadTraining(sampleRows: Int(firstLoad.sampleRows), iterations: iterations, seed: seed)
+            }
+            response.state = .awaitingFirstLoad
+            return response
+        case .file(let file):
+            let dataset = try Self.openDataset(file.path, format: file.format, dimension: entry.record.settings.dimension)
+            let nlist = try resolveNlist(entry.record.settings, totalRows: dataset.count)
+            var cap = 256 * nlist
+            if file.maxRows > 0 { cap = min(cap, Int(clamping: file.maxRows)) }
+            guard cap >= nlist else {
+                throw .invalidArgument("max_rows \(file.maxRows) is fewer than the \(nlist) lists to train; allow at least \(nlist) rows")
+            }
+            try claimTraining(name, incarnation: entry.incarnation)
+            do {
+                let sampleRows = cap
+                let sample = try await offload { try Self.uniformRows(of: dataset, count: sampleRows, seed: seed) }
+                let model = try await trainAndPlace(name, incarnation: entry.incarnation, sample: sample, nlist: nlist,
+                                                    iterations: iterations, seed: seed)
+                response.modelVersion = model.version
+                response.nlist = UInt32(model.nlist)
+                response.trainingRows = UInt64(sample.rows)
+                response.state = .ready
+                return response
+            } catch {
+                let failure = CoordinatorError.wrapping(error, context: "training \(name)")
+                trainingFailed(name, incarnation: entry.incarnation, failure)
+                throw failure
+            }
+        case nil:
+            throw .invalidArgument("TrainRequest needs a source: file (a server-side path) or first_load")
+        }
+    }
+
+    /// nlist from the collection settings, or 2√n of the rows the collection will hold.
+    func resolveNlist(_ settings: CollectionSettings, totalRows: Int) throws(CoordinatorError) -> Int {
+        let nlist = settings.requestedNlist > 0 ? settings.requestedNlist : IVFConfiguration.defaultListCount(vectors: totalRows)
+        guard totalRows >= nlist else {
+            throw .invalidArgument("training needs at least nlist = \(nlist) vectors, the data has \(totalRows)")
+        }
+        return nlist
+    }
+
+    func claimTraining(_ name: String, incarnation: UInt64) throws(CoordinatorError) {
+        let claimed = try update(name, incarnation: incarnation) { entry throws(CoordinatorError) in
+            guard !entry.trainingClaimed else {
+                throw .failedPrecondition("collection \"\(name)\" is already training; wait for it to finish")
+            }
+            entry.trainingClaimed = true
+            entry.record.phase = .training
+            entry.record.error = ""
+        }
+        guard claimed else { throw .notFound("collection \"\(name)\" was dropped") }
+    }
+
+    func trainingFailed(_ name: String, incarnation: UInt64, _ error: CoordinatorError) {
+        logger.error("training \(name) failed: \(error)")
+        do {
+            try update(name, incarnation: incarnation) { entry in
+                entry.trainingClaimed = false
+                entry.record.phase = entry.model == nil ? .failed : .ready
+                entry.record.error = entry.model == nil ? error.description : ""
+            }
+        } catch {
+            logger.error("cannot record the failure of \(name): \(error)")
+        }
+    }
+
+    /// Trains a model on `sample` (raw rows), places its lists, installs it on every worker and
+    /// assigns the lists; the collection is READY when this returns.
+    func trainAndPlace(_ name: String, incarnation: UInt64, sample: Matrix, nlist: Int, iterations: Int,
+                       seed: UInt64) async throws(CoordinatorError) -> IVFModel {
+        let record = try entry(name).record
+        let settings = record.settings
+        let configuration = settings.indexConfiguration(nlist: nlist, iterations: iterations, seed: seed)
+        let workers = pool.ids
+        guard !workers.isEmpty else { throw .failedPrecondition(PlacementError.noWorkers.description) }
+        guard settings.replicationFactor <= workers.count else {
+            throw .failedPrecondition(PlacementError.invalidReplicationFactor(settings.replicationFactor, workers: workers.count).description)
+        }
+        guard sample.rows >= nlist else {
+            throw .invalidArgument("training needs at least nlist = \(nlist) vectors, got \(sample.rows)")
+        }
+        let threads = threads
+        logger.info("training \(name): \(sample.rows) rows, nlist \(nlist), m \(settings.subspaces), \(settings.bitsPerCode)-bit")
+        let trained: (IVFModel, [Int])
+        do {
+            trained = try await offload { () throws -> (IVFModel, [Int]) in
+                var model = try IVFModel.train(sample: sample, configuration: configuration, threads: threads)
+                model.version = record.modelVersion + 1
+                // Expected list sizes for placement: how the training rows (and their spills) land.
+                var prepared = sample
+                model.prepare(&prepared)
+                let assignment = model.assign(prepared, threads: threads)
+                var sizes = [Int](repeating: 0, count: model.nlist)
+                for list in assignment.primary where list >= 0 { sizes[Int(list)] += 1 }
+                for list in assignment.spill where list >= 0 { sizes[Int(list)] += 1 }
+                return (model, sizes)
+            }
+        } catch let error as IndexError {
+            throw .invalidArgument(error.description)
+        } catch {
+            throw .internalError("training \(name): \(error)")
+        }
+        let (model, sizes) = trained
+        let map: ShardMap
+        do {
+            map = try ShardMap.place(version: record.shardMapVersion + 1, modelVersion: model.version, listSizes: sizes,
+                                     workers: workers, replicationFactor: settings.replicationFactor)
+        } catch {
+            throw .failedPrecondition(error.description)
+        }
+        try await install(model, map: map, collection: name, on: workers)
+        try store.saveModel(model, collection: name)
+        try store.saveShardMap(map, collection: name)
+        let committed = try update(name, incarnation: incarnation) { entry in
+            entry.model = model
+            entry.shardMap = map
+            entry.trainingClaimed = false
+            entry.record.phase = .ready
+            entry.record.error = ""
+            entry.record.firstLoad = nil
+            entry.record.modelVersion = model.version
+            entry.record.nlist = model.nlist
+            entry.record.shardMapVersion = map.version
+        }
+        guard committed else { throw .notFound("collection \"\(name)\" was dropped while it trained") }
+        store.pruneModels(collection: name, keeping: model.version)
+        logger.info("collection \(name) ready: model \(model.version), \(model.nlist) lists on \(workers.count) workers (shard loads \(map.shardLoads))")
+        return model
+    }
+
+    /// Ships the model to every worker, then tells each the lists it owns (possibly none).
+    func install(_ model: IVFModel, map: ShardMap, collection: String, on workers: [WorkerID]) async throws(CoordinatorError) {
+        let bytes = ModelCodec.encode(model)
+        let pool = pool
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in workers {
+                    group.addTask {
+                        try await pool.installModel(bytes, version: model.version, collection: collection, on: worker)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in workers {
+                    group.addTask {
+                        try await pool.assignLists(map.lists(ownedBy: worker), collection: collection,
+                                                   modelVersion: model.version, shardMapVersion: map.version, on: worker)
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            throw CoordinatorError.wrapping(error, context: "installing \(collection)")
+        }
+    }
+
+    // MARK: - Reading training data
+
+    /// Opens server-side vector files; a malformed pattern or file is the caller's to fix.
+    nonisolated static func openDataset(_ pattern: String, format: Quiver_V1_VectorFileFormat,
+                                        dimension: Int) throws(CoordinatorError) -> VectorDataset {
+        guard !pattern.isEmpty else { throw .invalidArgument("no path given; pass an absolute path or glob of .npy/.fvecs/.bvecs files") }
+        guard pattern.hasPrefix("/") else {
+            throw .invalidArgument("path \"\(pattern)\" must be absolute: it is read on the coordinator host")
+        }
+        let dataset: VectorDataset
+        do {
+            dataset = try VectorDataset(pattern: pattern)
+        } catch {
+            throw datasetError(error)
+        }
+        if let expected = format.fileExtension {
+            for file in dataset.files where !file.path.lowercased().hasSuffix("." + expected) {
+                throw .invalidArgument("\(file.path) does not have the .\(expected) extension the request's format names")
+            }
+        }
+        guard dataset.dimension == dimension else {
+            throw .invalidArgument("\(dataset.files[0].path) holds \(dataset.dimension)-dimensional vectors, the collection expects \(dimension)")
+        }
+        guard dataset.count > 0 else { throw .invalidArgument("\(pattern) holds no vectors") }
+        return dataset
+    }
+
+    nonisolated static func datasetError(_ error: DatasetError) -> CoordinatorError {
+        switch error {
+        case .fileNotFound, .noFilesMatch: .notFound(error.description)
+        default: .invalidArgument(error.description)
+        }
+    }
+
+    /// `count` rows drawn uniformly without replacement (all when there are fewer), read by
+    /// random access in runs of consecutive rows; non-finite values are refused with their row.
+    nonisolated static func uniformRows(of dataset: VectorDataset, count: Int, seed: UInt64) throws(CoordinatorError) -> Matrix {
+        var generator = SeededGenerator(seed: seed &+ 0x7A1)
+        let rows = uniformSample(population: dataset.count, sampleSize: min(count, dataset.count), generator: &generator)
+        let dimension = dataset.dimension
+        var values = [Float](repeating: 0, count: rows.count * dimension)
+        var failure: CoordinatorError?
+        values.withUnsafeMutableBufferPointer { out in
+            var index = 0
+            while index < rows.count, failure == nil {
+                var end = index + 1
+                while end < rows.count && rows[end] == rows[end - 1] + 1 { end += 1 }
+                let target = UnsafeMutableBufferPointer(rebasing: out[index * dimension ..< end * dimension])
+                do throws(DatasetError) {
+                    try dataset.readRows(rows[index] ..< rows[end - 1] + 1, into: target)
+                } catch {
+                    failure = datasetError(error)
+                }
+                index = end
+            }
+        }
+        if let failure { throw failure }
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw .invalidArgument("row \(rows[bad / dimension]) of the file set has a non-finite value \(values[bad]) at component \(bad % dimension)")
+        }
+        return Matrix(rows: rows.count, dimension: dimension, values: values)
+    }
+}
+
+extension Quiver_V1_VectorFileFormat {
+    /// The extension a format implies; nil when the request leaves it to the extension.
+    var fileExtension: String? {
+        switch self {
+        case .npy: "npy"
+        case .fvecs: "fvecs"
+        case .bvecs: "bvecs"
+        case .ivecs: "ivecs"
+        case .unspecified, .UNRECOGNIZED: nil
+        }
+    }
+}

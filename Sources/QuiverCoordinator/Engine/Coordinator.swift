@@ -1,0 +1,267 @@
+import Logging
+import QuiverCluster
+import QuiverIndex
+import QuiverProtocol
+import QuiverStorage
+
+/// Settings of a coordinator process.
+public struct CoordinatorOptions: Sendable {
+    public var dataDirectory: String
+    /// Workers to use in addition to those already persisted ("host:port", id = address).
+    public var workers: [String]
+    /// Threads for training, list assignment and coarse probing.
+    public var threads: Int
+    /// How often workers are polled for health and statistics.
+    public var heartbeatInterval: Duration
+
+    public init(dataDirectory: String, workers: [String] = [], threads: Int = availableCores,
+                heartbeatInterval: Duration = .seconds(2)) {
+        self.dataDirectory = dataDirectory
+        self.workers = workers
+        self.threads = max(1, threads)
+        self.heartbeatInterval = heartbeatInterval
+    }
+}
+
+/// The coordinator's state and operations: collections, their models and shard maps, the
+/// worker set and load jobs. The gRPC service is a thin shell over this actor; placement,
+/// routing, scatter and merge are QuiverCluster values it drives.
+///
+/// Long work (training, loading, searching) awaits off the actor, so other calls proceed
+/// meanwhile; each such operation re-checks the collection's `incarnation` before committing,
+/// so a collection dropped (and perhaps recreated) in between is never written to.
+public actor Coordinator {
+    struct Entry: Sendable {
+        var record: CollectionRecord
+        var model: IVFModel?
+        var shardMap: ShardMap?
+        /// Distinguishes a collection from a later one with the same name.
+        let incarnation: UInt64
+        /// A training (from a file or a first load) is running.
+        var trainingClaimed = false
+    }
+
+    /// What a load or search needs of a ready collection, taken in one step.
+    struct Serving: Sendable {
+        let name: String
+        let settings: CollectionSettings
+        let model: IVFModel
+        let shardMap: ShardMap
+        let incarnation: UInt64
+    }
+
+    let store: CoordinatorStore
+    nonisolated let pool: WorkerPool
+    nonisolated let threads: Int
+    nonisolated let logger: Logger
+    private let heartbeatInterval: Duration
+    var entries: [String: Entry] = [:]
+    private var nextIncarnation: UInt64 = 1
+    var jobs: [String: LoadJob] = [:]
+    var jobCounter = 0
+    private var rotation = 0
+
+    public init(options: CoordinatorOptions, logger: Logger) throws(CoordinatorError) {
+        self.logger = logger
+        self.threads = options.threads
+        self.heartbeatInterval = options.heartbeatInterval
+        store = try CoordinatorStore(root: options.dataDirectory)
+        pool = WorkerPool(logger: logger)
+        var endpoints = try store.loadWorkers()
+        for address in options.workers where !endpoints.contains(where: { $0.id == address }) {
+            endpoints.append(WorkerEndpoint(id: address, address: address))
+        }
+        for endpoint in endpoints { try pool.add(endpoint) }
+        try store.saveWorkers(pool.endpoints)
+        for stored in try store.loadAll() {
+            entries[stored.record.name] = Entry(record: stored.record, model: stored.model, shardMap: stored.shardMap,
+                                                incarnation: nextIncarnation)
+            nextIncarnation += 1
+        }
+    }
+
+    /// Heartbeats workers and, once, re-sends every model and list assignment (idempotent on
+    /// the worker) so that a worker that lost its state while the coordinator was down is
+    /// brought back in line. Runs until cancelled.
+    public func run() async {
+        for worker in pool.ids { Task { await self.reconcile(worker) } }
+        while !Task.isCancelled {
+            await pool.heartbeat()
+            try? await Task.sleep(for: heartbeatInterval)
+        }
+    }
+
+    public nonisolated func shutdown() {
+        pool.shutdown()
+    }
+
+    // MARK: - Collections
+
+    func createCollection(_ config: Quiver_V1_CollectionConfig) throws(CoordinatorError) -> Quiver_V1_CollectionInfo {
+        let settings = try CollectionSettings(config, workersKnown: pool.ids.count)
+        guard entries[settings.name] == nil else {
+            throw .alreadyExists("collection \"\(settings.name)\" already exists; drop it first or choose another name")
+        }
+        let record = CollectionRecord(settings: settings, createdUnixMs: unixMilliseconds())
+        try store.saveRecord(record)
+        entries[settings.name] = Entry(record: record, incarnation: nextIncarnation)
+        nextIncarnation += 1
+        logger.info("created collection \(settings.name) (d=\(settings.dimension), \(settings.metric.rawValue))")
+        return info(record)
+    }
+
+    func entry(_ name: String) throws(CoordinatorError) -> Entry {
+        guard let entry = entries[name] else {
+            if name.isEmpty { throw .invalidArgument("the request names no collection") }
+            throw .notFound("collection \"\(name)\" does not exist (known: \(entries.keys.sorted().joined(separator: ", ")))")
+        }
+        return entry
+    }
+
+    func describe(_ name: String) throws(CoordinatorError) -> Quiver_V1_CollectionInfo {
+        info(try entry(name).record)
+    }
+
+    func listCollections() -> [Quiver_V1_CollectionInfo] {
+        entries.keys.sorted().map { info(entries[$0]!.record) }
+    }
+
+    /// Forgets the collection here first (durably), then asks every worker to delete its data;
+    /// a worker that cannot be reached keeps orphaned files, which it drops on the next Drop or
+    /// a recreate with the same name supersedes by model version.
+    func drop(_ name: String, ifExists: Bool) async throws(CoordinatorError) -> Bool {
+        guard entries[name] != nil else {
+            if ifExists { return false }
+            _ = try entry(name)
+            return false
+        }
+        try store.removeCollection(name)
+        entries[name] = nil
+        for job in jobs.values where job.collection == name { job.cancel() }
+        let workers = pool.ids
+        await withTaskGroup(of: Void.self) { group in
+            for worker in workers {
+                group.addTask {
+                    do {
+                        try await self.pool.dropCollection(name, on: worker)
+                    } catch {
+                        self.logger.warning("\(error)")
+                    }
+                }
+            }
+        }
+        logger.info("dropped collection \(name)")
+        return true
+    }
+
+    nonisolated func bytesUsed(_ name: String) -> UInt64 {
+        var total: UInt64 = 0
+        for member in pool.snapshot() {
+            for collection in member.stats?.collections ?? [] where collection.collection == name {
+                total += collection.codeBytes + collection.rawBytes
+            }
+        }
+        return total
+    }
+
+    func info(_ record: CollectionRecord) -> Quiver_V1_CollectionInfo {
+        record.wire(bytesUsed: bytesUsed(record.name))
+    }
+
+    /// Saves a changed record if the collection is still the same incarnation; false if it was
+    /// dropped meanwhile.
+    @discardableResult
+    func update(_ name: String, incarnation: UInt64,
+                _ change: (inout Entry) throws(CoordinatorError) -> Void) throws(CoordinatorError) -> Bool {
+        guard var entry = entries[name], entry.incarnation == incarnation else { return false }
+        try change(&entry)
+        try store.saveRecord(entry.record)
+        entries[name] = entry
+        return true
+    }
+
+    func serving(_ name: String) throws(CoordinatorError) -> Serving {
+        let entry = try entry(name)
+        guard entry.record.phase == .ready, let model = entry.model, let shardMap = entry.shardMap else {
+            throw .failedPrecondition(notReadyMessage(entry.record))
+        }
+        return Serving(name: name, settings: entry.record.settings, model: model, shardMap: shardMap,
+                       incarnation: entry.incarnation)
+    }
+
+    func notReadyMessage(_ record: CollectionRecord) -> String {
+        switch record.phase {
+        case .created: "collection \"\(record.name)\" is not trained yet; call Train (from a file, or from the first load) first"
+        case .awaitingFirstLoad: "collection \"\(record.name)\" trains on its first load, which has not happened yet"
+        case .training: "collection \"\(record.name)\" is training; retry when its state is READY"
+        case .failed: "collection \"\(record.name)\" failed: \(record.error); call Train again"
+        case .ready: "collection \"\(record.name)\" has no model loaded"
+        }
+    }
+
+    func nextRotation() -> Int {
+        rotation &+= 1
+        return rotation
+    }
+
+    // MARK: - Workers
+
+    func registerWorker(address: String, id: String) throws(CoordinatorError) -> Int {
+        let address = address.trimmingWhitespace
+        guard !address.isEmpty else { throw .invalidArgument("RegisterWorker needs the worker's host:port address") }
+        let endpoint = WorkerEndpoint(id: id.isEmpty ? address : id, address: address)
+        if try pool.add(endpoint) {
+            try store.saveWorkers(pool.endpoints)
+            logger.info("registered worker \(endpoint.id) at \(endpoint.address)")
+        }
+        // A (re)starting worker may have lost or missed state; re-send what it should hold.
+        Task { await self.reconcile(endpoint.id) }
+        return pool.ids.count
+    }
+
+    /// Installs every model and list assignment `worker` should hold (best effort, logged).
+    func reconcile(_ worker: WorkerID) async {
+        let serving = entries.values.compactMap { entry -> (String, IVFModel, ShardMap)? in
+            guard let model = entry.model, let map = entry.shardMap else { return nil }
+            return (entry.record.name, model, map)
+        }
+        for (name, model, map) in serving {
+            do {
+                try await pool.installModel(ModelCodec.encode(model), version: model.version, collection: name, on: worker)
+                try await pool.assignLists(map.lists(ownedBy: worker), collection: name, modelVersion: model.version,
+                                           shardMapVersion: map.version, on: worker)
+            } catch {
+                logger.warning("could not bring worker \(worker) up to date for \(name): \(error)")
+            }
+        }
+    }
+
+    func clusterStatus() -> Quiver_V1_ClusterStatusResponse {
+        var response = Quiver_V1_ClusterStatusResponse()
+        response.workers = pool.snapshot().map { member in
+            var status = Quiver_V1_WorkerStatus()
+            status.workerID = member.endpoint.id
+            status.address = member.endpoint.address
+            status.health = member.health
+            status.lastSeenUnixMs = member.lastSeenUnixMs
+            if let stats = member.stats {
+                status.listsOwned = stats.listsOwned
+                status.vectors = stats.vectors
+                status.bytes = stats.bytes
+                status.queriesServed = stats.queriesServed
+            }
+            return status
+        }
+        response.shardMaps = entries.keys.sorted().compactMap { name in
+            entries[name]!.shardMap.map { ShardMapWire.wire($0, collection: name) }
+        }
+        response.collections = listCollections()
+        return response
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}

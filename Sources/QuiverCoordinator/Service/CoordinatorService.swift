@@ -1,0 +1,110 @@
+import GRPCCore
+import QuiverProtocol
+
+/// The client-facing gRPC service: unwraps requests, calls the `Coordinator`, wraps replies,
+/// and turns `CoordinatorError`s into statuses. No decisions are made here.
+struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
+    let coordinator: Coordinator
+
+    /// Runs `body`, mapping its typed error to the status the client sees.
+    private func respond<Output>(_ body: () async throws(CoordinatorError) -> Output) async throws -> ServerResponse<Output> {
+        do {
+            return ServerResponse(message: try await body())
+        } catch {
+            throw error.rpcError
+        }
+    }
+
+    func createCollection(request: ServerRequest<Quiver_V1_CreateCollectionRequest>,
+                          context: ServerContext) async throws -> ServerResponse<Quiver_V1_CreateCollectionResponse> {
+        try await respond { () throws(CoordinatorError) in
+            var response = Quiver_V1_CreateCollectionResponse()
+            response.collection = try await coordinator.createCollection(request.message.config)
+            return response
+        }
+    }
+
+    func describeCollection(request: ServerRequest<Quiver_V1_DescribeCollectionRequest>,
+                            context: ServerContext) async throws -> ServerResponse<Quiver_V1_DescribeCollectionResponse> {
+        try await respond { () throws(CoordinatorError) in
+            var response = Quiver_V1_DescribeCollectionResponse()
+            response.collection = try await coordinator.describe(request.message.collection)
+            return response
+        }
+    }
+
+    func listCollections(request: ServerRequest<Quiver_V1_ListCollectionsRequest>,
+                         context: ServerContext) async throws -> ServerResponse<Quiver_V1_ListCollectionsResponse> {
+        try await respond { () throws(CoordinatorError) in
+            var response = Quiver_V1_ListCollectionsResponse()
+            response.collections = await coordinator.listCollections()
+            return response
+        }
+    }
+
+    func dropCollection(request: ServerRequest<Quiver_V1_DropCollectionRequest>,
+                        context: ServerContext) async throws -> ServerResponse<Quiver_V1_DropCollectionResponse> {
+        try await respond { () throws(CoordinatorError) in
+            var response = Quiver_V1_DropCollectionResponse()
+            response.existed = try await coordinator.drop(request.message.collection, ifExists: request.message.ifExists)
+            return response
+        }
+    }
+
+    func train(request: ServerRequest<Quiver_V1_TrainRequest>,
+               context: ServerContext) async throws -> ServerResponse<Quiver_V1_TrainResponse> {
+        try await respond { () throws(CoordinatorError) in try await coordinator.train(request.message) }
+    }
+
+    func load(request: StreamingServerRequest<Quiver_V1_LoadRequest>,
+              context: ServerContext) async throws -> ServerResponse<Quiver_V1_LoadResponse> {
+        try await respond { () throws(CoordinatorError) in try await coordinator.load(request.messages) }
+    }
+
+    func loadFiles(request: ServerRequest<Quiver_V1_LoadFilesRequest>,
+                   context: ServerContext) async throws -> ServerResponse<Quiver_V1_LoadFilesResponse> {
+        try await respond { () throws(CoordinatorError) in try await coordinator.startLoadFiles(request.message) }
+    }
+
+    func loadStatus(request: ServerRequest<Quiver_V1_LoadStatusRequest>,
+                    context: ServerContext) async throws -> ServerResponse<Quiver_V1_LoadStatusResponse> {
+        try await respond { () throws(CoordinatorError) in try await coordinator.loadStatus(request.message.loadJobID) }
+    }
+
+    func search(request: ServerRequest<Quiver_V1_SearchRequest>,
+                context: ServerContext) async throws -> ServerResponse<Quiver_V1_SearchResponse> {
+        let timeout = request.metadata[stringValues: "grpc-timeout"].first(where: { _ in true }).flatMap(Self.parseTimeout)
+        return try await respond { () throws(CoordinatorError) in try await coordinator.search(request.message, timeout: timeout) }
+    }
+
+    func clusterStatus(request: ServerRequest<Quiver_V1_ClusterStatusRequest>,
+                       context: ServerContext) async throws -> ServerResponse<Quiver_V1_ClusterStatusResponse> {
+        try await respond { () throws(CoordinatorError) in await coordinator.clusterStatus() }
+    }
+
+    func registerWorker(request: ServerRequest<Quiver_V1_RegisterWorkerRequest>,
+                        context: ServerContext) async throws -> ServerResponse<Quiver_V1_RegisterWorkerResponse> {
+        try await respond { () throws(CoordinatorError) in
+            var response = Quiver_V1_RegisterWorkerResponse()
+            response.workersKnown = UInt32(try await coordinator.registerWorker(address: request.message.address,
+                                                                                 id: request.message.workerID))
+            return response
+        }
+    }
+
+    /// The caller's deadline as sent in the `grpc-timeout` header: up to 8 digits and a unit
+    /// (H, M, S, m, u, n). gRPC Swift enforces it on the handler but does not expose it, and the
+    /// scatter needs it to give workers only the time that is left.
+    static func parseTimeout(_ header: String) -> Duration? {
+        guard let unit = header.last, let amount = Int64(header.dropLast()), amount >= 0 else { return nil }
+        switch unit {
+        case "H": return .seconds(amount * 3600)
+        case "M": return .seconds(amount * 60)
+        case "S": return .seconds(amount)
+        case "m": return .milliseconds(amount)
+        case "u": return .microseconds(amount)
+        case "n": return .nanoseconds(amount)
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import GRPCCore
+import QuiverCluster
+import QuiverIndex
+import QuiverProtocol
+
+/// The worker RPCs the coordinator makes, each turning a worker's failure into a
+/// `CoordinatorError` that names the worker.
+extension WorkerPool {
+    static let modelChunkBytes = 1 << 20
+    /// Ingest messages stay below 4 MiB, so they pass even a worker left at gRPC's default limit.
+    static let ingestMessageBytes = 3 << 20
+
+    /// Streams the model's ModelCodec bytes in ≤ 1 MiB chunks.
+    func installModel(_ bytes: [UInt8], version: UInt64, collection: String, on worker: WorkerID) async throws(CoordinatorError) {
+        let client = try client(worker)
+        let total = bytes.count
+        do {
+            _ = try await client.installModel(options: .worker(timeout: .seconds(120))) { writer in
+                var offset = 0
+                repeat {
+                    let end = min(total, offset + Self.modelChunkBytes)
+                    var chunk = Quiver_V1_InstallModelChunk()
+                    chunk.collection = collection
+                    chunk.modelVersion = version
+                    chunk.totalBytes = UInt64(total)
+                    chunk.offset = UInt64(offset)
+                    chunk.data = Data(bytes[offset ..< end])
+                    try await writer.write(chunk)
+                    offset = end
+                } while offset < total
+            }
+            recordSuccess(worker)
+        } catch {
+            recordFailure(worker, error)
+            throw CoordinatorError.wrapping(error, context: "installing model \(version) of \(collection) on worker \(worker)")
+        }
+    }
+
+    func assignLists(_ lists: [Int32], collection: String, modelVersion: UInt64, shardMapVersion: UInt64,
+                     on worker: WorkerID) async throws(CoordinatorError) {
+        var request = Quiver_V1_AssignListsRequest()
+        request.collection = collection
+        request.modelVersion = modelVersion
+        request.shardMapVersion = shardMapVersion
+        request.listIds = WireArrays.pack(lists)
+        request.releaseUnowned = true
+        do {
+            _ = try await client(worker).assignLists(request, options: .worker(timeout: .seconds(60)))
+            recordSuccess(worker)
+        } catch {
+            recordFailure(worker, error)
+            throw CoordinatorError.wrapping(error, context: "assigning \(lists.count) lists of \(collection) to worker \(worker)")
+        }
+    }
+
+    /// Sends one routed group of a batch over one Ingest stream and waits for the worker to
+    /// confirm every row durable.
+    func ingest(_ group: IngestGroup, vectors: Matrix, ids: [Int64], collection: String, modelVersion: UInt64,
+                shardMapVersion: UInt64) async throws(CoordinatorError) {
+        let client = try client(group.worker)
+        let dimension = vectors.dimension
+        let rowsPerMessage = max(1, Self.ingestMessageBytes / (dimension * 4 + 16))
+        let expected = group.count
+        let response: Quiver_V1_IngestResponse
+        do {
+            response = try await client.ingest(options: .worker(timeout: .seconds(600))) { writer in
+                var start = 0
+                while start < group.count {
+                    let end = min(group.count, start + rowsPerMessage)
+                    let rows = group.rows[start ..< end]
+                    var values = [Float]()
+                    values.reserveCapacity(rows.count * dimension)
+                    vectors.values.withUnsafeBufferPointer { source in
+                        for row in rows { values.append(contentsOf: source[row * dimension ..< (row + 1) * dimension]) }
+                    }
+                    var message = Quiver_V1_IngestRequest()
+                    message.collection = collection
+                    message.modelVersion = modelVersion
+                    message.shardMapVersion = shardMapVersion
+                    message.batch.vectors = Quiver_V1_FloatMatrix(rows: rows.count, dimension: dimension, values: values)
+                    message.batch.ids = WireArrays.pack(rows.map { ids[$0] })
+                    message.listIds = WireArrays.pack(group.lists[start ..< end])
+                    let spills = group.spillLists[start ..< end]
+                    if spills.contains(where: { $0 >= 0 }) { message.spillListIds = WireArrays.pack(spills) }
+                    try await writer.write(message)
+                    start = end
+                }
+            }
+        } catch {
+            recordFailure(group.worker, error)
+            throw CoordinatorError.wrapping(error, context: "storing \(expected) rows of \(collection) on worker \(group.worker)")
+        }
+        recordSuccess(group.worker)
+        guard response.rowsRejected == 0, response.rowsStored == UInt64(expected) else {
+            throw .unavailable("worker \(group.worker) stored \(response.rowsStored) of \(expected) rows of \(collection) and rejected \(response.rowsRejected) (its shard map version is \(response.shardMapVersion), the coordinator routed with \(shardMapVersion)); retry the load")
+        }
+    }
+
+    func searchLists(_ request: Quiver_V1_SearchListsRequest, on worker: WorkerID,
+                     timeout: Duration?) async throws -> Quiver_V1_SearchListsResponse {
+        do {
+            let response = try await client(worker).searchLists(request, options: .worker(timeout: timeout))
+            recordSuccess(worker)
+            return response
+        } catch {
+            recordFailure(worker, error)
+            throw error
+        }
+    }
+
+    func dropCollection(_ collection: String, on worker: WorkerID) async throws(CoordinatorError) {
+        var request = Quiver_V1_WorkerDropCollectionRequest()
+        request.collection = collection
+        do {
+            _ = try await client(worker).dropCollection(request, options: .worker(timeout: .seconds(60)))
+            recordSuccess(worker)
+        } catch {
+            recordFailure(worker, error)
+            throw CoordinatorError.wrapping(error, context: "dropping \(collection) on worker \(worker)")
+        }
+    }
+}

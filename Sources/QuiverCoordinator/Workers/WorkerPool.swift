@@ -1,0 +1,163 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import QuiverCluster
+import QuiverProtocol
+import Synchronization
+
+/// Largest message the coordinator sends to or accepts from a worker (and from clients):
+/// search batches and their results easily exceed gRPC's 4 MiB default.
+let maxMessageBytes = 64 << 20
+
+/// The workers the coordinator knows: one gRPC client per worker, and the health the
+/// coordinator judges from heartbeats and call outcomes. Health decides routing: searches skip
+/// workers marked down and go to replicas instead.
+final class WorkerPool: Sendable {
+    typealias Client = Quiver_V1_Worker.Client<HTTP2ClientTransport.Posix>
+
+    struct Member: Sendable {
+        var endpoint: WorkerEndpoint
+        var client: Client
+        var grpc: GRPCClient<HTTP2ClientTransport.Posix>
+        var health: Quiver_V1_WorkerHealth = .suspect
+        var consecutiveFailures = 0
+        var lastSeenUnixMs: Int64 = 0
+        var stats: Quiver_V1_WorkerStatsResponse?
+    }
+
+    private let members = Mutex<[WorkerID: Member]>([:])
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Adds (or re-addresses) a worker and starts its connection; returns false when it was
+    /// already known at the same address.
+    @discardableResult
+    func add(_ endpoint: WorkerEndpoint) throws(CoordinatorError) -> Bool {
+        if let known = members.withLock({ $0[endpoint.id] }), known.endpoint.address == endpoint.address {
+            return false
+        }
+        let target = try Self.target(endpoint.address)
+        let transport: HTTP2ClientTransport.Posix
+        do {
+            transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext)
+        } catch {
+            throw .invalidArgument("cannot dial worker \(endpoint.address): \(error)")
+        }
+        let grpc = GRPCClient(transport: transport)
+        Task { [logger] in
+            do {
+                try await grpc.runConnections()
+            } catch {
+                logger.warning("connections to worker \(endpoint.id) ended: \(error)")
+            }
+        }
+        let replaced = members.withLock { members in
+            let old = members[endpoint.id]
+            members[endpoint.id] = Member(endpoint: endpoint, client: Client(wrapping: grpc), grpc: grpc)
+            return old
+        }
+        replaced?.grpc.beginGracefulShutdown()
+        return true
+    }
+
+    /// Parses "host:port" (IPv6 as "[::1]:port").
+    static func target(_ address: String) throws(CoordinatorError) -> any ResolvableTarget {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (1 ... 65_535).contains(port) else {
+            throw .invalidArgument("worker address \"\(address)\" is not host:port")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            return .ipv6(host: host, port: port)
+        }
+        guard !host.isEmpty else { throw .invalidArgument("worker address \"\(address)\" has no host") }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        if octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) { return .ipv4(host: host, port: port) }
+        return .dns(host: host, port: port)
+    }
+
+    var endpoints: [WorkerEndpoint] {
+        members.withLock { $0.values.map(\.endpoint) }.sorted { $0.id < $1.id }
+    }
+
+    var ids: [WorkerID] { endpoints.map(\.id) }
+
+    func client(_ worker: WorkerID) throws(CoordinatorError) -> Client {
+        guard let client = members.withLock({ $0[worker]?.client }) else {
+            throw .unavailable("worker \(worker) is in the shard map but not registered with this coordinator")
+        }
+        return client
+    }
+
+    /// Workers not to route searches to.
+    var down: Set<WorkerID> {
+        Set(members.withLock { $0.values.filter { $0.health == .down }.map(\.endpoint.id) })
+    }
+
+    func snapshot() -> [Member] {
+        members.withLock { Array($0.values) }.sorted { $0.endpoint.id < $1.endpoint.id }
+    }
+
+    func recordSuccess(_ worker: WorkerID, stats: Quiver_V1_WorkerStatsResponse? = nil) {
+        members.withLock { members in
+            guard members[worker] != nil else { return }
+            members[worker]!.health = .healthy
+            members[worker]!.consecutiveFailures = 0
+            members[worker]!.lastSeenUnixMs = unixMilliseconds()
+            if let stats { members[worker]!.stats = stats }
+        }
+    }
+
+    /// A failed call or heartbeat: suspect after one, down after two in a row. A transport-level
+    /// failure (unreachable, timed out) marks the worker down at once so that the next search
+    /// does not wait on it again; the heartbeat brings it back.
+    func recordFailure(_ worker: WorkerID, _ error: any Error) {
+        let severe = (error as? RPCError).map { [.unavailable, .deadlineExceeded].contains($0.code) } ?? false
+        let changed = members.withLock { members -> Bool in
+            guard var member = members[worker] else { return false }
+            let before = member.health
+            member.consecutiveFailures += 1
+            member.health = severe || member.consecutiveFailures >= 2 ? .down : .suspect
+            members[worker] = member
+            return before != member.health
+        }
+        if changed { logger.warning("worker \(worker) marked \(severe ? "down" : "suspect"): \(error)") }
+    }
+
+    /// Polls every worker's Stats: the health signal, and the numbers ClusterStatus reports.
+    func heartbeat() async {
+        await withTaskGroup(of: Void.self) { group in
+            for member in snapshot() {
+                group.addTask {
+                    do {
+                        var options = CallOptions.worker(timeout: .seconds(2))
+                        options.waitForReady = false
+                        let stats = try await member.client.stats(Quiver_V1_WorkerStatsRequest(), options: options)
+                        self.recordSuccess(member.endpoint.id, stats: stats)
+                    } catch {
+                        self.recordFailure(member.endpoint.id, error)
+                    }
+                }
+            }
+        }
+    }
+
+    func shutdown() {
+        for member in snapshot() { member.grpc.beginGracefulShutdown() }
+    }
+}
+
+extension CallOptions {
+    /// Options for calls to workers: large messages both ways, and an optional time limit.
+    static func worker(timeout: Duration? = nil) -> CallOptions {
+        var options = CallOptions.defaults
+        options.maxRequestMessageBytes = maxMessageBytes
+        options.maxResponseMessageBytes = maxMessageBytes
+        options.timeout = timeout
+        return options
+    }
+}
