@@ -29,7 +29,7 @@ struct BenchCommand: ParsableCommand {
     var metric: Metric = .innerProduct
     @Option(help: "PQ subspaces m (default d/2 for fastscan, d/4 for ivfpq).")
     var m: Int?
-    @Option(help: "Anisotropic threshold T, or off (default 0.2 for ip/cosine, off for l2).")
+    @Option(help: "Anisotropic threshold T, or off (default 0.1 for ip/cosine, off for l2).")
     var anisotropic: OptionalNumber?
     @Option(help: "SOAR spilling lambda, or off (default 1 for ip/cosine, off for l2).")
     var spill: OptionalNumber?
@@ -105,7 +105,7 @@ struct BenchCommand: ParsableCommand {
         let innerProduct = metric.usesInnerProduct
         let configuration = IVFConfiguration(
             dimension: workload.base.dimension, metric: metric, nlist: nlist, encoding: encoding, subspaces: m,
-            anisotropicThreshold: encoding == .flat || !innerProduct ? nil : (anisotropic.map(\.value) ?? 0.2),
+            anisotropicThreshold: encoding == .flat || !innerProduct ? nil : (anisotropic.map(\.value) ?? IVFConfiguration.defaultAnisotropicThreshold),
             spillLambda: encoding == .flat || !innerProduct ? spill?.value : (spill.map(\.value) ?? 1.0),
             rawVectors: raw, seed: seed)
         let model = try IVFModel.train(sample: workload.base, configuration: configuration, threads: threads)
@@ -116,8 +116,8 @@ struct BenchCommand: ParsableCommand {
         let describe = "nlist=\(nlist) m=\(configuration.subspaces) aniso=\(configuration.anisotropicThreshold.map { "\($0)" } ?? "off") spill=\(configuration.spillLambda.map { "\($0)" } ?? "off") raw=\(configuration.rawVectors.rawValue)"
         print("# \(kind.rawValue): \(describe) train \(String(format: "%.1f", trained)) s, build \(String(format: "%.1f", build)) s, entries \(ivf.entryCount), \(String(format: "%.1f", Double(ivf.memoryBytes) / Double(ivf.count))) B/vector")
 
-        let probes = nprobe?.values ?? [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128]
-        let depths = encoding == .flat || configuration.rawVectors == .none ? [0] : (reorder?.values ?? [0, 20, 40, 100])
+        let probes = nprobe?.values ?? [2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128]
+        let depths = encoding == .flat || configuration.rawVectors == .none ? [0] : (reorder?.values ?? [0, 10, 20, 30, 40, 60, 100])
         for probe in probes where probe > 0 && probe <= nlist {
             for depth in depths {
                 let parameters = SearchParameters(k: k, nprobe: probe, reorderK: depth)
