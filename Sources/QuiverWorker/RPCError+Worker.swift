@@ -14,7 +14,6 @@ extension RPCError {
         case .invalidName: .invalidArgument
         case .alreadyExists: .alreadyExists
         case .modelNotReplaceable: .failedPrecondition
-        case .recordTooLarge: .resourceExhausted
         case .unusableAfterFailedWrite: .unavailable
         case .manifestMissing, .manifestCorrupt, .invalidModel, .segmentMissing, .corruptRecord,
              .segmentShorterThanCommitted: .dataLoss

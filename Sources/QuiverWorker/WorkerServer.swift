@@ -47,23 +47,32 @@ public enum WorkerServer {
         let options = ShardWorker.Options(workerID: configuration.workerID ?? configuration.listen.description,
                                           threads: configuration.threads)
         let worker = try ShardWorker.open(dataDirectory: configuration.dataDirectory, options: options, logger: logger)
+        try await serve(worker, configuration, logger: logger, onListening: onListening) {
+            for await signal in SignalStream.watching([SIGINT, SIGTERM]) {
+                logger.info("stopping", metadata: ["signal": "\(signal)"])
+                return
+            }
+        }
+    }
+
+    /// Serves `worker` until `stop` returns, then finishes the requests in flight and records
+    /// the committed segment lengths. (`run` stops on signals; tests stop it directly.)
+    public static func serve(_ worker: ShardWorker, _ configuration: Configuration, logger: Logger,
+                             onListening: @Sendable (HostAndPort) -> Void,
+                             until stop: @escaping @Sendable () async -> Void) async throws {
+        let listen = configuration.listen
         let transport = HTTP2ServerTransport.Posix(
-            address: configuration.listen.host.contains(":")
-                ? .ipv6(host: configuration.listen.host, port: configuration.listen.port)
-                : .ipv4(host: configuration.listen.host, port: configuration.listen.port),
+            address: listen.host.contains(":") ? .ipv6(host: listen.host, port: listen.port) : .ipv4(host: listen.host, port: listen.port),
             transportSecurity: .plaintext,
             config: .defaults { $0.rpc.maxRequestPayloadSize = QuiverGRPC.maxMessageBytes })
         let server = GRPCServer(transport: transport, services: [WorkerService(worker: worker)])
-        let stopOnSignal = Task {
-            for await signal in SignalStream.watching([SIGINT, SIGTERM]) {
-                logger.info("stopping", metadata: ["signal": "\(signal)"])
-                server.beginGracefulShutdown()
-                break
-            }
+        let stopper = Task {
+            await stop()
+            if !Task.isCancelled { server.beginGracefulShutdown() }
         }
         var registration: Task<Void, Never>?
         defer {
-            stopOnSignal.cancel()
+            stopper.cancel()
             registration?.cancel()
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -74,7 +83,7 @@ public enum WorkerServer {
                 guard let port = address.ipv4?.port ?? address.ipv6?.port else {
                     throw RPCError(code: .internalError, message: "listening on \(address), which has no TCP port")
                 }
-                bound = HostAndPort(host: configuration.listen.host, port: port)
+                bound = HostAndPort(host: listen.host, port: port)
             } catch {
                 server.beginGracefulShutdown()
                 throw error
@@ -84,10 +93,8 @@ public enum WorkerServer {
             // With port 0 the default id (the address) is known only now.
             worker.workerID = configuration.workerID ?? advertised.description
             if let coordinator = configuration.coordinator {
-                registration = Task {
-                    await register(with: coordinator, address: advertised, workerID: configuration.workerID ?? advertised.description,
-                                   logger: logger)
-                }
+                let workerID = worker.workerID
+                registration = Task { await register(with: coordinator, address: advertised, workerID: workerID, logger: logger) }
             }
             try await group.waitForAll()
         }

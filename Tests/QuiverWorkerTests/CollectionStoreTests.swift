@@ -153,6 +153,13 @@ import Testing
         let remaining = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
         #expect(remaining == ["MANIFEST", "model-1.qvm", SegmentFile.name(number: 1)])
         #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["c"])
+
+        // A stop between naming a new, empty active segment and creating its file.
+        _ = try CollectionStore.create(dataDirectory: dir.path, name: "e", model: model)
+        try FileManager.default.removeItem(atPath: segmentPath(dir, "e", 1))
+        let reopened = try CollectionStore.open(dataDirectory: dir.path, name: "e")
+        try reopened.store.append(try Fixtures.batch(model, rows: 4, firstID: 0, seed: 2))
+        #expect(try CollectionStore.open(dataDirectory: dir.path, name: "e").index.count == 4)
     }
 
     @Test func modelReplacementOnlyWhileEmptyAndDropRemovesTheFolder() throws {

@@ -144,6 +144,7 @@ public final class CollectionStore {
             let path = folder + "/" + SegmentFile.name(number: segment.number)
             if !segment.sealed, segment.committedBytes == 0, !FileSystem.exists(path) {
                 // The manifest names a new active segment before the file is created; a stop in between leaves none.
+                activeLength = 0
                 continue
             }
             let replayed = try SegmentFile.replay(path: path, segment: segment) { batch, offset throws(CollectionStoreError) in

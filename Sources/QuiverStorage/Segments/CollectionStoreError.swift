@@ -14,7 +14,6 @@ public enum CollectionStoreError: Error, Equatable, CustomStringConvertible, Sen
     case corruptRecord(path: String, offset: Int, reason: String)
     case segmentShorterThanCommitted(path: String, size: Int, committedBytes: Int)
     case modelNotReplaceable(name: String, installedVersion: UInt64, storedRows: Int)
-    case recordTooLarge(bytes: Int, limit: Int)
     /// A failed write could not be rolled back, so the segment's end is unknown until reopened.
     case unusableAfterFailedWrite(path: String)
 
@@ -45,8 +44,6 @@ public enum CollectionStoreError: Error, Equatable, CustomStringConvertible, Sen
         case .modelNotReplaceable(let name, let installed, let rows):
             return "collection \"\(name)\" holds \(rows) rows encoded with model version \(installed); "
                 + "drop the collection on this worker before installing a different model"
-        case .recordTooLarge(let bytes, let limit):
-            return "batch encodes to \(bytes) bytes, more than the \(limit)-byte record limit; send smaller batches"
         case .unusableAfterFailedWrite(let path):
             return "\(path): an earlier write failed and could not be rolled back; restart the worker to recover the segment"
         }
