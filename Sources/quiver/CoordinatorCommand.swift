@@ -12,7 +12,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         abstract: "Run the coordinator: collections, training, placement, loading and scatter/gather search.")
 
     @Option(help: "Address to serve on, HOST:PORT (port 0 lets the OS choose; the line printed on start names it).")
-    var listen = "127.0.0.1:7400"
+    var listen = "127.0.0.1:7700"
     @Option(help: "Directory for collections, models, shard maps and the worker set.")
     var dataDir: String
     @Option(help: "Comma-separated worker addresses HOST:PORT (workers may also register themselves).")

@@ -112,20 +112,21 @@ final class WorkerPool: Sendable {
         }
     }
 
-    /// A failed call or heartbeat: suspect after one, down after two in a row. A transport-level
-    /// failure (unreachable, timed out) marks the worker down at once so that the next search
-    /// does not wait on it again; the heartbeat brings it back.
+    /// A failed call or heartbeat. A worker that refuses connections (UNAVAILABLE) is marked
+    /// down at once so the next search does not wait on it again; slow answers (a worker busy
+    /// encoding a load can miss a heartbeat) only make it suspect until three fail in a row.
+    /// The heartbeat brings a recovered worker back.
     func recordFailure(_ worker: WorkerID, _ error: any Error) {
-        let severe = (error as? RPCError).map { [.unavailable, .deadlineExceeded].contains($0.code) } ?? false
-        let changed = members.withLock { members -> Bool in
-            guard var member = members[worker] else { return false }
+        let unreachable = (error as? RPCError)?.code == .unavailable
+        let (changed, health) = members.withLock { members -> (Bool, Quiver_V1_WorkerHealth) in
+            guard var member = members[worker] else { return (false, .unspecified) }
             let before = member.health
             member.consecutiveFailures += 1
-            member.health = severe || member.consecutiveFailures >= 2 ? .down : .suspect
+            member.health = unreachable || member.consecutiveFailures >= 3 ? .down : .suspect
             members[worker] = member
-            return before != member.health
+            return (before != member.health, member.health)
         }
-        if changed { logger.warning("worker \(worker) marked \(severe ? "down" : "suspect"): \(error)") }
+        if changed { logger.warning("worker \(worker) is \(health == .down ? "down" : "suspect"): \(error)") }
     }
 
     /// Polls every worker's Stats: the health signal, and the numbers ClusterStatus reports.
