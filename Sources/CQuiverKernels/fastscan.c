@@ -55,7 +55,7 @@ static inline float sum_to_distance(uint16_t sum, float scale, float bias) {
 
 /// Largest 16-bit sum that could still enter the heap: every vector above it is pruned.
 ///
-/// Exactly, a sum s enters only if s / scale + bias < threshold, i.e. s < (threshold - bias) * scale.
+/// Exactly, a sum s can enter only if s / scale + bias <= threshold, i.e. s <= (threshold - bias) * scale.
 /// The float evaluation of the distance rounds twice (relative error 2^-24 each), so the bound is
 /// widened by a few ulps of every operand before the floor, plus one: pruning must never reject a
 /// vector the heap would accept, while a loose bound only costs a rejected push.

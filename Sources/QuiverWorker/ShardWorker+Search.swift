@@ -24,8 +24,8 @@ extension ShardWorker {
         guard Int(request.queries.dimension) == d else {
             throw .invalidArgument("SearchLists: queries have dimension \(request.queries.dimension), collection \"\(collection.name)\" has \(d)")
         }
-        // ids (8) + scores (4) per slot, plus lists_scanned; the rest of the message is small.
-        let responseBytes = count * (k * 12 + 4)
+        // ids (8) + estimated and exact scores (4 + 4) per candidate slot, plus lists_scanned.
+        let responseBytes = count * (max(k, reorderK) * 16 + 4)
         guard responseBytes <= options.maxMessageBytes - (1 << 16) else {
             throw .resourceExhausted("SearchLists: \(count) queries × k \(k) make a \(responseBytes)-byte response, over the "
                 + "\(options.maxMessageBytes)-byte message limit; split the batch")
@@ -63,10 +63,15 @@ extension ShardWorker {
             ScanPlan(offsets: offsets, probed: probed, coarseScores: coarseScores, ownership: ownership,
                      listSizes: index.lists.map(\.count), metric: model.configuration.metric)
         }
-        var ids = [Int64](repeating: -1, count: count * k)
-        var scores = [Float](repeating: model.configuration.metric.score(fromDistance: .infinity), count: count * k)
+        let metric = model.configuration.metric
+        let parameters = SearchParameters(k: k, nprobe: max(1, plan.nprobe), reorderK: reorderK)
+        // With re-ranking the answer is the candidate list with exact scores (see the proto).
+        let reranking = collection.read { index, _ in index.reranks(parameters) }
+        let slots = reranking ? max(k, reorderK) : k
+        var ids = [Int64](repeating: -1, count: count * slots)
+        var scores = [Float](repeating: metric.score(fromDistance: .infinity), count: count * slots)
+        var exactScores = reranking ? scores : []
         if plan.nprobe > 0 {
-            let parameters = SearchParameters(k: k, nprobe: plan.nprobe, reorderK: reorderK)
             let chunk = Self.searchChunk(threads: options.threads)
             var start = 0
             while start < count {
@@ -78,13 +83,14 @@ extension ShardWorker {
                 let coarse = plan.coarseDistances.map { Array($0[start * plan.nprobe ..< end * plan.nprobe]) }
                 let results = queries.withUnsafeBufferPointer { q in
                     collection.read { index, _ in
-                        index.search(prepared: q.baseAddress! + start * d, count: end - start, probes: probes, nprobe: plan.nprobe,
-                                     parameters: parameters, threads: options.threads, coarseDistances: coarse)
+                        index.candidates(prepared: q.baseAddress! + start * d, count: end - start, probes: probes, nprobe: plan.nprobe,
+                                         parameters: parameters, threads: options.threads, coarseDistances: coarse)
                     }
                 }
                 for slot in 0 ..< results.ids.count where results.ids[slot] >= 0 {
-                    ids[start * k + slot] = results.ids[slot]
-                    scores[start * k + slot] = model.configuration.metric.score(fromDistance: results.distances[slot])
+                    ids[start * slots + slot] = results.ids[slot]
+                    scores[start * slots + slot] = metric.score(fromDistance: results.distances[slot])
+                    if reranking { exactScores[start * slots + slot] = metric.score(fromDistance: results.exactDistances[slot]) }
                 }
                 start = end
             }
@@ -92,7 +98,8 @@ extension ShardWorker {
         collection.queriesServed.add(UInt64(count), ordering: .relaxed)
 
         var response = Quiver_V1_SearchListsResponse()
-        response.results = Quiver_V1_TopK(queryCount: count, k: k, ids: ids, scores: scores)
+        response.results = Quiver_V1_TopK(queryCount: count, k: slots, ids: ids, scores: scores)
+        response.exactScores = WireArrays.pack(exactScores)
         response.listsScanned = WireArrays.pack(plan.listsScanned)
         if !plan.skippedIDs.isEmpty {
             response.skippedOffsets = WireArrays.pack(plan.skippedOffsets)

@@ -22,7 +22,8 @@ struct CoordinatorOption: ParsableArguments {
         do {
             return try await QuiverClient.withConnection(to: HostAndPort(address)!, timeout: .milliseconds(Int64(timeout * 1000)), body)
         } catch let error as QuiverClientError {
-            throw CleanExit.message("error: \(error.description)")
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode.failure
         }
     }
 }
@@ -123,7 +124,8 @@ struct LoadCommand: AsyncParsableCommand {
                 print("loaded \(status.rowsDone) rows into \(name)")
                 return
             case .failed:
-                throw CleanExit.message("error: load failed after \(status.rowsDone) rows: \(status.error)")
+                FileHandle.standardError.write(Data("error: load failed after \(status.rowsDone) rows: \(status.error)\n".utf8))
+                throw ExitCode.failure
             default:
                 try await Task.sleep(for: .seconds(1))
             }

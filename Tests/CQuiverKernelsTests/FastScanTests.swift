@@ -130,7 +130,7 @@ import Testing
 
     @Test(arguments: [QUIVER_ISA_SCALAR, simdISA])
     func scanOffersOnlyRealVectorsInOrder(isa: quiver_isa) {
-        // All distances tie, so with strict entry the first k vectors stay: order is observable.
+        // All distances tie, so ties go by id: the k smallest ids (the first vectors) stay.
         let m = 4
         let list = PackedList(codes: [UInt8](repeating: 0, count: 45 * m), count: 45, m: m)
         let lut = [UInt8](repeating: 2, count: m * 16)

@@ -2,17 +2,26 @@ import CQuiverKernels
 import Testing
 
 @Suite struct TopK {
-    @Test func thresholdIsInfiniteUntilFullThenStrict() {
+    @Test func thresholdIsInfiniteUntilFullThenTiesGoByID() {
         let heap = Heap(capacity: 2, dedupe: false)
         #expect(heap.threshold == .infinity)
         #expect(heap.push(3, 1))
         #expect(heap.threshold == .infinity)
         #expect(heap.push(5, 2))
         #expect(heap.threshold == 5)
-        #expect(!heap.push(5, 3), "a tie with the threshold must not enter")
+        #expect(!heap.push(5, 3), "a tie with the worst entry enters only with a smaller id")
+        #expect(heap.push(5, 0), "a tie with a smaller id displaces the worst entry")
+        #expect(heap.threshold == 5)
         #expect(heap.push(4, 4))
         #expect(heap.threshold == 4)
         #expect(heap.sorted() == [Entry(3, 1), Entry(4, 4)])
+        // The kept set does not depend on the order of the offers.
+        let forward = Heap(capacity: 3, dedupe: false), backward = Heap(capacity: 3, dedupe: false)
+        let offers: [(Float, Int64)] = [(2, 9), (1, 5), (2, 3), (2, 7), (1, 8), (2, 1)]
+        for (distance, id) in offers { forward.push(distance, id) }
+        for (distance, id) in offers.reversed() { backward.push(distance, id) }
+        #expect(forward.sorted() == [Entry(1, 5), Entry(1, 8), Entry(2, 1)])
+        #expect(backward.sorted() == forward.sorted())
     }
 
     @Test func rejectsNaNAndZeroCapacity() {

@@ -101,12 +101,23 @@ import Testing
         let parts = shards.enumerated().map { shard, index in
             let owned = probes.map { Int($0) % 2 == shard ? $0 : -1 }
             return queries.values.withUnsafeBufferPointer {
-                index.search(prepared: $0.baseAddress!, count: queries.rows, probes: owned, nprobe: 6, parameters: parameters)
+                index.candidates(prepared: $0.baseAddress!, count: queries.rows, probes: owned, nprobe: 6, parameters: parameters)
             }
         }
-        let merged = SearchResults.merge(parts, k: 10)
+        #expect(parts.allSatisfy { $0.k == 30 && $0.exactDistances.count == $0.ids.count })
+        let merged = SearchResults.mergeCandidates(parts, reorderK: 30, k: 10)
         let direct = try whole.search(Self.data.queries, parameters: parameters)
         #expect(merged.ids == direct.ids)
+        #expect(merged.distances == direct.distances)
+        // Without re-ranking the shards' top-k merge directly.
+        let plain = SearchParameters(k: 10, nprobe: 6, reorderK: 0)
+        let plainParts = shards.enumerated().map { shard, index in
+            queries.values.withUnsafeBufferPointer {
+                index.candidates(prepared: $0.baseAddress!, count: queries.rows, probes: probes.map { Int($0) % 2 == shard ? $0 : -1 },
+                                 nprobe: 6, parameters: plain)
+            }
+        }
+        #expect(SearchResults.merge(plainParts, k: 10).ids == (try whole.search(Self.data.queries, parameters: plain)).ids)
     }
 
     @Test func badInputIsRejectedWithAClearError() throws {

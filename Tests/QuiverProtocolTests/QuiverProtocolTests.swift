@@ -39,33 +39,21 @@ import Testing
         #expect(roundTripped == queries)
     }
 
-    @Test func modelChunksReassemble() throws {
-        var model = Quiver_V1_IvfPqModel()
-        model.formatVersion = 1
-        model.collection = "c"
-        model.modelVersion = 7
-        model.dimension = 4
-        model.metric = .l2
-        model.nlist = 2
-        model.pqM = 2
-        model.pqNbits = 4
-        model.coarseCentroids = Self.packF32([Float](repeating: 1.5, count: 8))
-        let serialized: Data = try model.serializedBytes()
-
-        // Split into chunks the way a coordinator would stream InstallModel.
-        let chunkSize = 16
-        let chunks = stride(from: 0, to: serialized.count, by: chunkSize).map { offset in
-            Quiver_V1_InstallModelChunk.with {
-                $0.collection = "c"
-                $0.modelVersion = 7
-                $0.totalBytes = UInt64(serialized.count)
-                $0.offset = UInt64(offset)
-                $0.data = serialized.subdata(in: offset..<min(offset + chunkSize, serialized.count))
-            }
-        }
-        #expect(chunks.count > 1)
-        let reassembled = chunks.reduce(into: Data()) { $0.append($1.data) }
-        #expect(try Quiver_V1_IvfPqModel(serializedBytes: reassembled) == model)
+    @Test func wireArraysRoundTripAndRejectWrongLengths() throws {
+        let ids: [Int64] = [1, -1, 1 << 40]
+        #expect(try WireArrays.unpack(WireArrays.pack(ids), as: Int64.self, count: 3, field: "ids") == ids)
+        #expect(throws: WireFormatError.self) { try WireArrays.unpack(Data([1, 2, 3]), as: Int32.self, field: "lists") }
+        #expect(throws: WireFormatError.self) { try WireArrays.unpack(WireArrays.pack(ids), as: Int64.self, count: 2, field: "ids") }
+        let matrix = Quiver_V1_FloatMatrix(rows: 2, dimension: 3, values: [1, 2, 3, 4, 5, 6])
+        #expect(try matrix.values() == [1, 2, 3, 4, 5, 6])
+        var truncated = matrix
+        truncated.data = truncated.data.prefix(20)
+        let error = #expect(throws: WireFormatError.self) { try truncated.values(field: "queries") }
+        #expect(error?.description.contains("queries") == true)
+        #expect(HostAndPort("127.0.0.1:7700") == HostAndPort(host: "127.0.0.1", port: 7700))
+        #expect(HostAndPort("[::1]:0")?.host == "::1")
+        #expect(HostAndPort("localhost") == nil)
+        #expect(HostAndPort("host:70000") == nil)
     }
 
     @Test func serviceDescriptorsArePresent() {

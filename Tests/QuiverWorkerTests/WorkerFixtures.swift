@@ -93,6 +93,7 @@ func expectStatus(_ code: RPCError.Code, sourceLocation: SourceLocation = #_sour
 extension Quiver_V1_SearchListsResponse {
     var ids: [Int64] { (try? results.unpackedIDs()) ?? [] }
     var scores: [Float] { (try? results.unpackedScores()) ?? [] }
+    var exact: [Float] { (try? WireArrays.unpack(exactScores, as: Float.self, field: "exact_scores")) ?? [] }
     var scanned: [UInt32] { (try? WireArrays.unpack(listsScanned, as: UInt32.self, field: "lists_scanned")) ?? [] }
     var skipped: [Int32] { (try? WireArrays.unpack(skippedListIds, as: Int32.self, field: "skipped_list_ids")) ?? [] }
 }

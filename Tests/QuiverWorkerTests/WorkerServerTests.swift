@@ -35,17 +35,17 @@ import Testing
         var local = IVFIndex(model: model)
         try local.add(prepared: data, ids: nil, assignment: model.assign(data))
         let expected = queries.values.withUnsafeBufferPointer {
-            local.search(prepared: $0.baseAddress!, count: 10, probes: Array(repeatElement(lists, count: 10).joined()),
-                         nprobe: lists.count, parameters: SearchParameters(k: 3, nprobe: lists.count, reorderK: 1000))
+            local.candidates(prepared: $0.baseAddress!, count: 10, probes: Array(repeatElement(lists, count: 10).joined()),
+                             nprobe: lists.count, parameters: SearchParameters(k: 3, nprobe: lists.count, reorderK: 1000))
         }
-        #expect(first.ids == expected.ids && first.scores == expected.distances)
+        #expect(first.ids == expected.ids && first.scores == expected.distances && first.exact == expected.exactDistances)
 
         let second = try await withServer(dir) { worker in
             let stats = try await worker.stats(Quiver_V1_WorkerStatsRequest())
             #expect(stats.vectors == UInt64(data.rows) && stats.workerID.hasPrefix("127.0.0.1:"))
             return try await worker.searchLists(Requests.search("docs", queries: queries, lists: lists, k: 3, reorderK: 1000))
         }
-        #expect(second.ids == first.ids && second.scores == first.scores)
+        #expect(second.ids == first.ids && second.scores == first.scores && second.exact == first.exact)
     }
 
     /// Starts a worker on a free port, runs `body` with a client, then stops the worker.

@@ -39,10 +39,12 @@ typedef struct {
     int32_t dedupe;     // nonzero: an id already held keeps the smaller of its two distances
 } quiver_topk;
 
-/// Worst distance kept once the heap is full, +infinity before.
+/// Worst distance kept once the heap is full, +infinity before: a candidate can only enter with a
+/// distance at most this (equal distances compete by id).
 float quiver_topk_threshold(const quiver_topk *heap);
-/// Offers (distance, id). A candidate enters only if distance < threshold (strict), or, with dedupe,
-/// improves the distance of the same id already held. Returns 1 when the heap changed.
+/// Offers (distance, id). The heap keeps the `capacity` smallest entries in (distance, id) order,
+/// so ties are broken by id and the kept set does not depend on the order of the offers. With
+/// dedupe, an id already held only lowers its distance. Returns 1 when the heap changed.
 int quiver_topk_push(quiver_topk *heap, float distance, int64_t id);
 /// Sorts the held entries by (distance, id) ascending, in place; the heap property is lost.
 void quiver_topk_sort(quiver_topk *heap);

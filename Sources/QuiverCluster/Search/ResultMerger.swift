@@ -59,12 +59,17 @@ public struct ResultMerger: Sendable {
     }
 
     /// Adds one worker's answer: `ids`/`scores` hold `request.queries.count × answerK` slots in
-    /// request row order; `skipped` are the pairs the worker reports it did not scan.
+    /// request row order; `skipped` are the pairs the worker reports it did not scan. With
+    /// re-ranking the answer is candidates: `scores` are estimates and `exactScores` exact.
     public mutating func add(_ request: ShardRequest, answerK: Int, ids: [Int64], scores: [Float],
-                             skipped: [ProbedList] = []) throws(ScatterError) {
+                             exactScores: [Float] = [], skipped: [ProbedList] = []) throws(ScatterError) {
         let rows = request.queries.count
-        guard answerK >= 0, ids.count == rows * answerK, scores.count == rows * answerK else {
-            throw .malformedAnswer(worker: request.worker, "\(ids.count) ids and \(scores.count) scores for \(rows) queries × k \(answerK)")
+        guard answerK >= 0, ids.count == rows * answerK, scores.count == rows * answerK,
+              exactScores.isEmpty || exactScores.count == rows * answerK else {
+            throw .malformedAnswer(worker: request.worker, "\(ids.count) ids, \(scores.count) scores and \(exactScores.count) exact scores for \(rows) queries × k \(answerK)")
+        }
+        guard parts.isEmpty || parts[0].exactDistances.isEmpty == exactScores.isEmpty else {
+            throw .malformedAnswer(worker: request.worker, "re-ranked and plain answers mixed in one batch")
         }
         guard request.queries.allSatisfy({ $0 >= 0 && $0 < queryCount }) else {
             throw .shapeMismatch("request for worker \(request.worker) names queries outside the batch of \(queryCount)")
@@ -78,20 +83,29 @@ public struct ResultMerger: Sendable {
         guard answerK > 0 else { return }
         // Spread the worker's rows into a batch-wide part; unrepresented queries stay empty.
         var part = SearchResults(queryCount: queryCount, k: answerK)
+        if !exactScores.isEmpty { part.exactDistances = [Float](repeating: .infinity, count: queryCount * answerK) }
         for (row, query) in request.queries.enumerated() {
             for slot in 0 ..< answerK {
                 let id = ids[row * answerK + slot]
                 guard id >= 0 else { continue }
                 part.ids[query * answerK + slot] = id
                 part.distances[query * answerK + slot] = metric.score(fromDistance: scores[row * answerK + slot])
+                if !exactScores.isEmpty {
+                    part.exactDistances[query * answerK + slot] = metric.score(fromDistance: exactScores[row * answerK + slot])
+                }
             }
         }
         parts.append(part)
     }
 
-    /// The global top-k (distances; convert with `userScores`) and the coverage.
-    public func finish() -> SearchResults {
-        parts.isEmpty ? SearchResults(queryCount: queryCount, k: k) : SearchResults.merge(parts, k: k)
+    /// The global top-k (distances; convert with `userScores`). Re-ranked answers merge as one
+    /// index would: the best `reorderK` candidates by estimate, then the best k by exact score.
+    public func finish(reorderK: Int = 0) -> SearchResults {
+        guard !parts.isEmpty else { return SearchResults(queryCount: queryCount, k: k) }
+        if !parts[0].exactDistances.isEmpty {
+            return SearchResults.mergeCandidates(parts, reorderK: max(k, reorderK), k: k)
+        }
+        return SearchResults.merge(parts, k: k)
     }
 
     /// Scores as the user sees them; empty slots become the worst score (−∞ for IP/cosine, +∞ for L2).

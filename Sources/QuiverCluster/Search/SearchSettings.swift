@@ -1,4 +1,4 @@
-/// The validated knobs of one search batch, with the defaults a user gets by leaving them at 0.
+/// The validated knobs of one search batch, with the defaults a user gets by leaving them unset.
 public struct SearchSettings: Sendable, Equatable {
     public static let maxK = 10_000
     public static let maxResultSlots = 20_000_000
@@ -17,21 +17,22 @@ public struct SearchSettings: Sendable, Equatable {
     /// Candidates re-ranked by default when raw vectors are stored: 40, and never fewer than k.
     public static func defaultReorderK(k: Int) -> Int { max(40, k) }
 
-    /// Checks the request against the collection; 0 means "default" for nprobe and reorder_k.
-    public init(k: Int, nprobe: Int, reorderK: Int, queryCount: Int, nlist: Int,
+    /// Checks the request against the collection. nprobe 0 means the default; reorder_k nil
+    /// means the default (re-ranking when raw vectors are stored) and 0 means no re-ranking.
+    public init(k: Int, nprobe: Int, reorderK: Int?, queryCount: Int, nlist: Int,
                 storesRawVectors: Bool) throws(SearchSettingsError) {
         guard k > 0 else { throw .invalidK(k) }
         guard k <= Self.maxK else { throw .invalidK(k) }
         guard queryCount > 0 else { throw .noQueries }
         guard queryCount * k <= Self.maxResultSlots else { throw .tooManyResults(queries: queryCount, k: k) }
         guard nprobe <= nlist else { throw .nprobeTooLarge(nprobe: nprobe, nlist: nlist) }
-        if reorderK > 0 {
+        if let reorderK, reorderK > 0 {
             guard storesRawVectors else { throw .reorderWithoutRawVectors }
             guard reorderK >= k else { throw .reorderBelowK(reorderK: reorderK, k: k) }
         }
         self.k = k
         self.nprobe = nprobe > 0 ? nprobe : Self.defaultNprobe(nlist: nlist)
-        self.reorderK = reorderK > 0 ? reorderK : (storesRawVectors ? Self.defaultReorderK(k: k) : 0)
+        self.reorderK = reorderK ?? (storesRawVectors ? Self.defaultReorderK(k: k) : 0)
     }
 }
 
@@ -61,9 +62,9 @@ public enum SearchSettingsError: Error, Equatable, CustomStringConvertible, Send
         case .nprobeTooLarge(let nprobe, let nlist):
             "nprobe \(nprobe) exceeds the collection's \(nlist) lists; use at most \(nlist) (0 = default)"
         case .reorderWithoutRawVectors:
-            "reorder_k needs raw vectors, but the collection was created without store_raw_vectors; set reorder_k to 0"
+            "reorder_k needs raw vectors, but the collection was created without store_raw_vectors; leave reorder_k unset or 0"
         case .reorderBelowK(let reorderK, let k):
-            "reorder_k \(reorderK) must be at least k \(k) (or 0 for the default)"
+            "reorder_k \(reorderK) must be at least k \(k) (or unset for the default, 0 for none)"
         }
     }
 }

@@ -25,7 +25,7 @@ extension Coordinator {
         let queryCount = Int(queryMatrix.rows)
         let settings: SearchSettings
         do {
-            settings = try SearchSettings(k: Int(request.k), nprobe: Int(request.nprobe), reorderK: Int(request.reorderK),
+            settings = try SearchSettings(k: Int(request.k), nprobe: Int(request.nprobe), reorderK: request.hasReorderK ? Int(request.reorderK) : nil,
                                           queryCount: queryCount, nlist: model.nlist,
                                           storesRawVectors: serving.settings.storesRawVectors)
         } catch {
@@ -106,7 +106,9 @@ extension Coordinator {
                         throw ScatterError.malformedAnswer(worker: shardRequest.worker, "\(results.queryCount) result rows for \(shardRequest.queries.count) queries")
                     }
                     try merger.add(shardRequest, answerK: Int(results.k), ids: results.unpackedIDs(),
-                                   scores: results.unpackedScores(), skipped: skipped)
+                                   scores: results.unpackedScores(),
+                                   exactScores: WireArrays.unpack(response.exactScores, as: Float.self, field: "exact_scores"),
+                                   skipped: skipped)
                     if !skipped.isEmpty {
                         unanswered += skipped
                         excluded.insert(shardRequest.worker)
@@ -132,7 +134,7 @@ extension Coordinator {
             let reason = failures.isEmpty ? "no live replica holds some probed lists" : failures.joined(separator: "; ")
             throw .unavailable("answered \(coverage.totalAnswered) of \(coverage.totalProbed) probed lists (require_full_coverage is set): \(reason)")
         }
-        let results = merger.finish()
+        let results = merger.finish(reorderK: settings.reorderK)
         var response = Quiver_V1_SearchResponse()
         response.results = Quiver_V1_TopK(queryCount: queryCount, k: settings.k, ids: results.ids,
                                           scores: merger.userScores(of: results))

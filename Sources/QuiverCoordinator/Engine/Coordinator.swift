@@ -236,7 +236,9 @@ public actor Coordinator {
         }
     }
 
-    func clusterStatus() -> Quiver_V1_ClusterStatusResponse {
+    func clusterStatus() async -> Quiver_V1_ClusterStatusResponse {
+        // Fresh numbers from every worker rather than the last heartbeat's.
+        await pool.heartbeat()
         var response = Quiver_V1_ClusterStatusResponse()
         response.workers = pool.snapshot().map { member in
             var status = Quiver_V1_WorkerStatus()

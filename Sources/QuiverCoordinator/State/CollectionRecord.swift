@@ -81,7 +81,7 @@ struct CollectionSettings: Codable, Sendable, Equatable {
         let anisotropic: Float?
         if threshold == 0 {
             // Score-aware quantization is what makes 4-bit codes rank well for inner products.
-            anisotropic = metric.usesInnerProduct ? 0.2 : nil
+            anisotropic = metric.usesInnerProduct ? IVFConfiguration.defaultAnisotropicThreshold : nil
         } else if threshold < 0 {
             anisotropic = nil
         } else {

@@ -21,13 +21,19 @@ public struct SearchResults: Sendable, Equatable {
     public var ids: [Int64]
     /// Internal distances (lower is better); `Metric.score(fromDistance:)` gives user scores.
     public var distances: [Float]
+    /// Re-ranking candidates only (from `IVFIndex.candidates`): the exact distance of each slot,
+    /// while `distances` holds the estimated (PQ) distance the candidates were chosen by.
+    /// Empty for final results.
+    public var exactDistances: [Float]
 
-    public init(queryCount: Int, k: Int, ids: [Int64], distances: [Float]) {
+    public init(queryCount: Int, k: Int, ids: [Int64], distances: [Float], exactDistances: [Float] = []) {
         precondition(ids.count == queryCount * k && distances.count == queryCount * k)
+        precondition(exactDistances.isEmpty || exactDistances.count == queryCount * k)
         self.queryCount = queryCount
         self.k = k
         self.ids = ids
         self.distances = distances
+        self.exactDistances = exactDistances
     }
 
     public init(queryCount: Int, k: Int) {
@@ -56,6 +62,39 @@ public struct SearchResults: Sendable, Equatable {
                     }
                     heap.drainSorted(into: outDistances.baseAddress! + query * k, outIds.baseAddress! + query * k, slots: k)
                 }
+            }
+        }
+        return merged
+    }
+
+    /// Merges re-ranking candidates of the same queries from several shards exactly as one index
+    /// holding all the lists would re-rank: the best `reorderK` candidates by estimated distance
+    /// (an id found in several lists counts once, with its best estimate), then the best `k` of
+    /// those by exact distance. So a sharded search returns what the single index returns.
+    public static func mergeCandidates(_ parts: [SearchResults], reorderK: Int, k: Int) -> SearchResults {
+        guard let first = parts.first else { return SearchResults(queryCount: 0, k: k) }
+        var merged = SearchResults(queryCount: first.queryCount, k: k)
+        var pool: [(estimate: Float, exact: Float, id: Int64)] = []
+        var seen = Set<Int64>()
+        for query in 0 ..< first.queryCount {
+            pool.removeAll(keepingCapacity: true)
+            for part in parts {
+                precondition(part.queryCount == first.queryCount && part.exactDistances.count == part.ids.count,
+                             "merging candidates of different batches, or final results")
+                for i in query * part.k ..< (query + 1) * part.k where part.ids[i] >= 0 {
+                    pool.append((part.distances[i], part.exactDistances[i], part.ids[i]))
+                }
+            }
+            pool.sort { ($0.estimate, $0.id) < ($1.estimate, $1.id) }
+            seen.removeAll(keepingCapacity: true)
+            var chosen: [(estimate: Float, exact: Float, id: Int64)] = []
+            for candidate in pool where chosen.count < reorderK && seen.insert(candidate.id).inserted {
+                chosen.append(candidate)
+            }
+            chosen.sort { ($0.exact, $0.id) < ($1.exact, $1.id) }
+            for (slot, candidate) in chosen.prefix(k).enumerated() {
+                merged.ids[query * k + slot] = candidate.id
+                merged.distances[query * k + slot] = candidate.exact
             }
         }
         return merged

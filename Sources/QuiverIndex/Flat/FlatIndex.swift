@@ -95,7 +95,7 @@ private final class TopKBox {
         var threshold = heap.threshold
         for i in 0 ..< count {
             let distance = l2 ? norms[first + i] - 2 * products[i] : -products[i]
-            if distance < threshold {
+            if distance <= threshold {
                 heap.push(distance: distance, id: Int64(first + i))
                 threshold = heap.threshold
             }

@@ -189,35 +189,69 @@ public struct IVFIndex: Sendable {
     }
 
     /// Scans the given lists (`count × nprobe`, −1 entries skipped) for prepared queries.
-    /// This is what a shard worker runs for the lists it owns. `coarseDistances` (same shape as
-    /// `probes`, from `IVFModel.probeWithDistances`) saves recomputing each list's offset.
+    /// `coarseDistances` (same shape as `probes`, from `IVFModel.probeWithDistances`) saves
+    /// recomputing each list's offset.
     public func search(prepared queries: UnsafePointer<Float>, count: Int, probes: [Int32], nprobe: Int,
                        parameters: SearchParameters, threads: Int = 1, coarseDistances: [Float]? = nil) -> SearchResults {
+        scan(prepared: queries, count: count, probes: probes, nprobe: nprobe, parameters: parameters,
+             threads: threads, coarseDistances: coarseDistances, candidatesOnly: false)
+    }
+
+    /// What a shard worker answers when re-ranking is asked for: the best `max(k, reorderK)`
+    /// candidates of its lists by estimated distance, each with its exact distance
+    /// (`exactDistances`), so that the coordinator can merge shards with
+    /// `SearchResults.mergeCandidates` into exactly what one index would return. Without raw
+    /// vectors or re-ranking this is the plain search.
+    public func candidates(prepared queries: UnsafePointer<Float>, count: Int, probes: [Int32], nprobe: Int,
+                           parameters: SearchParameters, threads: Int = 1, coarseDistances: [Float]? = nil) -> SearchResults {
+        scan(prepared: queries, count: count, probes: probes, nprobe: nprobe, parameters: parameters,
+             threads: threads, coarseDistances: coarseDistances, candidatesOnly: true)
+    }
+
+    /// Whether `parameters` re-rank on this index (raw vectors kept, codes approximate).
+    public func reranks(_ parameters: SearchParameters) -> Bool {
+        parameters.reorderK > 0 && rawVectors.precision != .none && model.configuration.encoding != .flat
+    }
+
+    private func scan(prepared queries: UnsafePointer<Float>, count: Int, probes: [Int32], nprobe: Int,
+                      parameters: SearchParameters, threads: Int, coarseDistances: [Float]?,
+                      candidatesOnly: Bool) -> SearchResults {
         precondition(probes.count == count * nprobe)
         precondition(coarseDistances == nil || coarseDistances!.count == probes.count)
         let k = parameters.k
-        let reranking = parameters.reorderK > 0 && rawVectors.precision != .none && model.configuration.encoding != .flat
-        let candidates = reranking ? max(k, parameters.reorderK) : k
-        var results = SearchResults(queryCount: count, k: k)
+        let reranking = reranks(parameters)
+        let candidateCount = reranking ? max(k, parameters.reorderK) : k
+        let slots = candidatesOnly ? candidateCount : k
+        var results = SearchResults(queryCount: count, k: slots)
+        if candidatesOnly && reranking {
+            results.exactDistances = [Float](repeating: .infinity, count: count * slots)
+        }
         results.ids.withUnsafeMutableBufferPointer { outIds in
             results.distances.withUnsafeMutableBufferPointer { outDistances in
-                let output = UncheckedSendable((outIds.baseAddress!, outDistances.baseAddress!))
-                parallelFor(count: count, threads: threads, chunk: 8) { range, _ in
-                    var scanner = ListScanner(index: self, candidates: candidates, dedupe: model.isSpilling)
-                    var best = TopK(capacity: k)
-                    for query in range {
-                        let q = queries + query * model.dimension
-                        let probed = probes[query * nprobe ..< (query + 1) * nprobe]
-                        scanner.scan(query: q, lists: probed, coarse: coarseDistances?[query * nprobe ..< (query + 1) * nprobe])
-                        if reranking {
-                            scanner.rerank(query: q, into: &best)
-                            best.drainSorted(into: output.value.1 + query * k, output.value.0 + query * k, slots: k)
-                        } else {
-                            scanner.heap.drainSorted(into: output.value.1 + query * k, output.value.0 + query * k, slots: k)
-                        }
-                        // Rows → external ids.
-                        for i in query * k ..< (query + 1) * k where output.value.0[i] >= 0 {
-                            output.value.0[i] = externalIDs[Int(output.value.0[i])]
+                results.exactDistances.withUnsafeMutableBufferPointer { outExact in
+                    let output = UncheckedSendable((outIds.baseAddress!, outDistances.baseAddress!, outExact.baseAddress))
+                    parallelFor(count: count, threads: threads, chunk: 8) { range, _ in
+                        var scanner = ListScanner(index: self, candidates: candidateCount, dedupe: model.isSpilling)
+                        var best = TopK(capacity: k)
+                        let (ids, distances, exact) = output.value
+                        for query in range {
+                            let q = queries + query * model.dimension
+                            let probed = probes[query * nprobe ..< (query + 1) * nprobe]
+                            scanner.scan(query: q, lists: probed, coarse: coarseDistances?[query * nprobe ..< (query + 1) * nprobe])
+                            let base = query * slots
+                            if reranking && candidatesOnly {
+                                scanner.exactCandidates(query: q, ids: ids + base, estimates: distances + base,
+                                                        exact: exact! + base, slots: slots)
+                            } else if reranking {
+                                scanner.rerank(query: q, into: &best)
+                                best.drainSorted(into: distances + base, ids + base, slots: slots)
+                            } else {
+                                scanner.heap.drainSorted(into: distances + base, ids + base, slots: slots)
+                            }
+                            // Rows → external ids.
+                            for i in base ..< base + slots where ids[i] >= 0 {
+                                ids[i] = externalIDs[Int(ids[i])]
+                            }
                         }
                     }
                 }

@@ -115,7 +115,7 @@ public struct IVFModel: Sendable, Equatable {
                             nearest.reset()
                             for c in 0 ..< k {
                                 let rank = comparison == .l2 ? centroidNorms[c] + 2 * negatedIP[c] : negatedIP[c]
-                                if rank < nearest.threshold { nearest.push(distance: rank, id: Int64(c)) }
+                                if rank <= nearest.threshold { nearest.push(distance: rank, id: Int64(c)) }
                             }
                             let ranked = nearest.drainSorted()
                             let first = Int(ranked[0].id)
@@ -181,7 +181,7 @@ public struct IVFModel: Sendable, Equatable {
                     for (local, row) in range.enumerated() {
                         let distances = block + local * k
                         var threshold = Float.infinity
-                        for c in 0 ..< k where distances[c] < threshold {
+                        for c in 0 ..< k where distances[c] <= threshold {
                             nearest.push(distance: distances[c], id: Int64(c))
                             threshold = nearest.threshold
                         }

@@ -106,7 +106,7 @@ struct ListScanner: ~Copyable {
                     let code = codes.baseAddress! + entry * m
                     var distance = bias
                     for s in 0 ..< m { distance += table[s << 8 + Int(code[s])] }
-                    if distance < heap.threshold { heap.push(distance: distance, id: list.rows[entry]) }
+                    if distance <= heap.threshold { heap.push(distance: distance, id: list.rows[entry]) }
                 }
             }
         }
@@ -117,7 +117,24 @@ struct ListScanner: ~Copyable {
             for entry in 0 ..< list.count {
                 let x = vectors.baseAddress! + entry * d
                 let distance = innerProduct ? -quiver_dot(query, x, d) : quiver_l2_squared(query, x, d)
-                if distance < heap.threshold { heap.push(distance: distance, id: list.rows[entry]) }
+                if distance <= heap.threshold { heap.push(distance: distance, id: list.rows[entry]) }
+            }
+        }
+    }
+
+    /// Writes the candidates in `heap` by estimated distance with their exact distances (rows in
+    /// `ids`, padding −1 / +∞ up to `slots`), emptying `heap`.
+    mutating func exactCandidates(query: UnsafePointer<Float>, ids: UnsafeMutablePointer<Int64>,
+                                  estimates: UnsafeMutablePointer<Float>, exact: UnsafeMutablePointer<Float>, slots: Int) {
+        let raw = index.rawVectors
+        let metric = index.configuration.metric
+        heap.drainSorted(into: estimates, ids, slots: slots)
+        raw.floats.withUnsafeBufferPointer { floats in
+            raw.halves.withUnsafeBufferPointer { halves in
+                for slot in 0 ..< slots {
+                    exact[slot] = ids[slot] >= 0
+                        ? raw.distance(query: query, row: Int(ids[slot]), metric: metric, floats: floats, halves: halves) : .infinity
+                }
             }
         }
     }

@@ -380,8 +380,9 @@ public nonisolated struct Quiver_V1_CollectionConfig: Sendable {
   /// Bits per PQ sub-code: 4 (FastScan, 16 centroids per subspace) or 8 (256 centroids).
   public var pqNbits: UInt32 = 0
 
-  /// Anisotropic (score-aware) quantization threshold T in ScaNN's sense, usually 0.2;
-  /// 0 = plain (isotropic) reconstruction-loss PQ.
+  /// Anisotropic (score-aware) quantization threshold T in ScaNN's sense, for IP and cosine:
+  /// 0 = the default (0.1, measured best on unit-norm text embeddings; off for L2),
+  /// negative = plain (isotropic) reconstruction-loss PQ.
   public var anisotropicThreshold: Float = 0
 
   /// Keep uncompressed vectors on the workers so searches can re-rank (`reorder_k`).
@@ -507,63 +508,6 @@ public nonisolated struct Quiver_V1_WorkerLists: Sendable {
 
   /// i32 bytes, ascending list ids in [0, nlist).
   public var listIds: Data = Data()
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-/// A trained IVF+PQ model. Shipped to workers as the serialized bytes of this message (split
-/// into InstallModelChunk.data pieces, since it easily exceeds gRPC's 4 MiB message default).
-public nonisolated struct Quiver_V1_IvfPqModel: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// Layout version of this message's contents; currently 1.
-  public var formatVersion: UInt32 = 0
-
-  /// Collection and model version this model was trained for.
-  public var collection: String = String()
-
-  public var modelVersion: UInt64 = 0
-
-  /// Vector dimension D and metric (copied from the collection config).
-  public var dimension: UInt32 = 0
-
-  public var metric: Quiver_V1_Metric = .unspecified
-
-  /// Number of coarse clusters (effective, never 0).
-  public var nlist: UInt32 = 0
-
-  /// PQ subspaces M and bits per sub-code (4 or 8).
-  public var pqM: UInt32 = 0
-
-  public var pqNbits: UInt32 = 0
-
-  /// Anisotropic threshold used when training / encoding (0 = isotropic).
-  public var anisotropicThreshold: Float = 0
-
-  /// f32 bytes, nlist x D coarse centroids (list id = row index).
-  public var coarseCentroids: Data = Data()
-
-  /// f32 bytes, M x 2^nbits x (D / M) PQ codebooks, subspace-major; encodes residuals
-  /// x - centroid[list].
-  public var pqCodebooks: Data = Data()
-
-  /// f32 bytes, optional D x D orthonormal rotation applied before PQ (empty = identity).
-  public var rotation: Data = Data()
-
-  /// Raw-vector storage settings (copied from the collection config).
-  public var storeRawVectors: Bool = false
-
-  public var rawVectorPrecision: Quiver_V1_VectorPrecision = .unspecified
-
-  /// Rows used for training, for diagnostics.
-  public var trainingRows: UInt64 = 0
-
-  /// CRC-32C of coarse_centroids || pq_codebooks || rotation, as a cheap integrity check.
-  public var crc32C: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1040,111 +984,6 @@ nonisolated extension Quiver_V1_WorkerLists: SwiftProtobuf.Message, SwiftProtobu
   public static func ==(lhs: Quiver_V1_WorkerLists, rhs: Quiver_V1_WorkerLists) -> Bool {
     if lhs.workerID != rhs.workerID {return false}
     if lhs.listIds != rhs.listIds {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Quiver_V1_IvfPqModel: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".IvfPqModel"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{1}collection\0\u{3}model_version\0\u{1}dimension\0\u{1}metric\0\u{1}nlist\0\u{3}pq_m\0\u{3}pq_nbits\0\u{3}anisotropic_threshold\0\u{3}coarse_centroids\0\u{3}pq_codebooks\0\u{1}rotation\0\u{3}store_raw_vectors\0\u{3}raw_vector_precision\0\u{3}training_rows\0\u{1}crc32c\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.collection) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.modelVersion) }()
-      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
-      case 5: try { try decoder.decodeSingularEnumField(value: &self.metric) }()
-      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.nlist) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.pqM) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.pqNbits) }()
-      case 9: try { try decoder.decodeSingularFloatField(value: &self.anisotropicThreshold) }()
-      case 10: try { try decoder.decodeSingularBytesField(value: &self.coarseCentroids) }()
-      case 11: try { try decoder.decodeSingularBytesField(value: &self.pqCodebooks) }()
-      case 12: try { try decoder.decodeSingularBytesField(value: &self.rotation) }()
-      case 13: try { try decoder.decodeSingularBoolField(value: &self.storeRawVectors) }()
-      case 14: try { try decoder.decodeSingularEnumField(value: &self.rawVectorPrecision) }()
-      case 15: try { try decoder.decodeSingularUInt64Field(value: &self.trainingRows) }()
-      case 16: try { try decoder.decodeSingularUInt32Field(value: &self.crc32C) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.formatVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.formatVersion, fieldNumber: 1)
-    }
-    if !self.collection.isEmpty {
-      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 2)
-    }
-    if self.modelVersion != 0 {
-      try visitor.visitSingularUInt64Field(value: self.modelVersion, fieldNumber: 3)
-    }
-    if self.dimension != 0 {
-      try visitor.visitSingularUInt32Field(value: self.dimension, fieldNumber: 4)
-    }
-    if self.metric != .unspecified {
-      try visitor.visitSingularEnumField(value: self.metric, fieldNumber: 5)
-    }
-    if self.nlist != 0 {
-      try visitor.visitSingularUInt32Field(value: self.nlist, fieldNumber: 6)
-    }
-    if self.pqM != 0 {
-      try visitor.visitSingularUInt32Field(value: self.pqM, fieldNumber: 7)
-    }
-    if self.pqNbits != 0 {
-      try visitor.visitSingularUInt32Field(value: self.pqNbits, fieldNumber: 8)
-    }
-    if self.anisotropicThreshold.bitPattern != 0 {
-      try visitor.visitSingularFloatField(value: self.anisotropicThreshold, fieldNumber: 9)
-    }
-    if !self.coarseCentroids.isEmpty {
-      try visitor.visitSingularBytesField(value: self.coarseCentroids, fieldNumber: 10)
-    }
-    if !self.pqCodebooks.isEmpty {
-      try visitor.visitSingularBytesField(value: self.pqCodebooks, fieldNumber: 11)
-    }
-    if !self.rotation.isEmpty {
-      try visitor.visitSingularBytesField(value: self.rotation, fieldNumber: 12)
-    }
-    if self.storeRawVectors != false {
-      try visitor.visitSingularBoolField(value: self.storeRawVectors, fieldNumber: 13)
-    }
-    if self.rawVectorPrecision != .unspecified {
-      try visitor.visitSingularEnumField(value: self.rawVectorPrecision, fieldNumber: 14)
-    }
-    if self.trainingRows != 0 {
-      try visitor.visitSingularUInt64Field(value: self.trainingRows, fieldNumber: 15)
-    }
-    if self.crc32C != 0 {
-      try visitor.visitSingularUInt32Field(value: self.crc32C, fieldNumber: 16)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Quiver_V1_IvfPqModel, rhs: Quiver_V1_IvfPqModel) -> Bool {
-    if lhs.formatVersion != rhs.formatVersion {return false}
-    if lhs.collection != rhs.collection {return false}
-    if lhs.modelVersion != rhs.modelVersion {return false}
-    if lhs.dimension != rhs.dimension {return false}
-    if lhs.metric != rhs.metric {return false}
-    if lhs.nlist != rhs.nlist {return false}
-    if lhs.pqM != rhs.pqM {return false}
-    if lhs.pqNbits != rhs.pqNbits {return false}
-    if lhs.anisotropicThreshold != rhs.anisotropicThreshold {return false}
-    if lhs.coarseCentroids != rhs.coarseCentroids {return false}
-    if lhs.pqCodebooks != rhs.pqCodebooks {return false}
-    if lhs.rotation != rhs.rotation {return false}
-    if lhs.storeRawVectors != rhs.storeRawVectors {return false}
-    if lhs.rawVectorPrecision != rhs.rawVectorPrecision {return false}
-    if lhs.trainingRows != rhs.trainingRows {return false}
-    if lhs.crc32C != rhs.crc32C {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

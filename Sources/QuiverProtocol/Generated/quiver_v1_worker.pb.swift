@@ -33,8 +33,9 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-/// One piece of a serialized IvfPqModel. The concatenation of `data` over the stream, in
-/// order, is the protobuf binary encoding of a quiver.v1.IvfPqModel.
+/// One piece of a serialized model. The concatenation of `data` over the stream, in order, is
+/// the model in Quiver's model encoding (QuiverStorage's ModelCodec: magic, format version,
+/// CRC-32C, configuration, centroids, codebooks), the same bytes the coordinator keeps on disk.
 public nonisolated struct Quiver_V1_InstallModelChunk: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -238,7 +239,11 @@ public nonisolated struct Quiver_V1_SearchListsResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Worker-local top-k per query (same query order as the request).
+  /// Worker-local answer per query (same query order as the request). Without re-ranking: the
+  /// top-k by estimated score. With reorder_k > 0: the top max(k, reorder_k) re-ranking
+  /// candidates by estimated score (results.k is that count), with their exact scores in
+  /// exact_scores; the coordinator picks the global candidates by estimate and then the top k
+  /// by exact score, which is what a single index holding every list returns.
   public var results: Quiver_V1_TopK {
     get {_results ?? Quiver_V1_TopK()}
     set {_results = newValue}
@@ -247,6 +252,9 @@ public nonisolated struct Quiver_V1_SearchListsResponse: Sendable {
   public var hasResults: Bool {self._results != nil}
   /// Clears the value of `results`. Subsequent reads from it will return its default value.
   public mutating func clearResults() {self._results = nil}
+
+  /// f32 bytes, one per results slot, exact scores of the candidates; empty without re-ranking.
+  public var exactScores: Data = Data()
 
   /// u32 bytes, per query, the number of requested lists actually scanned.
   public var listsScanned: Data = Data()
@@ -730,7 +738,7 @@ nonisolated extension Quiver_V1_SearchListsRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Quiver_V1_SearchListsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SearchListsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}results\0\u{3}lists_scanned\0\u{3}skipped_offsets\0\u{3}skipped_list_ids\0\u{3}codes_scanned\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}results\0\u{3}lists_scanned\0\u{3}skipped_offsets\0\u{3}skipped_list_ids\0\u{3}codes_scanned\0\u{3}exact_scores\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -743,6 +751,7 @@ nonisolated extension Quiver_V1_SearchListsResponse: SwiftProtobuf.Message, Swif
       case 3: try { try decoder.decodeSingularBytesField(value: &self.skippedOffsets) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.skippedListIds) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.codesScanned) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.exactScores) }()
       default: break
       }
     }
@@ -768,11 +777,15 @@ nonisolated extension Quiver_V1_SearchListsResponse: SwiftProtobuf.Message, Swif
     if self.codesScanned != 0 {
       try visitor.visitSingularUInt64Field(value: self.codesScanned, fieldNumber: 5)
     }
+    if !self.exactScores.isEmpty {
+      try visitor.visitSingularBytesField(value: self.exactScores, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Quiver_V1_SearchListsResponse, rhs: Quiver_V1_SearchListsResponse) -> Bool {
     if lhs._results != rhs._results {return false}
+    if lhs.exactScores != rhs.exactScores {return false}
     if lhs.listsScanned != rhs.listsScanned {return false}
     if lhs.skippedOffsets != rhs.skippedOffsets {return false}
     if lhs.skippedListIds != rhs.skippedListIds {return false}

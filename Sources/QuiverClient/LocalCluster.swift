@@ -1,0 +1,123 @@
+import Foundation
+import QuiverProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `quiver` server process (coordinator or worker) started on loopback. It binds the port it
+/// is given (0: the OS picks one) and prints `… listening on HOST:PORT`; that line gives the
+/// address. Stopped with SIGTERM (then SIGKILL) when released.
+public final class ServerProcess: @unchecked Sendable {
+    public let name: String
+    public private(set) var address: HostAndPort!
+    public let log: URL
+    private let process = Process()
+
+    public init(binary: URL, name: String, arguments: [String], logDirectory: URL) throws {
+        self.name = name
+        log = logDirectory.appendingPathComponent("\(name).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.executableURL = binary
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: log)
+        process.standardError = process.standardOutput
+        try process.run()
+        address = try waitForAddress()
+    }
+
+    private func waitForAddress() throws -> HostAndPort {
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.contains("listening on ") }),
+               let address = HostAndPort(String(line.split(separator: " ").last!)) {
+                return address
+            }
+            guard process.isRunning else { throw LocalClusterError("\(name) exited during start-up:\n\(text)") }
+            usleep(50_000)
+        }
+        throw LocalClusterError("\(name) did not report its address within 120 s; see \(log.path)")
+    }
+
+    public var isRunning: Bool { process.isRunning }
+
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Kills the process at once, as a crash would.
+    public func crash() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+public struct LocalClusterError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A coordinator and N workers on loopback (ephemeral ports), each a separate `quiver` process,
+/// with data under one folder. Tests and `quiver bench-cluster` use it.
+public final class LocalCluster: @unchecked Sendable {
+    public let root: URL
+    public let binary: URL
+    public private(set) var workers: [ServerProcess] = []
+    public private(set) var coordinator: ServerProcess!
+    private let removeOnShutdown: Bool
+
+    /// - Parameters:
+    ///   - binary: the `quiver` executable.
+    ///   - root: folder for data and logs (a fresh temporary folder, removed at shutdown, if nil).
+    public init(binary: URL, workers count: Int, root: URL? = nil, workerThreads: Int? = nil) throws {
+        self.binary = binary
+        removeOnShutdown = root == nil
+        self.root = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("quiver-cluster-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.root, withIntermediateDirectories: true)
+        self.workerThreads = workerThreads
+        for index in 0 ..< count { workers.append(try startWorker(index)) }
+        coordinator = try ServerProcess(
+            binary: binary, name: "coordinator",
+            arguments: ["coordinator", "--listen", "127.0.0.1:0", "--data-dir", self.root.appendingPathComponent("coordinator").path,
+                        "--workers", workers.map(\.address.description).joined(separator: ",")],
+            logDirectory: self.root)
+    }
+
+    private let workerThreads: Int?
+
+    public func workerDataDirectory(_ index: Int) -> URL { root.appendingPathComponent("worker-\(index)") }
+
+    private func startWorker(_ index: Int, port: Int = 0) throws -> ServerProcess {
+        var arguments = ["worker", "--listen", "127.0.0.1:\(port)", "--data-dir", workerDataDirectory(index).path]
+        if let workerThreads { arguments += ["--threads", "\(workerThreads)"] }
+        return try ServerProcess(binary: binary, name: "worker-\(index)", arguments: arguments, logDirectory: root)
+    }
+
+    /// Stops worker `index` and starts it again on the same port with the same data folder.
+    public func restartWorker(_ index: Int) throws {
+        let port = workers[index].address.port
+        workers[index].stop()
+        workers[index] = try startWorker(index, port: port)
+    }
+
+    public func client<Result: Sendable>(timeout: Duration = .seconds(600),
+                                         _ body: (QuiverClient) async throws -> Result) async throws -> Result {
+        try await QuiverClient.withConnection(to: coordinator.address, timeout: timeout, body)
+    }
+
+    public func shutdown() {
+        coordinator?.stop()
+        for worker in workers { worker.stop() }
+        if removeOnShutdown { try? FileManager.default.removeItem(at: root) }
+    }
+
+    deinit { shutdown() }
+}

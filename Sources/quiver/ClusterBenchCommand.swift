@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import QuiverClient
+import QuiverIndex
+import QuiverProtocol
+import QuiverStorage
+import Synchronization
+
+/// `quiver bench-cluster`: for 1, 2 and 4 workers, starts a real local cluster (separate
+/// processes on loopback), bulk-loads the data through it, and measures search QPS and latency
+/// at several concurrencies and batch sizes — beside the in-process engine on the same model and
+/// data in the same run.
+struct ClusterBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-cluster",
+        abstract: "Measure cluster load speed, QPS and latency against the in-process engine.")
+
+    @Option(help: "Folder holding base.npy, queries.npy and groundtruth.npy.")
+    var data: String
+    @Option(help: "Comma-separated worker counts.")
+    var workers: IntegerList = IntegerList(argument: "1,2,4")!
+    @Option(help: "Comma-separated numbers of requests in flight.")
+    var concurrency: IntegerList = IntegerList(argument: "1,4,16")!
+    @Option(help: "Comma-separated queries per request.")
+    var batch: IntegerList = IntegerList(argument: "1,100")!
+    @Option(help: "Neighbours per query.")
+    var k = 10
+    @Option(help: "Lists probed per query.")
+    var nprobe = 16
+    @Option(help: "Candidates re-ranked exactly.")
+    var reorder = 40
+    @Option(name: .customLong("seconds"), help: "Seconds each measurement runs.")
+    var duration = 5.0
+    @Option(help: "Threads per worker process and for the in-process engine (default: all cores).")
+    var threads: Int?
+    @Option(help: "Write the rows as JSON to this file.")
+    var json: String?
+
+    func run() async throws {
+        let folder = URL(fileURLWithPath: absolutePath(data))
+        let basePath = folder.appendingPathComponent("base.npy").path
+        let queryFile = try VectorDataset(path: folder.appendingPathComponent("queries.npy").path)
+        let queries = Matrix(rows: queryFile.count, dimension: queryFile.dimension, values: try queryFile.readAll())
+        let truth = try readIntegerMatrix(path: folder.appendingPathComponent("groundtruth.npy").path)
+        let engineThreads = threads ?? availableCores
+        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        print("# bench-cluster data=\(data) queries=\(queries.rows) k=\(k) nprobe=\(nprobe) reorder=\(reorder) threads=\(engineThreads) cores=\(availableCores)")
+        var rows: [ClusterBenchRow] = []
+        for workerCount in workers.values {
+            let cluster = try LocalCluster(binary: binary, workers: workerCount, workerThreads: threads)
+            defer { cluster.shutdown() }
+            let loadStart = ContinuousClock.now
+            let (trainSeconds, rowsLoaded) = try await cluster.client { client in
+                _ = try await client.createCollection(CollectionSettings(name: "bench", dimension: queries.dimension, metric: .innerProduct))
+                let trainStart = ContinuousClock.now
+                _ = try await client.train("bench", fromFile: basePath)
+                let trainSeconds = seconds(since: trainStart)
+                let job = try await client.loadFiles("bench", pathGlob: basePath)
+                while true {
+                    let status = try await client.loadStatus(job.loadJobID)
+                    if status.state == .succeeded { return (trainSeconds, Int(status.rowsDone)) }
+                    if status.state == .failed { throw LocalClusterError("load failed: \(status.error)") }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            }
+            let total = seconds(since: loadStart)
+            let loadOnly = total - trainSeconds
+            print(String(format: "load workers=%d: %d vectors, train %.1f s, load %.1f s (%.0f vectors/s), train+load %.1f s",
+                         workerCount, rowsLoaded, trainSeconds, loadOnly, Double(rowsLoaded) / loadOnly, total))
+            rows.append(ClusterBenchRow(mode: "load", workers: workerCount, concurrency: 0, batch: 0, qps: Double(rowsLoaded) / loadOnly,
+                                        p50Microseconds: 0, p99Microseconds: 0, recall: 0, seconds: total, trainSeconds: trainSeconds))
+
+            // The in-process engine on the very model the workers hold, built in this process.
+            if workerCount == workers.values.first {
+                let model = try installedModel(in: cluster.workerDataDirectory(0))
+                var built = IVFIndex(model: model)
+                let base = try VectorDataset(path: basePath)
+                try built.add(Matrix(rows: base.count, dimension: base.dimension, values: try base.readAll()), threads: engineThreads)
+                let index = built
+                for batchSize in batch.values {
+                    for inFlight in concurrency.values {
+                        let parameters = SearchParameters(k: k, nprobe: nprobe, reorderK: reorder)
+                        let row = try await measure(mode: "in-process", workers: 0, concurrency: inFlight, batch: batchSize,
+                                                    queries: queries, truth: truth) { batchQueries in
+                            let results = try index.search(batchQueries, parameters: parameters, threads: 1)
+                            return results.ids
+                        }
+                        rows.append(row)
+                    }
+                }
+            }
+            try await cluster.client { client in
+                for batchSize in batch.values {
+                    for inFlight in concurrency.values {
+                        let row = try await measure(mode: "cluster", workers: workerCount, concurrency: inFlight, batch: batchSize,
+                                                    queries: queries, truth: truth) { batchQueries in
+                            try await client.search("bench", queries: batchQueries.values, dimension: batchQueries.dimension, k: k,
+                                                    nprobe: nprobe, reorderK: reorder).ids
+                        }
+                        rows.append(row)
+                    }
+                }
+            }
+        }
+        print("# ratios: cluster QPS / in-process QPS at the same batch and concurrency")
+        for row in rows where row.mode == "cluster" {
+            if let local = rows.first(where: { $0.mode == "in-process" && $0.batch == row.batch && $0.concurrency == row.concurrency }) {
+                print(String(format: "workers=%d batch=%d concurrency=%d: %.0f / %.0f = %.2f", row.workers, row.batch, row.concurrency,
+                             row.qps, local.qps, row.qps / local.qps))
+            }
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(rows).write(to: URL(fileURLWithPath: json))
+        }
+    }
+
+    /// Runs `inFlight` loops that each send batches of `batchSize` queries (cycling through the
+    /// query set) for `seconds`; reports QPS, p50/p99 request latency and recall@k.
+    private func measure(mode: String, workers: Int, concurrency inFlight: Int, batch batchSize: Int, queries: Matrix,
+                         truth: IntegerMatrix, _ search: @escaping @Sendable (Matrix) async throws -> [Int64]) async throws -> ClusterBenchRow {
+        let batches = max(1, queries.rows / batchSize)
+        let deadline = ContinuousClock.now + .milliseconds(Int64(duration * 1000))
+        let next = SharedCounter()
+        let k = k
+        let start = ContinuousClock.now
+        let perLoop = try await withThrowingTaskGroup(of: ([Double], Int, Int).self) { group in
+            for _ in 0 ..< inFlight {
+                group.addTask {
+                    var latencies: [Double] = []
+                    var hits = 0
+                    var answered = 0
+                    while ContinuousClock.now < deadline {
+                        let b = next.next() % batches
+                        let first = b * batchSize
+                        let slice = Matrix(rows: batchSize, dimension: queries.dimension,
+                                           values: Array(queries.values[first * queries.dimension ..< (first + batchSize) * queries.dimension]))
+                        let sent = ContinuousClock.now
+                        let ids = try await search(slice)
+                        latencies.append(seconds(since: sent) * 1e6)
+                        for q in 0 ..< batchSize {
+                            let expected = Set(truth[first + q].prefix(k))
+                            hits += ids[q * k ..< (q + 1) * k].filter(expected.contains).count
+                        }
+                        answered += batchSize
+                    }
+                    return (latencies, hits, answered)
+                }
+            }
+            var all: [([Double], Int, Int)] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        let elapsed = seconds(since: start)
+        let latencies = perLoop.flatMap(\.0).sorted()
+        let answered = perLoop.reduce(0) { $0 + $1.2 }
+        let hits = perLoop.reduce(0) { $0 + $1.1 }
+        func percentile(_ p: Double) -> Double {
+            latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
+        }
+        let row = ClusterBenchRow(mode: mode, workers: workers, concurrency: inFlight, batch: batchSize,
+                                  qps: Double(answered) / elapsed, p50Microseconds: percentile(0.5), p99Microseconds: percentile(0.99),
+                                  recall: Double(hits) / Double(max(1, answered * k)), seconds: elapsed, trainSeconds: 0)
+        print(String(format: "%-10@ workers=%d batch=%-4d concurrency=%-3d %9.0f QPS  p50 %8.0f µs  p99 %8.0f µs  recall@%d %.4f",
+                     mode as NSString, workers, batchSize, inFlight, row.qps, row.p50Microseconds, row.p99Microseconds, k, row.recall))
+        return row
+    }
+}
+
+struct ClusterBenchRow: Codable {
+    let mode: String
+    let workers: Int
+    let concurrency: Int
+    let batch: Int
+    let qps: Double
+    let p50Microseconds: Double
+    let p99Microseconds: Double
+    let recall: Double
+    let seconds: Double
+    let trainSeconds: Double
+}
+
+/// The model a worker installed, read from its data folder (`model-<version>.qvm`).
+func installedModel(in folder: URL) throws -> IVFModel {
+    let files = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)!
+    for case let file as URL in files where file.lastPathComponent.hasPrefix("model-") && file.pathExtension == "qvm" {
+        return try ModelCodec.decode([UInt8](Data(contentsOf: file)))
+    }
+    throw LocalClusterError("no model file under \(folder.path)")
+}
+
+/// A counter the concurrent request loops share to walk through the query set.
+final class SharedCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    func next() -> Int { value.wrappingAdd(1, ordering: .relaxed).oldValue }
+}
