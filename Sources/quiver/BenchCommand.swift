@@ -64,10 +64,10 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let workload = try Workload.load(folder: data, maxQueries: maxQueries, k: k)
-        print("# data \(data): n=\(workload.base.rows) d=\(workload.base.dimension) queries=\(workload.queries.rows) metric=\(metric.rawValue) threads=\(threads) cpu=\(Kernels.bestISAName)")
+        emit("# data \(data): n=\(workload.base.rows) d=\(workload.base.dimension) queries=\(workload.queries.rows) metric=\(metric.rawValue) threads=\(threads) cpu=\(Kernels.bestISAName)")
         let lists = nlist ?? IVFConfiguration.defaultListCount(vectors: workload.base.rows)
         var rows: [BenchRow] = []
-        print(BenchRow.header)
+        emit(BenchRow.header)
         for name in index.split(separator: ",") {
             let kind = IndexKind(rawValue: String(name))!
             let measured = try benchmark(kind, workload: workload, nlist: lists)
@@ -83,7 +83,7 @@ struct BenchCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(document).write(to: URL(fileURLWithPath: json))
-            print("# wrote \(json)")
+            emit("# wrote \(json)")
         }
     }
 
@@ -99,7 +99,7 @@ struct BenchCommand: ParsableCommand {
             let latencies = try timeSingles { try flat.search($0, k: k, threads: 1) }
             rows.append(BenchRow(index: kind.rawValue, params: "exact", recall: results.recall(against: workload.truth, truthColumns: workload.truthColumns),
                                  qps: qps, latency: latencies, bytesPerVector: Double(flat.memoryBytes) / Double(flat.count), buildSeconds: build))
-            print(rows.last!.line)
+            emit(rows.last!.line)
             return rows
         }
         let innerProduct = metric.usesInnerProduct
@@ -114,7 +114,7 @@ struct BenchCommand: ParsableCommand {
         try ivf.add(workload.base, threads: threads)
         let build = seconds(since: buildStart)
         let describe = "nlist=\(nlist) m=\(configuration.subspaces) aniso=\(configuration.anisotropicThreshold.map { "\($0)" } ?? "off") spill=\(configuration.spillLambda.map { "\($0)" } ?? "off") raw=\(configuration.rawVectors.rawValue)"
-        print("# \(kind.rawValue): \(describe) train \(String(format: "%.1f", trained)) s, build \(String(format: "%.1f", build)) s, entries \(ivf.entryCount), \(String(format: "%.1f", Double(ivf.memoryBytes) / Double(ivf.count))) B/vector")
+        emit("# \(kind.rawValue): \(describe) train \(String(format: "%.1f", trained)) s, build \(String(format: "%.1f", build)) s, entries \(ivf.entryCount), \(String(format: "%.1f", Double(ivf.memoryBytes) / Double(ivf.count))) B/vector")
 
         let probes = nprobe?.values ?? [2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128]
         let depths = encoding == .flat || configuration.rawVectors == .none ? [0] : (reorder?.values ?? [0, 10, 20, 30, 40, 60, 100])
@@ -130,7 +130,7 @@ struct BenchCommand: ParsableCommand {
                                    qps: qps, latency: latencies, bytesPerVector: Double(bytes) / Double(ivf.count), buildSeconds: build,
                                    nprobe: probe, reorderK: depth)
                 rows.append(row)
-                print(row.line)
+                emit(row.line)
             }
         }
         return rows
@@ -161,25 +161,31 @@ struct BenchCommand: ParsableCommand {
     }
 
     private func printSummary(rows: [BenchRow], peerRows: [PeerRow]) {
-        print("# summary (threads=\(threads))")
+        emit("# summary (threads=\(threads))")
         for target in [0.90, 0.95] {
             let ours = rows.filter { $0.recall >= target }.max { $0.qps < $1.qps }
             let label = String(format: "%.2f", target)
             if let ours {
-                print("best@\(label) quiver-\(ours.index): \(Int(ours.qps)) QPS (\(ours.params), recall \(String(format: "%.4f", ours.recall)))")
+                emit("best@\(label) quiver-\(ours.index): \(Int(ours.qps)) QPS (\(ours.params), recall \(String(format: "%.4f", ours.recall)))")
             } else {
-                print("best@\(label) quiver: not reached")
+                emit("best@\(label) quiver: not reached")
             }
             for peer in Set(peerRows.map(\.peer)).sorted() {
                 guard let best = peerRows.filter({ $0.peer == peer && $0.recall >= target }).max(by: { $0.qps < $1.qps }) else {
-                    print("best@\(label) \(peer): not reached")
+                    emit("best@\(label) \(peer): not reached")
                     continue
                 }
                 let ratio = ours.map { String(format: " — quiver/peer = %.2fx", $0.qps / best.qps) } ?? ""
-                print("best@\(label) \(peer): \(Int(best.qps)) QPS (\(best.params), recall \(String(format: "%.4f", best.recall)))\(ratio)")
+                emit("best@\(label) \(peer): \(Int(best.qps)) QPS (\(best.params), recall \(String(format: "%.4f", best.recall)))\(ratio)")
             }
         }
     }
+}
+
+/// Writes one line to standard output at once (unbuffered), so a benchmark's progress shows in a
+/// log file while it runs, in order with the peers' output.
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 func seconds(since start: ContinuousClock.Instant) -> Double {

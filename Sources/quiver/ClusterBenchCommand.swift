@@ -44,7 +44,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         let truth = try readIntegerMatrix(path: folder.appendingPathComponent("groundtruth.npy").path)
         let engineThreads = threads ?? availableCores
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        print("# bench-cluster data=\(data) queries=\(queries.rows) k=\(k) nprobe=\(nprobe) reorder=\(reorder) threads=\(engineThreads) cores=\(availableCores)")
+        emit("# bench-cluster data=\(data) queries=\(queries.rows) k=\(k) nprobe=\(nprobe) reorder=\(reorder) threads=\(engineThreads) cores=\(availableCores)")
         var rows: [ClusterBenchRow] = []
         for workerCount in workers.values {
             let cluster = try LocalCluster(binary: binary, workers: workerCount, workerThreads: threads)
@@ -65,7 +65,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             }
             let total = seconds(since: loadStart)
             let loadOnly = total - trainSeconds
-            print(String(format: "load workers=%d: %d vectors, train %.1f s, load %.1f s (%.0f vectors/s), train+load %.1f s",
+            emit(String(format: "load workers=%d: %d vectors, train %.1f s, load %.1f s (%.0f vectors/s), train+load %.1f s",
                          workerCount, rowsLoaded, trainSeconds, loadOnly, Double(rowsLoaded) / loadOnly, total))
             rows.append(ClusterBenchRow(mode: "load", workers: workerCount, concurrency: 0, batch: 0, qps: Double(rowsLoaded) / loadOnly,
                                         p50Microseconds: 0, p99Microseconds: 0, recall: 0, seconds: total, trainSeconds: trainSeconds))
@@ -102,10 +102,10 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                 }
             }
         }
-        print("# ratios: cluster QPS / in-process QPS at the same batch and concurrency")
+        emit("# ratios: cluster QPS / in-process QPS at the same batch and concurrency")
         for row in rows where row.mode == "cluster" {
             if let local = rows.first(where: { $0.mode == "in-process" && $0.batch == row.batch && $0.concurrency == row.concurrency }) {
-                print(String(format: "workers=%d batch=%d concurrency=%d: %.0f / %.0f = %.2f", row.workers, row.batch, row.concurrency,
+                emit(String(format: "workers=%d batch=%d concurrency=%d: %.0f / %.0f = %.2f", row.workers, row.batch, row.concurrency,
                              row.qps, local.qps, row.qps / local.qps))
             }
         }
@@ -162,7 +162,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         let row = ClusterBenchRow(mode: mode, workers: workers, concurrency: inFlight, batch: batchSize,
                                   qps: Double(answered) / elapsed, p50Microseconds: percentile(0.5), p99Microseconds: percentile(0.99),
                                   recall: Double(hits) / Double(max(1, answered * k)), seconds: elapsed, trainSeconds: 0)
-        print(String(format: "%-10@ workers=%d batch=%-4d concurrency=%-3d %9.0f QPS  p50 %8.0f µs  p99 %8.0f µs  recall@%d %.4f",
+        emit(String(format: "%-10@ workers=%d batch=%-4d concurrency=%-3d %9.0f QPS  p50 %8.0f µs  p99 %8.0f µs  recall@%d %.4f",
                      mode as NSString, workers, batchSize, inFlight, row.qps, row.p50Microseconds, row.p99Microseconds, k, row.recall))
         return row
     }

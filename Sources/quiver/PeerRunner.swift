@@ -28,7 +28,7 @@ struct PeerRunner {
         if interpreter == "/usr/bin/env" { arguments.insert("python3", at: 0) }
         let output = fileManager.temporaryDirectory.appendingPathComponent("quiver-peers-\(getpid()).json").path
         arguments += ["--json", output]
-        print("# running peers: \(interpreter) \(arguments.joined(separator: " "))")
+        emit("# running peers: \(interpreter) \(arguments.joined(separator: " "))")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: interpreter)
         process.arguments = arguments
