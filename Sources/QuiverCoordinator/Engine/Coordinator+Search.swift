@@ -79,7 +79,16 @@ extension Coordinator {
         for _ in 0 ... serving.shardMap.replicationFactor {
             let remaining = deadline.map { ContinuousClock.now.duration(to: $0) }
             if let remaining, remaining <= .zero { break }
-            let answers = await withTaskGroup(of: (ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>).self) { group in
+            var answers: [(ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>)] = []
+            if plan.requests.count == 1, let shardRequest = plan.requests.first {
+                // One worker involved: call it directly, without a child task to schedule.
+                let wire = searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving)
+                do {
+                    answers = [(shardRequest, .success(try await pool.searchLists(wire, on: shardRequest.worker, timeout: remaining)))]
+                } catch {
+                    answers = [(shardRequest, .failure(error))]
+                }
+            } else { answers = await withTaskGroup(of: (ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>).self) { group in
                 for shardRequest in plan.requests {
                     let wire = searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving)
                     group.addTask {
@@ -93,7 +102,7 @@ extension Coordinator {
                 var answers: [(ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>)] = []
                 for await answer in group { answers.append(answer) }
                 return answers
-            }
+            } }
             var unanswered: [ProbedList] = []
             for (shardRequest, result) in answers {
                 do {
