@@ -72,7 +72,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
 
             // The in-process engine on the very model the workers hold, built in this process.
             if workerCount == workers.values.first {
-                let model = try installedModel(in: cluster.workerDataDirectory(0))
+                let model = try CollectionStore.installedModel(dataDirectory: cluster.workerDataDirectory(0).path, name: "bench")
                 var built = IVFIndex(model: model)
                 let base = try VectorDataset(path: basePath)
                 try built.add(Matrix(rows: base.count, dimension: base.dimension, values: try base.readAll()), threads: engineThreads)
@@ -179,15 +179,6 @@ struct ClusterBenchRow: Codable {
     let recall: Double
     let seconds: Double
     let trainSeconds: Double
-}
-
-/// The model a worker installed, read from its data folder (`model-<version>.qvm`).
-func installedModel(in folder: URL) throws -> IVFModel {
-    let files = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)!
-    for case let file as URL in files where file.lastPathComponent.hasPrefix("model-") && file.pathExtension == "qvm" {
-        return try ModelCodec.decode([UInt8](Data(contentsOf: file)))
-    }
-    throw LocalClusterError("no model file under \(folder.path)")
 }
 
 /// A counter the concurrent request loops share to walk through the query set.

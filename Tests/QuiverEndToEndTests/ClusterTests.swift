@@ -71,7 +71,7 @@ func startCluster(workers: Int) throws -> LocalCluster {
         #expect(hits.coverage == 1)
 
         // The same model, built into one in-process index, must give the same neighbours.
-        let model = try installedModel(in: cluster.workerDataDirectory(0))
+        let model = try CollectionStore.installedModel(dataDirectory: cluster.workerDataDirectory(0).path, name: "docs")
         var index = IVFIndex(model: model)
         try index.add(data.base, threads: 2)
         let local = try index.search(data.queries, parameters: SearchParameters(k: 10, nprobe: 4, reorderK: 20), threads: 2)
@@ -187,15 +187,6 @@ func startCluster(workers: Int) throws -> LocalCluster {
             }
         }
     }
-}
-
-/// The model a worker installed, read from its data folder (`model-<version>.qvm`).
-func installedModel(in folder: URL) throws -> IVFModel {
-    let files = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)!
-    for case let file as URL in files where file.lastPathComponent.hasPrefix("model-") && file.pathExtension == "qvm" {
-        return try ModelCodec.decode([UInt8](Data(contentsOf: file)))
-    }
-    throw LocalClusterError("no model file under \(folder.path)")
 }
 
 func waitForLoad(_ client: QuiverClient, _ job: String) async throws {

@@ -112,18 +112,24 @@ public final class CollectionStore {
                                options: options, active: active)
     }
 
-    /// Opens a collection folder and replays its segments into an index on the stored model.
-    public static func open(dataDirectory: String, name: String, options: Options = Options()) throws(CollectionStoreError) -> Opened {
-        try validate(name: name)
+    /// The model a collection folder holds (what its manifest names), without replaying segments:
+    /// tools and tests compare a worker's answers with an in-process index on the same model.
+    public static func installedModel(dataDirectory: String, name: String) throws(CollectionStoreError) -> IVFModel {
         let folder = collectionsFolder(dataDirectory: dataDirectory) + "/" + name
+        return try readModel(folder: folder, manifest: readManifest(folder: folder))
+    }
+
+    private static func readManifest(folder: String) throws(CollectionStoreError) -> CollectionManifest {
         let manifestPath = folder + "/" + CollectionManifest.fileName
         guard FileSystem.exists(manifestPath) else { throw .manifestMissing(path: manifestPath) }
-        let manifest: CollectionManifest
         switch CollectionManifest.decode(try FileSystem.readFile(manifestPath)) {
-        case .success(let decoded): manifest = decoded
+        case .success(let decoded): return decoded
         case .failure(let error): throw .manifestCorrupt(path: manifestPath, reason: error.reason)
         }
+    }
 
+    private static func readModel(folder: String, manifest: CollectionManifest) throws(CollectionStoreError) -> IVFModel {
+        let manifestPath = folder + "/" + CollectionManifest.fileName
         let modelPath = folder + "/" + modelFileName(version: manifest.modelVersion)
         let modelBytes = try FileSystem.readFile(modelPath)
         let model: IVFModel
@@ -135,6 +141,15 @@ public final class CollectionStore {
         guard model.version == manifest.modelVersion else {
             throw .manifestCorrupt(path: manifestPath, reason: "it names model version \(manifest.modelVersion) but \(modelPath) holds version \(model.version)")
         }
+        return model
+    }
+
+    /// Opens a collection folder and replays its segments into an index on the stored model.
+    public static func open(dataDirectory: String, name: String, options: Options = Options()) throws(CollectionStoreError) -> Opened {
+        try validate(name: name)
+        let folder = collectionsFolder(dataDirectory: dataDirectory) + "/" + name
+        let manifest = try readManifest(folder: folder)
+        let model = try readModel(folder: folder, manifest: manifest)
         try removeLeftovers(folder: folder, manifest: manifest)
 
         var index = IVFIndex(model: model)
