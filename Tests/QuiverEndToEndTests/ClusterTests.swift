@@ -165,6 +165,27 @@ func startCluster(workers: Int) throws -> LocalCluster {
         #expect(after.coverage == 1)
     }
 
+    @Test func trainsOnTheFirstLoadWhenAsked() async throws {
+        let cluster = try startCluster(workers: 2)
+        defer { cluster.shutdown() }
+        let data = try ClusterData(folder: cluster.root.appendingPathComponent("data"), count: 3000)
+        try await cluster.client { client in
+            _ = try await client.createCollection(CollectionSettings(name: "docs", dimension: data.dimension, metric: .cosine))
+            _ = try await client.trainOnFirstLoad("docs", sampleRows: 1000)
+            let loaded = try await client.load("docs", vectors: data.base.values, dimension: data.dimension, batchRows: 500)
+            #expect(loaded.rowsAccepted == UInt64(data.base.rows))
+            let info = try await client.describeCollection("docs")
+            #expect(info.state == .ready)
+            #expect(info.vectorCount == UInt64(data.base.rows))
+            #expect(info.nlist > 0)
+            // Every stored vector finds itself (cosine: score 1) with the default settings.
+            let hits = try await client.search("docs", queries: Array(data.base.values.prefix(20 * data.dimension)),
+                                               dimension: data.dimension, k: 1)
+            #expect(hits.ids == (0 ..< 20).map(Int64.init))
+            #expect(hits.scores.allSatisfy { abs($0 - 1) < 1e-4 })
+        }
+    }
+
     @Test func searchKeepsAnsweringWhenAWorkerDies() async throws {
         let cluster = try startCluster(workers: 2)
         defer { cluster.shutdown() }
