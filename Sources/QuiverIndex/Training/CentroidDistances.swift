@@ -17,7 +17,9 @@ func forEachCentroidDistanceBlock(
     _ body: (_ range: Range<Int>, _ distances: UnsafeMutablePointer<Float>, _ worker: Int) -> Void
 ) {
     let clusters = centroids.rows
-    let workers = max(1, threads)
+    // A single query needs one row of scratch, not a whole block per thread.
+    let blockRows = max(1, min(blockRows, count))
+    let workers = max(1, min(threads, (count + blockRows - 1) / blockRows))
     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * blockRows * clusters)
     defer { scratch.deallocate() }
     let rowNorms: [Float] = comparison == .l2 ? Kernels.squaredNorms(rows, rows: count, dimension: dimension) : []
