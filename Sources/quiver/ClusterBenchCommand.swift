@@ -90,6 +90,13 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                 }
             }
             try await cluster.client { client in
+                // The cost of one gRPC round trip that touches no worker, to separate transport
+                // overhead from search work.
+                for _ in 0 ..< 50 { _ = try await client.describeCollection("bench") }
+                let rpcStart = ContinuousClock.now
+                for _ in 0 ..< 500 { _ = try await client.describeCollection("bench") }
+                emit(String(format: "rpc        workers=%d DescribeCollection round trip (client → coordinator only): %.0f µs",
+                            workerCount, seconds(since: rpcStart) / 500 * 1e6))
                 for batchSize in batch.values {
                     for inFlight in concurrency.values {
                         let row = try await measure(mode: "cluster", workers: workerCount, concurrency: inFlight, batch: batchSize,
