@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2", exact: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", exact: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", exact: "2.9.2"),
+        .package(url: "https://github.com/apple/swift-nio", .upToNextMinor(from: "2.101.0")),
     ],
     targets: [
         // SIMD hot loops (FastScan block scan, GEMM, float16, CRC-32C) with run-time ISA dispatch.
@@ -36,7 +37,10 @@ let package = Package(
         // Dataset readers, index files, model encoding, worker segments and manifests.
         .target(name: "QuiverStorage", dependencies: ["QuiverIndex", "CQuiverKernels"]),
         // Generated protobuf messages and gRPC stubs (scripts/generate-protos.sh; never hand-edited).
-        .target(name: "QuiverProtocol", dependencies: [grpcCore, grpcProtobuf, swiftProtobuf]),
+        .target(name: "QuiverProtocol", dependencies: [
+            grpcCore, grpcProtobuf, swiftProtobuf,
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         // Transport-free cluster logic: shard maps, placement, scatter plans, result merging.
         .target(name: "QuiverCluster", dependencies: ["QuiverIndex"]),
         // The shard worker service: owns lists, ingests, scans, persists under --data-dir.

@@ -34,8 +34,10 @@ public struct QuiverClient: Sendable {
                 config.connection.flushCoalescing = nil
             },
             serviceConfig: QuiverGRPC.serviceConfig)
-        return try await withGRPCClient(transport: transport) { grpc in
-            try await body(QuiverClient(grpc: grpc, timeout: timeout))
+        return try await withTaskExecutorPreference(EventLoopExecutor()) {
+            try await withGRPCClient(transport: transport) { grpc in
+                try await body(QuiverClient(grpc: grpc, timeout: timeout))
+            }
         }
     }
 

@@ -76,7 +76,7 @@ public enum WorkerServer {
             registration?.cancel()
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.serve() }
+            group.addTask(executorPreference: EventLoopExecutor()) { try await server.serve() }
             let bound: HostAndPort
             do {
                 let address = try await transport.listeningAddress

@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import QuiverProtocol
 
 /// Serves the Coordinator service on `host:port` until `shutdown()`; port 0 lets the OS pick.
 public final class CoordinatorServer: Sendable {
@@ -20,7 +21,7 @@ public final class CoordinatorServer: Sendable {
     /// Serves until `shutdown()`; `onListening` gets the bound "host:port" once it is known.
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.server.serve() }
+            group.addTask(executorPreference: EventLoopExecutor()) { try await self.server.serve() }
             group.addTask {
                 let address = try await self.transport.listeningAddress
                 if let ipv4 = address.ipv4 {
