@@ -74,3 +74,19 @@ enum ElementConversion {
         return values.firstIndex { !$0.isFinite }
     }
 }
+
+/// A `count`-float array filled in place by `fill`, without zeroing it first; `fill`'s error
+/// is passed on (Float is trivial, so the buffer may be claimed whole even after a failure).
+func filledFloats(count: Int, _ fill: (UnsafeMutableBufferPointer<Float>) throws(DatasetError) -> Void) throws(DatasetError) -> [Float] {
+    var failure: DatasetError?
+    let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        do throws(DatasetError) {
+            try fill(buffer)
+        } catch {
+            failure = error
+        }
+        initialized = count
+    }
+    if let failure { throw failure }
+    return values
+}

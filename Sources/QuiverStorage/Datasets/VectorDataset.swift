@@ -60,19 +60,9 @@ public struct VectorDataset: Sendable {
 
     public func readRows(_ range: Range<Int>) throws(DatasetError) -> [Float] {
         try checkRange(range)
-        let total = range.count * dimension
-        var failure: DatasetError?
-        let values = [Float](unsafeUninitializedCapacity: total) { buffer, initialized in
-            do throws(DatasetError) {
-                try readRows(range, into: buffer)
-            } catch {
-                failure = error
-            }
-            // Float is trivial; on failure the array is discarded anyway.
-            initialized = total
+        return try filledFloats(count: range.count * dimension) { buffer throws(DatasetError) in
+            try readRows(range, into: buffer)
         }
-        if let failure { throw failure }
-        return values
     }
 
     /// Converts rows `range` (global numbering) into `destination`, which must hold

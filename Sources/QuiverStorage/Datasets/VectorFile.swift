@@ -141,19 +141,9 @@ public struct VectorFile: Sendable {
     /// Rows `range` as Float, row-major.
     public func readRows(_ range: Range<Int>) throws(DatasetError) -> [Float] {
         try checkRange(range)
-        let total = range.count * dimension
-        var failure: DatasetError?
-        let values = [Float](unsafeUninitializedCapacity: total) { buffer, initialized in
-            do throws(DatasetError) {
-                try readRows(range, into: buffer)
-            } catch {
-                failure = error
-                // Float is trivial, so claiming the whole buffer is safe even after a failure.
-            }
-            initialized = total
+        return try filledFloats(count: range.count * dimension) { buffer throws(DatasetError) in
+            try readRows(range, into: buffer)
         }
-        if let failure { throw failure }
-        return values
     }
 
     /// Converts rows `range` into `destination`, which must hold `range.count * dimension`
