@@ -35,6 +35,10 @@ struct ClusterBenchCommand: AsyncParsableCommand {
     var threads: Int?
     @Option(help: "Write the rows as JSON to this file.")
     var json: String?
+    @Option(help: "Measure a running cluster at this coordinator instead of starting local ones (no load, no in-process rows).")
+    var coordinator: String?
+    @Option(help: "With --coordinator: the loaded collection to query.")
+    var collection = "bench"
 
     func run() async throws {
         let folder = URL(fileURLWithPath: absolutePath(data))
@@ -46,7 +50,13 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         emit("# bench-cluster data=\(data) queries=\(queries.rows) k=\(k) nprobe=\(nprobe) reorder=\(reorder) threads=\(engineThreads) cores=\(availableCores)")
         var rows: [ClusterBenchRow] = []
-        for workerCount in workers.values {
+        if let coordinator {
+            guard let address = HostAndPort(coordinator) else { throw ValidationError("--coordinator must be HOST:PORT, got \(coordinator)") }
+            try await QuiverClient.withConnection(to: address) { client in
+                rows += try await measureCluster(client, collection: collection, workers: 0, queries: queries, truth: truth)
+            }
+        }
+        for workerCount in coordinator == nil ? workers.values : [] {
             let cluster = try LocalCluster(binary: binary, workers: workerCount, workerThreads: threads)
             defer { cluster.shutdown() }
             let loadStart = ContinuousClock.now
@@ -70,7 +80,8 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             rows.append(ClusterBenchRow(mode: "load", workers: workerCount, concurrency: 0, batch: 0, qps: Double(rowsLoaded) / loadOnly,
                                         p50Microseconds: 0, p99Microseconds: 0, recall: 0, seconds: total, trainSeconds: trainSeconds))
 
-            // The in-process engine on the very model the workers hold, built in this process.
+            // The in-process engine on the very model the workers hold, built in this process, with
+            // the same threads per request as a worker uses.
             if workerCount == workers.values.first {
                 let model = try CollectionStore.installedModel(dataDirectory: cluster.workerDataDirectory(0).path, name: "bench")
                 var built = IVFIndex(model: model)
@@ -82,7 +93,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                         let parameters = SearchParameters(k: k, nprobe: nprobe, reorderK: reorder)
                         let row = try await measure(mode: "in-process", workers: 0, concurrency: inFlight, batch: batchSize,
                                                     queries: queries, truth: truth) { batchQueries in
-                            let results = try index.search(batchQueries, parameters: parameters, threads: 1)
+                            let results = try index.search(batchQueries, parameters: parameters, threads: engineThreads)
                             return results.ids
                         }
                         rows.append(row)
@@ -90,23 +101,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                 }
             }
             try await cluster.client { client in
-                // The cost of one gRPC round trip that touches no worker, to separate transport
-                // overhead from search work.
-                for _ in 0 ..< 50 { _ = try await client.describeCollection("bench") }
-                let rpcStart = ContinuousClock.now
-                for _ in 0 ..< 500 { _ = try await client.describeCollection("bench") }
-                emit(String(format: "rpc        workers=%d DescribeCollection round trip (client → coordinator only): %.0f µs",
-                            workerCount, seconds(since: rpcStart) / 500 * 1e6))
-                for batchSize in batch.values {
-                    for inFlight in concurrency.values {
-                        let row = try await measure(mode: "cluster", workers: workerCount, concurrency: inFlight, batch: batchSize,
-                                                    queries: queries, truth: truth) { batchQueries in
-                            try await client.search("bench", queries: batchQueries.values, dimension: batchQueries.dimension, k: k,
-                                                    nprobe: nprobe, reorderK: reorder).ids
-                        }
-                        rows.append(row)
-                    }
-                }
+                rows += try await measureCluster(client, collection: "bench", workers: workerCount, queries: queries, truth: truth)
             }
         }
         emit("# ratios: cluster QPS / in-process QPS at the same batch and concurrency")
@@ -121,6 +116,30 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(rows).write(to: URL(fileURLWithPath: json))
         }
+    }
+
+    /// The worker-free round trip, then every batch size × concurrency against `collection`.
+    private func measureCluster(_ client: QuiverClient, collection: String, workers workerCount: Int, queries: Matrix,
+                                truth: IntegerMatrix) async throws -> [ClusterBenchRow] {
+        var rows: [ClusterBenchRow] = []
+        // The cost of one gRPC round trip that touches no worker, to separate transport
+        // overhead from search work.
+        for _ in 0 ..< 50 { _ = try await client.describeCollection(collection) }
+        let rpcStart = ContinuousClock.now
+        for _ in 0 ..< 500 { _ = try await client.describeCollection(collection) }
+        emit(String(format: "rpc        workers=%d DescribeCollection round trip (client → coordinator only): %.0f µs",
+                    workerCount, seconds(since: rpcStart) / 500 * 1e6))
+        for batchSize in batch.values {
+            for inFlight in concurrency.values {
+                let row = try await measure(mode: "cluster", workers: workerCount, concurrency: inFlight, batch: batchSize,
+                                            queries: queries, truth: truth) { batchQueries in
+                    try await client.search(collection, queries: batchQueries.values, dimension: batchQueries.dimension, k: k,
+                                            nprobe: nprobe, reorderK: reorder).ids
+                }
+                rows.append(row)
+            }
+        }
+        return rows
     }
 
     /// Runs `inFlight` loops that each send batches of `batchSize` queries (cycling through the

@@ -66,7 +66,29 @@ func startCluster(workers: Int) throws -> LocalCluster {
             #expect(status.workers.count == 2)
             #expect(status.workers.allSatisfy { $0.listsOwned > 0 })
             #expect(status.workers.reduce(0) { $0 + $1.listsOwned } >= 16)
-            return try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 4, reorderK: 20)
+            let batch = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 4, reorderK: 20)
+            // The same queries one per request, many in flight: the coordinator merges those
+            // bound for the same worker into shared calls, and each must still get exactly its
+            // own answer.
+            let d = data.dimension
+            let single = try await withThrowingTaskGroup(of: (Int, [Int64], [Float]).self) { group in
+                var answers: [Int: ([Int64], [Float])] = [:]
+                for query in 0 ..< data.queries.rows {
+                    if query >= 24 { if let (q, ids, scores) = try await group.next() { answers[q] = (ids, scores) } }
+                    group.addTask {
+                        let hit = try await client.search("docs", queries: Array(data.queries.values[query * d ..< (query + 1) * d]),
+                                                          dimension: d, k: 10, nprobe: 4, reorderK: 20)
+                        return (query, hit.ids, hit.scores)
+                    }
+                }
+                for try await (q, ids, scores) in group { answers[q] = (ids, scores) }
+                return answers
+            }
+            for query in 0 ..< data.queries.rows {
+                #expect(single[query]?.0 == Array(batch.ids(ofQuery: query)), "query \(query) alone")
+                #expect(single[query]?.1 == Array(batch.scores(ofQuery: query)), "query \(query) alone")
+            }
+            return batch
         }
         #expect(hits.coverage == 1)
 

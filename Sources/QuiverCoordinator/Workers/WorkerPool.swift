@@ -47,7 +47,7 @@ final class WorkerPool: Sendable {
             throw .invalidArgument("cannot dial worker \(endpoint.address): \(error)")
         }
         let grpc = GRPCClient(transport: transport)
-        Task { [logger] in
+        Task(executorPreference: EventLoopExecutor()) { [logger] in
             do {
                 try await grpc.runConnections()
             } catch {
