@@ -31,9 +31,18 @@ extension QuiverClient {
         request.nprobe = UInt32(clamping: max(0, nprobe ?? 0))
         if let reorderK { request.reorderK = UInt32(clamping: max(0, reorderK)) }
         request.requireFullCoverage = requireFullCoverage
-        var options = self.options
-        if let timeout { options.timeout = timeout }
-        let response = try await call { try await coordinator.search(request, options: options) }
+        let limit = timeout ?? self.timeout
+        var message = Quiver_V1_SearchStreamRequest()
+        message.search = request
+        message.timeoutMs = UInt32(clamping: max(1, limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000))
+        let response = try await call {
+            let answer = try await searches.call(message, timeout: limit)
+            switch answer.outcome {
+            case .result(let response): return response
+            case .error(let error): throw error.rpcError
+            case nil: throw RPCError(code: .internalError, message: "search \(answer.requestID) was answered with neither result nor error")
+            }
+        }
         return try await call {
             let results = response.results
             let coverage = response.coverage.listsProbed == 0 ? 1 : Double(response.coverage.listsAnswered) / Double(response.coverage.listsProbed)

@@ -13,11 +13,26 @@ import QuiverProtocol
 /// ```
 public struct QuiverClient: Sendable {
     let coordinator: Quiver_V1_Coordinator.Client<HTTP2ClientTransport.Posix>
+    /// Searches travel as messages on one SearchStream, opened on the first search.
+    let searches: CallStream<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>
     /// Deadline applied to every call that has none of its own.
     public var timeout: Duration
 
     init(grpc: GRPCClient<HTTP2ClientTransport.Posix>, timeout: Duration) {
-        coordinator = Quiver_V1_Coordinator.Client(wrapping: grpc)
+        let coordinator = Quiver_V1_Coordinator.Client(wrapping: grpc)
+        self.coordinator = coordinator
+        searches = CallStream(open: { requests, receive in
+            var options = CallOptions.defaults
+            options.timeout = nil
+            try await coordinator.searchStream(
+                request: StreamingClientRequest { writer in
+                    for await request in requests { try await writer.write(request) }
+                },
+                options: options
+            ) { response in
+                for try await message in response.messages { receive(message) }
+            }
+        }, setID: { $0.requestID = $1 }, responseID: \.requestID)
         self.timeout = timeout
     }
 
@@ -36,7 +51,9 @@ public struct QuiverClient: Sendable {
             serviceConfig: QuiverGRPC.serviceConfig)
         return try await withTaskExecutorPreference(EventLoopExecutor()) {
             try await withGRPCClient(transport: transport) { grpc in
-                try await body(QuiverClient(grpc: grpc, timeout: timeout))
+                let client = QuiverClient(grpc: grpc, timeout: timeout)
+                defer { client.searches.close() }
+                return try await body(client)
             }
         }
     }

@@ -65,10 +65,14 @@ public enum WorkerServer {
             address: listen.host.contains(":") ? .ipv6(host: listen.host, port: listen.port) : .ipv4(host: listen.host, port: listen.port),
             transportSecurity: .plaintext,
             config: .defaults { $0.rpc.maxRequestPayloadSize = QuiverGRPC.maxMessageBytes })
-        let server = GRPCServer(transport: transport, services: [WorkerService(worker: worker)])
+        let stopping = ShutdownSignal()
+        let server = GRPCServer(transport: transport, services: [WorkerService(worker: worker, stopping: stopping)])
         let stopper = Task {
             await stop()
-            if !Task.isCancelled { server.beginGracefulShutdown() }
+            if !Task.isCancelled {
+                stopping.fire()
+                server.beginGracefulShutdown()
+            }
         }
         var registration: Task<Void, Never>?
         defer {

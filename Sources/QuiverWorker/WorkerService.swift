@@ -8,8 +8,13 @@ import Synchronization
 /// otherwise stall Swift's small cooperative thread pool (and with it every other RPC).
 public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
     public let worker: ShardWorker
+    /// Fires when the server begins shutting down: open search streams then end.
+    let stopping: ShutdownSignal
 
-    public init(worker: ShardWorker) { self.worker = worker }
+    public init(worker: ShardWorker, stopping: ShutdownSignal = ShutdownSignal()) {
+        self.worker = worker
+        self.stopping = stopping
+    }
 
     public func installModel(request: RPCAsyncSequence<Quiver_V1_InstallModelChunk, any Error>,
                              context: ServerContext) async throws -> Quiver_V1_InstallModelResponse {
@@ -63,6 +68,27 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
             }
         } onCancel: {
             taskCancelled.store(true, ordering: .relaxed)
+        }
+    }
+
+    public func searchListsStream(request: RPCAsyncSequence<Quiver_V1_SearchListsStreamRequest, any Error>,
+                                  response: RPCWriter<Quiver_V1_SearchListsStreamResponse>, context: ServerContext) async throws {
+        let worker = worker
+        let handle = context.cancellation
+        try await CallStream.serve(request, writer: response, stop: stopping) { message in
+            var answer = Quiver_V1_SearchListsStreamResponse()
+            answer.requestID = message.requestID
+            let deadline = message.timeoutMs > 0 ? ContinuousClock.now + .milliseconds(Int64(message.timeoutMs)) : nil
+            let search = message.search
+            let stop: @Sendable () -> Bool = { handle.isCancelled || deadline.map { ContinuousClock.now >= $0 } == true }
+            do {
+                answer.result = search.queries.rows <= 8
+                    ? try worker.searchLists(search, isCancelled: stop)
+                    : try await offload { () throws(RPCError) in try worker.searchLists(search, isCancelled: stop) }
+            } catch {
+                answer.error = Quiver_V1_CallError(error as? RPCError ?? RPCError(code: .internalError, message: "\(error)"))
+            }
+            return answer
         }
     }
 

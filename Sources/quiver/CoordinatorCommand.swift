@@ -19,8 +19,6 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var workers: String?
     @Option(help: "Threads for training, assignment and coarse probing (default: all cores).")
     var threads: Int?
-    @Option(help: "Search calls out to one worker at once; further small searches wait and go merged into one call.")
-    var searchCallsPerWorker = 1
 
     func run() async throws {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
@@ -30,12 +28,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
         var host = String(listen[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if searchCallsPerWorker < 1 { throw ValidationError("--search-calls-per-worker must be at least 1, got \(searchCallsPerWorker)") }
         let workerList = (workers ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         var logger = Logger(label: "quiver.coordinator")
         logger.logLevel = .info
-        let options = CoordinatorOptions(dataDirectory: dataDir, workers: workerList, threads: threads ?? availableCores,
-                                         searchCallsPerWorker: searchCallsPerWorker)
+        let options = CoordinatorOptions(dataDirectory: dataDir, workers: workerList, threads: threads ?? availableCores)
         let server: CoordinatorServer
         do {
             server = try CoordinatorServer(host: host, port: port, options: options, logger: logger)

@@ -67,9 +67,9 @@ func startCluster(workers: Int) throws -> LocalCluster {
             #expect(status.workers.allSatisfy { $0.listsOwned > 0 })
             #expect(status.workers.reduce(0) { $0 + $1.listsOwned } >= 16)
             let batch = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 4, reorderK: 20)
-            // The same queries one per request, many in flight: the coordinator merges those
-            // bound for the same worker into shared calls, and each must still get exactly its
-            // own answer.
+            // The same queries one per request, many in flight on the client's and the
+            // coordinator's search streams (answers come back in any order): each must still get
+            // exactly its own answer.
             let d = data.dimension
             let single = try await withThrowingTaskGroup(of: (Int, [Int64], [Float]).self) { group in
                 var answers: [Int: ([Int64], [Float])] = [:]

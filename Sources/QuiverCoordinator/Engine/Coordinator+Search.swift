@@ -84,7 +84,7 @@ extension Coordinator {
                 // One worker involved: call it directly, without a child task to schedule.
                 let wire = searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving)
                 do {
-                    answers = [(shardRequest, .success(try await batcher.searchLists(wire, on: shardRequest.worker, timeout: remaining)))]
+                    answers = [(shardRequest, .success(try await pool.searchLists(wire, on: shardRequest.worker, timeout: remaining)))]
                 } catch {
                     answers = [(shardRequest, .failure(error))]
                 }
@@ -93,7 +93,7 @@ extension Coordinator {
                     let wire = searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving)
                     group.addTask {
                         do {
-                            return (shardRequest, .success(try await self.batcher.searchLists(wire, on: shardRequest.worker, timeout: remaining)))
+                            return (shardRequest, .success(try await self.pool.searchLists(wire, on: shardRequest.worker, timeout: remaining)))
                         } catch {
                             return (shardRequest, .failure(error))
                         }

@@ -13,17 +13,13 @@ public struct CoordinatorOptions: Sendable {
     public var threads: Int
     /// How often workers are polled for health and statistics.
     public var heartbeatInterval: Duration
-    /// Search calls out to one worker at a time before further small searches wait and leave
-    /// merged into one call (see `SearchBatcher`).
-    public var searchCallsPerWorker: Int
 
     public init(dataDirectory: String, workers: [String] = [], threads: Int = availableCores,
-                heartbeatInterval: Duration = .seconds(2), searchCallsPerWorker: Int = 1) {
+                heartbeatInterval: Duration = .seconds(2)) {
         self.dataDirectory = dataDirectory
         self.workers = workers
         self.threads = max(1, threads)
         self.heartbeatInterval = heartbeatInterval
-        self.searchCallsPerWorker = max(1, searchCallsPerWorker)
     }
 }
 
@@ -56,7 +52,6 @@ public actor Coordinator {
 
     let store: CoordinatorStore
     nonisolated let pool: WorkerPool
-    nonisolated let batcher: SearchBatcher
     nonisolated let threads: Int
     nonisolated let logger: Logger
     private let heartbeatInterval: Duration
@@ -72,7 +67,6 @@ public actor Coordinator {
         self.heartbeatInterval = options.heartbeatInterval
         store = try CoordinatorStore(root: options.dataDirectory)
         pool = WorkerPool(logger: logger)
-        batcher = SearchBatcher(pool: pool, callsPerWorker: options.searchCallsPerWorker)
         var endpoints = try store.loadWorkers()
         for address in options.workers where !endpoints.contains(where: { $0.id == address }) {
             endpoints.append(WorkerEndpoint(id: address, address: address))

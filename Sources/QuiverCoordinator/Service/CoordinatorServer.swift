@@ -8,6 +8,7 @@ public final class CoordinatorServer: Sendable {
     public let coordinator: Coordinator
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let transport: HTTP2ServerTransport.Posix
+    private let stopping = ShutdownSignal()
 
     public init(host: String, port: Int, options: CoordinatorOptions, logger: Logger) throws(CoordinatorError) {
         coordinator = try Coordinator(options: options, logger: logger)
@@ -15,7 +16,7 @@ public final class CoordinatorServer: Sendable {
             address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
             transportSecurity: .plaintext,
             config: .defaults { $0.rpc.maxRequestPayloadSize = maxMessageBytes })
-        server = GRPCServer(transport: transport, services: [CoordinatorService(coordinator: coordinator)])
+        server = GRPCServer(transport: transport, services: [CoordinatorService(coordinator: coordinator, stopping: stopping)])
     }
 
     /// Serves until `shutdown()`; `onListening` gets the bound "host:port" once it is known.
@@ -39,6 +40,7 @@ public final class CoordinatorServer: Sendable {
     }
 
     public func shutdown() {
+        stopping.fire()
         server.beginGracefulShutdown()
         coordinator.shutdown()
     }

@@ -5,6 +5,8 @@ import QuiverProtocol
 /// and turns `CoordinatorError`s into statuses. No decisions are made here.
 struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
     let coordinator: Coordinator
+    /// Fires when the server begins shutting down: open search streams then end.
+    let stopping: ShutdownSignal
 
     /// Runs `body`, mapping its typed error to the status the client sees.
     private func respond<Output>(_ body: () async throws(CoordinatorError) -> Output) async throws -> ServerResponse<Output> {
@@ -75,6 +77,25 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
                 context: ServerContext) async throws -> ServerResponse<Quiver_V1_SearchResponse> {
         let timeout = request.metadata[stringValues: "grpc-timeout"].first(where: { _ in true }).flatMap(Self.parseTimeout)
         return try await respond { () throws(CoordinatorError) in try await coordinator.search(request.message, timeout: timeout) }
+    }
+
+    func searchStream(request: StreamingServerRequest<Quiver_V1_SearchStreamRequest>,
+                      context: ServerContext) async throws -> StreamingServerResponse<Quiver_V1_SearchStreamResponse> {
+        let (coordinator, stopping) = (coordinator, stopping)
+        return StreamingServerResponse { writer in
+            try await CallStream.serve(request.messages, writer: writer, stop: stopping) { message in
+                var answer = Quiver_V1_SearchStreamResponse()
+                answer.requestID = message.requestID
+                let timeout: Duration? = message.timeoutMs > 0 ? .milliseconds(Int64(message.timeoutMs)) : nil
+                do throws(CoordinatorError) {
+                    answer.result = try await coordinator.search(message.search, timeout: timeout)
+                } catch {
+                    answer.error = Quiver_V1_CallError(error.rpcError)
+                }
+                return answer
+            }
+            return [:]
+        }
     }
 
     func clusterStatus(request: ServerRequest<Quiver_V1_ClusterStatusRequest>,

@@ -97,12 +97,26 @@ extension WorkerPool {
         }
     }
 
+    /// One SearchLists, sent as a message on the worker's search stream.
     func searchLists(_ request: Quiver_V1_SearchListsRequest, on worker: WorkerID,
                      timeout: Duration?) async throws -> Quiver_V1_SearchListsResponse {
         do {
-            let response = try await client(worker).searchLists(request, options: .worker(timeout: timeout))
-            recordSuccess(worker)
-            return response
+            var message = Quiver_V1_SearchListsStreamRequest()
+            message.search = request
+            if let timeout {
+                let milliseconds = max(1, (timeout.components.seconds * 1000) + timeout.components.attoseconds / 1_000_000_000_000_000)
+                message.timeoutMs = UInt32(clamping: milliseconds)
+            }
+            let answer = try await searchStream(worker).call(message, timeout: timeout)
+            switch answer.outcome {
+            case .result(let response):
+                recordSuccess(worker)
+                return response
+            case .error(let error):
+                throw error.rpcError
+            case nil:
+                throw RPCError(code: .internalError, message: "worker \(worker) answered search \(answer.requestID) with neither result nor error")
+            }
         } catch {
             recordFailure(worker, error)
             throw error

@@ -14,11 +14,14 @@ let maxMessageBytes = 64 << 20
 /// workers marked down and go to replicas instead.
 final class WorkerPool: Sendable {
     typealias Client = Quiver_V1_Worker.Client<HTTP2ClientTransport.Posix>
+    typealias SearchStream = CallStream<Quiver_V1_SearchListsStreamRequest, Quiver_V1_SearchListsStreamResponse>
 
     struct Member: Sendable {
         var endpoint: WorkerEndpoint
         var client: Client
         var grpc: GRPCClient<HTTP2ClientTransport.Posix>
+        /// Searches travel as messages on one long-lived SearchListsStream.
+        var searches: SearchStream
         var health: Quiver_V1_WorkerHealth = .suspect
         var consecutiveFailures = 0
         var lastSeenUnixMs: Int64 = 0
@@ -54,11 +57,23 @@ final class WorkerPool: Sendable {
                 logger.warning("connections to worker \(endpoint.id) ended: \(error)")
             }
         }
+        let client = Client(wrapping: grpc)
+        let searches = SearchStream(open: { requests, receive in
+            try await client.searchListsStream(
+                request: StreamingClientRequest { writer in
+                    for await request in requests { try await writer.write(request) }
+                },
+                options: .worker()
+            ) { response in
+                for try await message in response.messages { receive(message) }
+            }
+        }, setID: { $0.requestID = $1 }, responseID: \.requestID)
         let replaced = members.withLock { members in
             let old = members[endpoint.id]
-            members[endpoint.id] = Member(endpoint: endpoint, client: Client(wrapping: grpc), grpc: grpc)
+            members[endpoint.id] = Member(endpoint: endpoint, client: client, grpc: grpc, searches: searches)
             return old
         }
+        replaced?.searches.close()
         replaced?.grpc.beginGracefulShutdown()
         return true
     }
@@ -85,6 +100,13 @@ final class WorkerPool: Sendable {
     }
 
     var ids: [WorkerID] { endpoints.map(\.id) }
+
+    func searchStream(_ worker: WorkerID) throws(CoordinatorError) -> SearchStream {
+        guard let searches = members.withLock({ $0[worker]?.searches }) else {
+            throw .unavailable("worker \(worker) is in the shard map but not registered with this coordinator")
+        }
+        return searches
+    }
 
     func client(_ worker: WorkerID) throws(CoordinatorError) -> Client {
         guard let client = members.withLock({ $0[worker]?.client }) else {
@@ -148,7 +170,10 @@ final class WorkerPool: Sendable {
     }
 
     func shutdown() {
-        for member in snapshot() { member.grpc.beginGracefulShutdown() }
+        for member in snapshot() {
+            member.searches.close()
+            member.grpc.beginGracefulShutdown()
+        }
     }
 }
 

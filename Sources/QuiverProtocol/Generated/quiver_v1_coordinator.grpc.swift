@@ -144,6 +144,19 @@ public enum Quiver_V1_Coordinator: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SearchStream" metadata.
+        public enum SearchStream: Sendable {
+            /// Request type for "SearchStream".
+            public typealias Input = Quiver_V1_SearchStreamRequest
+            /// Response type for "SearchStream".
+            public typealias Output = Quiver_V1_SearchStreamResponse
+            /// Descriptor for "SearchStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Coordinator"),
+                method: "SearchStream",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "ClusterStatus" metadata.
         public enum ClusterStatus: Sendable {
             /// Request type for "ClusterStatus".
@@ -181,6 +194,7 @@ public enum Quiver_V1_Coordinator: Sendable {
             LoadFiles.descriptor,
             LoadStatus.descriptor,
             Search.descriptor,
+            SearchStream.descriptor,
             ClusterStatus.descriptor,
             RegisterWorker.descriptor
         ]
@@ -375,6 +389,26 @@ extension Quiver_V1_Coordinator {
             request: GRPCCore.StreamingServerRequest<Quiver_V1_SearchRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_SearchResponse>
+
+        /// Handle the "SearchStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many searches over one long-lived stream: each request carries a caller-chosen id and the
+        /// > answers come back, in any order, with the same id. Same semantics as Search, without the
+        /// > per-call cost (stream set-up, headers) that dominates small searches.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_SearchStreamRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_SearchStreamResponse` messages.
+        func searchStream(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_SearchStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_SearchStreamResponse>
 
         /// Handle the "ClusterStatus" method.
         ///
@@ -589,6 +623,26 @@ extension Quiver_V1_Coordinator {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Quiver_V1_SearchResponse>
 
+        /// Handle the "SearchStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many searches over one long-lived stream: each request carries a caller-chosen id and the
+        /// > answers come back, in any order, with the same id. Same semantics as Search, without the
+        /// > per-call cost (stream set-up, headers) that dominates small searches.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_SearchStreamRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_SearchStreamResponse` messages.
+        func searchStream(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_SearchStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_SearchStreamResponse>
+
         /// Handle the "ClusterStatus" method.
         ///
         /// > Source IDL Documentation:
@@ -800,6 +854,27 @@ extension Quiver_V1_Coordinator {
             context: GRPCCore.ServerContext
         ) async throws -> Quiver_V1_SearchResponse
 
+        /// Handle the "SearchStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many searches over one long-lived stream: each request carries a caller-chosen id and the
+        /// > answers come back, in any order, with the same id. Same semantics as Search, without the
+        /// > per-call cost (stream set-up, headers) that dominates small searches.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Quiver_V1_SearchStreamRequest` messages.
+        ///   - response: A response stream of `Quiver_V1_SearchStreamResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func searchStream(
+            request: GRPCCore.RPCAsyncSequence<Quiver_V1_SearchStreamRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Quiver_V1_SearchStreamResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "ClusterStatus" method.
         ///
         /// > Source IDL Documentation:
@@ -937,6 +1012,17 @@ extension Quiver_V1_Coordinator.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_SearchResponse>(),
             handler: { request, context in
                 try await self.search(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Quiver_V1_Coordinator.Method.SearchStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_SearchStreamRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_SearchStreamResponse>(),
+            handler: { request, context in
+                try await self.searchStream(
                     request: request,
                     context: context
                 )
@@ -1212,6 +1298,23 @@ extension Quiver_V1_Coordinator.SimpleServiceProtocol {
         )
     }
 
+    public func searchStream(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_SearchStreamRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_SearchStreamResponse> {
+        return GRPCCore.StreamingServerResponse<Quiver_V1_SearchStreamResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.searchStream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func clusterStatus(
         request: GRPCCore.ServerRequest<Quiver_V1_ClusterStatusRequest>,
         context: GRPCCore.ServerContext
@@ -1458,6 +1561,31 @@ extension Quiver_V1_Coordinator {
             deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_SearchResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_SearchResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SearchStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many searches over one long-lived stream: each request carries a caller-chosen id and the
+        /// > answers come back, in any order, with the same id. Same semantics as Search, without the
+        /// > per-call cost (stream set-up, headers) that dominates small searches.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Quiver_V1_SearchStreamRequest` messages.
+        ///   - serializer: A serializer for `Quiver_V1_SearchStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_SearchStreamResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func searchStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Quiver_V1_SearchStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_SearchStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_SearchStreamResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_SearchStreamResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "ClusterStatus" method.
@@ -1835,6 +1963,40 @@ extension Quiver_V1_Coordinator {
             )
         }
 
+        /// Call the "SearchStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many searches over one long-lived stream: each request carries a caller-chosen id and the
+        /// > answers come back, in any order, with the same id. Same semantics as Search, without the
+        /// > per-call cost (stream set-up, headers) that dominates small searches.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Quiver_V1_SearchStreamRequest` messages.
+        ///   - serializer: A serializer for `Quiver_V1_SearchStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_SearchStreamResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func searchStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Quiver_V1_SearchStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_SearchStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_SearchStreamResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_SearchStreamResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Quiver_V1_Coordinator.Method.SearchStream.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "ClusterStatus" method.
         ///
         /// > Source IDL Documentation:
@@ -2170,6 +2332,35 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_SearchRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_SearchResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SearchStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many searches over one long-lived stream: each request carries a caller-chosen id and the
+    /// > answers come back, in any order, with the same id. Same semantics as Search, without the
+    /// > per-call cost (stream set-up, headers) that dominates small searches.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Quiver_V1_SearchStreamRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func searchStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Quiver_V1_SearchStreamRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_SearchStreamResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.searchStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_SearchStreamRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_SearchStreamResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2535,6 +2726,40 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             metadata: metadata
         )
         return try await self.search(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SearchStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many searches over one long-lived stream: each request carries a caller-chosen id and the
+    /// > answers come back, in any order, with the same id. Same semantics as Search, without the
+    /// > per-call cost (stream set-up, headers) that dominates small searches.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func searchStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Quiver_V1_SearchStreamRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_SearchStreamResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Quiver_V1_SearchStreamRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.searchStream(
             request: request,
             options: options,
             onResponse: handleResponse

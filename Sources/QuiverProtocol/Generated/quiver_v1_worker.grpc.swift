@@ -80,6 +80,19 @@ public enum Quiver_V1_Worker: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SearchListsStream" metadata.
+        public enum SearchListsStream: Sendable {
+            /// Request type for "SearchListsStream".
+            public typealias Input = Quiver_V1_SearchListsStreamRequest
+            /// Response type for "SearchListsStream".
+            public typealias Output = Quiver_V1_SearchListsStreamResponse
+            /// Descriptor for "SearchListsStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Worker"),
+                method: "SearchListsStream",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "Stats" metadata.
         public enum Stats: Sendable {
             /// Request type for "Stats".
@@ -112,6 +125,7 @@ public enum Quiver_V1_Worker: Sendable {
             AssignLists.descriptor,
             Ingest.descriptor,
             SearchLists.descriptor,
+            SearchListsStream.descriptor,
             Stats.descriptor,
             DropCollection.descriptor
         ]
@@ -214,6 +228,25 @@ extension Quiver_V1_Worker {
             request: GRPCCore.StreamingServerRequest<Quiver_V1_SearchListsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_SearchListsResponse>
+
+        /// Handle the "SearchListsStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SearchLists over one long-lived stream, answers matched by request_id (any order): the
+        /// > coordinator keeps one open per worker, so a search costs a message, not a call.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_SearchListsStreamRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_SearchListsStreamResponse` messages.
+        func searchListsStream(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_SearchListsStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_SearchListsStreamResponse>
 
         /// Handle the "Stats" method.
         ///
@@ -335,6 +368,25 @@ extension Quiver_V1_Worker {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Quiver_V1_SearchListsResponse>
 
+        /// Handle the "SearchListsStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SearchLists over one long-lived stream, answers matched by request_id (any order): the
+        /// > coordinator keeps one open per worker, so a search costs a message, not a call.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_SearchListsStreamRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_SearchListsStreamResponse` messages.
+        func searchListsStream(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_SearchListsStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_SearchListsStreamResponse>
+
         /// Handle the "Stats" method.
         ///
         /// > Source IDL Documentation:
@@ -453,6 +505,26 @@ extension Quiver_V1_Worker {
             context: GRPCCore.ServerContext
         ) async throws -> Quiver_V1_SearchListsResponse
 
+        /// Handle the "SearchListsStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SearchLists over one long-lived stream, answers matched by request_id (any order): the
+        /// > coordinator keeps one open per worker, so a search costs a message, not a call.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Quiver_V1_SearchListsStreamRequest` messages.
+        ///   - response: A response stream of `Quiver_V1_SearchListsStreamResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func searchListsStream(
+            request: GRPCCore.RPCAsyncSequence<Quiver_V1_SearchListsStreamRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Quiver_V1_SearchListsStreamResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "Stats" method.
         ///
         /// > Source IDL Documentation:
@@ -534,6 +606,17 @@ extension Quiver_V1_Worker.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_SearchListsResponse>(),
             handler: { request, context in
                 try await self.searchLists(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Quiver_V1_Worker.Method.SearchListsStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_SearchListsStreamRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_SearchListsStreamResponse>(),
+            handler: { request, context in
+                try await self.searchListsStream(
                     request: request,
                     context: context
                 )
@@ -689,6 +772,23 @@ extension Quiver_V1_Worker.SimpleServiceProtocol {
         )
     }
 
+    public func searchListsStream(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_SearchListsStreamRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_SearchListsStreamResponse> {
+        return GRPCCore.StreamingServerResponse<Quiver_V1_SearchListsStreamResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.searchListsStream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func stats(
         request: GRPCCore.ServerRequest<Quiver_V1_WorkerStatsRequest>,
         context: GRPCCore.ServerContext
@@ -818,6 +918,30 @@ extension Quiver_V1_Worker {
             deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_SearchListsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_SearchListsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SearchListsStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SearchLists over one long-lived stream, answers matched by request_id (any order): the
+        /// > coordinator keeps one open per worker, so a search costs a message, not a call.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Quiver_V1_SearchListsStreamRequest` messages.
+        ///   - serializer: A serializer for `Quiver_V1_SearchListsStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_SearchListsStreamResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func searchListsStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Quiver_V1_SearchListsStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_SearchListsStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_SearchListsStreamResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_SearchListsStreamResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "Stats" method.
@@ -1022,6 +1146,39 @@ extension Quiver_V1_Worker {
             )
         }
 
+        /// Call the "SearchListsStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SearchLists over one long-lived stream, answers matched by request_id (any order): the
+        /// > coordinator keeps one open per worker, so a search costs a message, not a call.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Quiver_V1_SearchListsStreamRequest` messages.
+        ///   - serializer: A serializer for `Quiver_V1_SearchListsStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_SearchListsStreamResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func searchListsStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Quiver_V1_SearchListsStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_SearchListsStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_SearchListsStreamResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_SearchListsStreamResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Quiver_V1_Worker.Method.SearchListsStream.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "Stats" method.
         ///
         /// > Source IDL Documentation:
@@ -1209,6 +1366,34 @@ extension Quiver_V1_Worker.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_SearchListsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_SearchListsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SearchListsStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > SearchLists over one long-lived stream, answers matched by request_id (any order): the
+    /// > coordinator keeps one open per worker, so a search costs a message, not a call.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Quiver_V1_SearchListsStreamRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func searchListsStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Quiver_V1_SearchListsStreamRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_SearchListsStreamResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.searchListsStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_SearchListsStreamRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_SearchListsStreamResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1407,6 +1592,39 @@ extension Quiver_V1_Worker.ClientProtocol {
             metadata: metadata
         )
         return try await self.searchLists(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SearchListsStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > SearchLists over one long-lived stream, answers matched by request_id (any order): the
+    /// > coordinator keeps one open per worker, so a search costs a message, not a call.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func searchListsStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Quiver_V1_SearchListsStreamRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_SearchListsStreamResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Quiver_V1_SearchListsStreamRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.searchListsStream(
             request: request,
             options: options,
             onResponse: handleResponse

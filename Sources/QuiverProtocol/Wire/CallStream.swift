@@ -1,0 +1,214 @@
+import GRPCCore
+import Synchronization
+
+/// Unary-style calls carried as messages on one long-lived bidirectional stream, matched by a
+/// request id (SearchStream, SearchListsStream). A gRPC call costs stream set-up, headers and
+/// several task hand-offs on both ends; a message on an open stream costs a frame. For many
+/// small concurrent searches this is the difference (measured on loopback here: 5.9k unary calls/s
+/// against 23.7k messages/s at 16 in flight).
+///
+/// The stream opens on the first call and again after it ends or fails. Calls waiting when it
+/// fails fail with its error; a call whose time limit passes fails with DEADLINE_EXCEEDED (the
+/// limit also travels with the request, so the far end stops working on it).
+public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
+    /// Runs the stream: sends every element of `requests`, hands every response to `receive`,
+    /// and returns (or throws) when the stream ends.
+    public typealias Open = @Sendable (_ requests: AsyncStream<Request>,
+                                       _ receive: @escaping @Sendable (Response) -> Void) async throws -> Void
+
+    private struct Pending {
+        let continuation: CheckedContinuation<Response, any Error>
+        let deadline: ContinuousClock.Instant?
+    }
+
+    private struct State {
+        var feed: AsyncStream<Request>.Continuation?
+        var generation = 0
+        var pending: [UInt64: Pending] = [:]
+        var nextID: UInt64 = 0
+        var closed = false
+    }
+
+    private let open: Open
+    private let setID: @Sendable (inout Request, UInt64) -> Void
+    private let responseID: @Sendable (Response) -> UInt64
+    private let state = Mutex(State())
+    /// How often waiting calls are checked against their time limits.
+    private let deadlineCheck: Duration
+
+    public init(open: @escaping Open, setID: @escaping @Sendable (inout Request, UInt64) -> Void,
+                responseID: @escaping @Sendable (Response) -> UInt64, deadlineCheck: Duration = .milliseconds(20)) {
+        self.open = open
+        self.setID = setID
+        self.responseID = responseID
+        self.deadlineCheck = deadlineCheck
+    }
+
+    /// Sends `request` and waits for its response, at most `timeout` when given.
+    public func call(_ request: Request, timeout: Duration?) async throws -> Response {
+        var request = request
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        setID(&request, id)
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        let message = request
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let failure = state.withLock { state -> RPCError? in
+                    if state.closed { return RPCError(code: .unavailable, message: "the call stream is closed") }
+                    if state.feed == nil { startStream(&state) }
+                    state.pending[id] = Pending(continuation: continuation, deadline: deadline)
+                    state.feed!.yield(message)
+                    return nil
+                }
+                if let failure { continuation.resume(throwing: failure) }
+            }
+        } onCancel: {
+            state.withLock { $0.pending.removeValue(forKey: id) }?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Ends the stream once it has sent what it holds; later calls fail.
+    public func close() {
+        state.withLock { state in
+            state.closed = true
+            state.feed?.finish()
+        }
+    }
+
+    private func startStream(_ state: inout State) {
+        let (requests, feed) = AsyncStream.makeStream(of: Request.self)
+        state.feed = feed
+        state.generation += 1
+        let generation = state.generation
+        Task(executorPreference: EventLoopExecutor()) { [self] in
+            var failure: (any Error)?
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { [self] in
+                        try await open(requests) { [self] response in
+                            let id = responseID(response)
+                            self.state.withLock { $0.pending.removeValue(forKey: id) }?.continuation.resume(returning: response)
+                        }
+                    }
+                    group.addTask { [self] in
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: deadlineCheck)
+                            expireOverdueCalls()
+                        }
+                    }
+                    try await group.next()
+                    group.cancelAll()
+                }
+            } catch {
+                failure = error
+            }
+            let orphans = self.state.withLock { state -> [Pending] in
+                guard state.generation == generation else { return [] }
+                state.feed?.finish()
+                state.feed = nil
+                // Calls sent on this stream can no longer be answered.
+                defer { state.pending = [:] }
+                return Array(state.pending.values)
+            }
+            let error = failure as? RPCError ?? RPCError(code: .unavailable, message: "the call stream ended"
+                + (failure.map { ": \($0)" } ?? " before answering"))
+            for pending in orphans { pending.continuation.resume(throwing: error) }
+        }
+    }
+
+    private func expireOverdueCalls() {
+        let now = ContinuousClock.now
+        let overdue = state.withLock { state -> [Pending] in
+            let ids = state.pending.compactMap { id, pending in pending.deadline.map { $0 <= now } == true ? id : nil }
+            return ids.compactMap { state.pending.removeValue(forKey: $0) }
+        }
+        for pending in overdue {
+            pending.continuation.resume(throwing: RPCError(code: .deadlineExceeded, message: "no answer within the time limit"))
+        }
+    }
+
+    /// Serves a call stream: answers each request of `requests` concurrently with `answer` and
+    /// writes each response as soon as it is ready (so responses may leave out of order). When
+    /// `stop` fires (the server is shutting down gracefully) it reads no further requests,
+    /// answers those it has, and ends the stream, so an open stream never holds a shutdown up.
+    public static func serve(_ requests: RPCAsyncSequence<Request, any Error>, writer: RPCWriter<Response>,
+                             stop: ShutdownSignal? = nil,
+                             answer: @escaping @Sendable (Request) async -> Response) async throws {
+        let (incoming, accept) = AsyncStream.makeStream(of: Request.self)
+        let (outbox, post) = AsyncStream.makeStream(of: Response.self)
+        stop?.onStop { accept.finish() }
+        try await withThrowingTaskGroup(of: CallStreamRole.self) { group in
+            group.addTask {
+                defer { accept.finish() }
+                for try await request in requests { accept.yield(request) }
+                return .reader
+            }
+            group.addTask {
+                await withDiscardingTaskGroup { calls in
+                    for await request in incoming {
+                        calls.addTask { post.yield(await answer(request)) }
+                    }
+                }
+                post.finish()
+                return .answers
+            }
+            group.addTask {
+                for await response in outbox { try await writer.write(response) }
+                return .writer
+            }
+            // Everything read has been answered and written: stop reading (after a stop, the
+            // reader may still be waiting on the client).
+            while let role = try await group.next() {
+                if role == .writer {
+                    group.cancelAll()
+                    break
+                }
+            }
+        }
+    }
+}
+
+/// Which part of `CallStream.serve` finished.
+private enum CallStreamRole { case reader, answers, writer }
+
+/// Fires once, when a server begins its graceful shutdown; long-lived streams listen to it.
+public final class ShutdownSignal: Sendable {
+    private let state = Mutex<(stopped: Bool, actions: [@Sendable () -> Void])>((false, []))
+
+    public init() {}
+
+    /// Runs `action` when the signal fires (at once if it already has).
+    public func onStop(_ action: @escaping @Sendable () -> Void) {
+        let stopped = state.withLock { state in
+            if !state.stopped { state.actions.append(action) }
+            return state.stopped
+        }
+        if stopped { action() }
+    }
+
+    public func fire() {
+        let actions = state.withLock { state in
+            state.stopped = true
+            defer { state.actions = [] }
+            return state.actions
+        }
+        for action in actions { action() }
+    }
+}
+
+extension Quiver_V1_CallError {
+    public init(_ error: RPCError) {
+        self.init()
+        code = UInt32(error.code.rawValue)
+        message = error.message
+    }
+
+    /// The error a unary call would have thrown.
+    public var rpcError: RPCError {
+        let status = Status.Code(rawValue: Int(code)).flatMap(RPCError.Code.init) ?? .unknown
+        return RPCError(code: status, message: message)
+    }
+}
