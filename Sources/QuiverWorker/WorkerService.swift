@@ -53,19 +53,10 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
     }
 
     public func searchLists(request: Quiver_V1_SearchListsRequest, context: ServerContext) async throws -> Quiver_V1_SearchListsResponse {
-        let worker = worker
         let handle = context.cancellation
         let taskCancelled = Atomic<Bool>(false)
         return try await withTaskCancellationHandler {
-            // A few queries take well under a millisecond: running them here saves two thread
-            // hand-offs, which dominate single-query latency. Bigger batches leave the
-            // cooperative pool free.
-            if request.queries.rows <= 8 {
-                return try worker.searchLists(request) { handle.isCancelled || taskCancelled.load(ordering: .relaxed) }
-            }
-            return try await offload { () throws(RPCError) in
-                try worker.searchLists(request) { handle.isCancelled || taskCancelled.load(ordering: .relaxed) }
-            }
+            try await search(request) { handle.isCancelled || taskCancelled.load(ordering: .relaxed) }
         } onCancel: {
             taskCancelled.store(true, ordering: .relaxed)
         }
@@ -73,7 +64,6 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
 
     public func searchListsStream(request: RPCAsyncSequence<Quiver_V1_SearchListsStreamRequest, any Error>,
                                   response: RPCWriter<Quiver_V1_SearchListsStreamResponse>, context: ServerContext) async throws {
-        let worker = worker
         let handle = context.cancellation
         try await CallStream.serve(request, writer: response, stop: stopping) { message in
             var answer = Quiver_V1_SearchListsStreamResponse()
@@ -81,15 +71,26 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
             let deadline = message.timeoutMs > 0 ? ContinuousClock.now + .milliseconds(Int64(message.timeoutMs)) : nil
             let search = message.search
             let stop: @Sendable () -> Bool = { handle.isCancelled || deadline.map { ContinuousClock.now >= $0 } == true }
-            do {
-                answer.result = search.queries.rows <= 8
-                    ? try worker.searchLists(search, isCancelled: stop)
-                    : try await offload { () throws(RPCError) in try worker.searchLists(search, isCancelled: stop) }
+            do throws(RPCError) {
+                answer.result = try await self.search(search, isCancelled: stop)
             } catch {
-                answer.error = Quiver_V1_CallError(error as? RPCError ?? RPCError(code: .internalError, message: "\(error)"))
+                answer.error = Quiver_V1_CallError(error)
             }
             return answer
         }
+    }
+
+    /// Runs one search on the blocking pool, so concurrent searches (which all arrive on the
+    /// coordinator's one connection, hence one event-loop thread) use every core. A worker with
+    /// a single search thread gains nothing from the pool and runs small searches on the
+    /// connection's thread instead, saving two thread hand-offs.
+    private func search(_ request: Quiver_V1_SearchListsRequest,
+                        isCancelled: @escaping @Sendable () -> Bool) async throws(RPCError) -> Quiver_V1_SearchListsResponse {
+        if worker.options.threads == 1 && request.queries.rows <= 8 {
+            return try worker.searchLists(request, isCancelled: isCancelled)
+        }
+        let worker = worker
+        return try await offload { () throws(RPCError) in try worker.searchLists(request, isCancelled: isCancelled) }
     }
 
     public func stats(request: Quiver_V1_WorkerStatsRequest, context: ServerContext) async throws -> Quiver_V1_WorkerStatsResponse {
