@@ -32,7 +32,12 @@ public struct QuiverClient: Sendable {
             ) { response in
                 for try await message in response.messages { receive(message) }
             }
-        }, setID: { $0.requestID = $1 }, responseID: \.requestID)
+        }, setID: { $0.requestID = $1 }, responseID: \.requestID, cancelMessage: { id in
+            var cancel = Quiver_V1_SearchStreamRequest()
+            cancel.requestID = id
+            cancel.cancel = true
+            return cancel
+        })
         self.timeout = timeout
     }
 

@@ -65,16 +65,29 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
     public func searchListsStream(request: RPCAsyncSequence<Quiver_V1_SearchListsStreamRequest, any Error>,
                                   response: RPCWriter<Quiver_V1_SearchListsStreamResponse>, context: ServerContext) async throws {
         let handle = context.cancellation
-        try await CallStream.serve(request, writer: response, stop: stopping) { message in
+        try await CallStream.serve(request, writer: response, stop: stopping, requestID: \.requestID,
+                                   cancelledID: { $0.cancel ? $0.requestID : nil }) { message in
             var answer = Quiver_V1_SearchListsStreamResponse()
             answer.requestID = message.requestID
             let deadline = message.timeoutMs > 0 ? ContinuousClock.now + .milliseconds(Int64(message.timeoutMs)) : nil
             let search = message.search
-            let stop: @Sendable () -> Bool = { handle.isCancelled || deadline.map { ContinuousClock.now >= $0 } == true }
-            do throws(RPCError) {
-                answer.result = try await self.search(search, isCancelled: stop)
-            } catch {
-                answer.error = Quiver_V1_CallError(error)
+            // Stops on the stream's end, on a cancel message for this search, or at its time limit.
+            let cancelled = CancellationFlag()
+            let stop: @Sendable () -> Bool = {
+                handle.isCancelled || cancelled.isSet || deadline.map { ContinuousClock.now >= $0 } == true
+            }
+            let outcome = await withTaskCancellationHandler {
+                do throws(RPCError) {
+                    return Result<Quiver_V1_SearchListsResponse, RPCError>.success(try await self.search(search, isCancelled: stop))
+                } catch {
+                    return .failure(error)
+                }
+            } onCancel: {
+                cancelled.set()
+            }
+            switch outcome {
+            case .success(let result): answer.result = result
+            case .failure(let error): answer.error = Quiver_V1_CallError(error)
             }
             return answer
         }
@@ -102,6 +115,13 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
         let worker = worker
         return try await offload { () throws(RPCError) in try worker.dropCollection(request) }
     }
+}
+
+/// Set once when a task is cancelled, read by scans polling for cancellation.
+final class CancellationFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set() { value.store(true, ordering: .relaxed) }
 }
 
 private let blockingWork = DispatchQueue(label: "quiver.worker.blocking", qos: .userInitiated, attributes: .concurrent)

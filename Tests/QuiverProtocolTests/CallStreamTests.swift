@@ -88,6 +88,70 @@ import Testing
     }
 }
 
+extension CallStreamTests {
+    @Test func aCancelledCallSendsACancelMessage() async throws {
+        let sent = Mutex<[Request]>([])
+        let stream = CallStream<Request, Response>(open: { requests, _ in
+            for await request in requests { sent.withLock { $0.append(request) } }
+        }, setID: { $0.requestID = $1 }, responseID: \.requestID, cancelMessage: { id in
+            var cancel = Request()
+            cancel.requestID = id
+            cancel.cancel = true
+            return cancel
+        })
+        let call = Task { try await stream.call(Self.request(k: 1), timeout: nil) }
+        while sent.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(1)) }
+        call.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await call.value }
+        while sent.withLock({ $0.count < 2 }) { try await Task.sleep(for: .milliseconds(1)) }
+        let messages = sent.withLock { $0 }
+        #expect(messages[1].cancel && messages[1].requestID == messages[0].requestID)
+        stream.close()
+    }
+
+    /// Requests 1 (never finishes on its own), a cancel of 1, then 2: both are answered, 1 as
+    /// cancelled (k 0), 2 normally.
+    @Test func servingCancelsTheTaskAnsweringACancelledID() async throws {
+        var slow = Self.request(k: 1)
+        slow.requestID = 1
+        var cancel = Request()
+        cancel.requestID = 1
+        cancel.cancel = true
+        var quick = Self.request(k: 2)
+        quick.requestID = 2
+        let (requests, feed) = AsyncThrowingStream.makeStream(of: Request.self)
+        let written = Collector()
+        feed.yield(slow)
+        let serving = Task {
+            try await CallStream<Request, Response>.serve(
+                RPCAsyncSequence(wrapping: requests), writer: RPCWriter(wrapping: written),
+                requestID: \.requestID, cancelledID: { $0.cancel ? $0.requestID : nil }
+            ) { request in
+                var response = Response()
+                response.requestID = request.requestID
+                if request.search.k == 1 { try? await Task.sleep(for: .seconds(60)) }
+                response.result.results.k = Task.isCancelled ? 0 : request.search.k
+                return response
+            }
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        feed.yield(cancel)
+        feed.yield(quick)
+        feed.finish()
+        try await serving.value
+        let answers = Dictionary(uniqueKeysWithValues: written.responses.withLock { $0 }.map { ($0.requestID, $0.result.results.k) })
+        #expect(answers == [1: 0, 2: 2])
+    }
+}
+
+final class Collector: RPCWriterProtocol {
+    let responses = Mutex<[Quiver_V1_SearchListsStreamResponse]>([])
+    func write(_ element: Quiver_V1_SearchListsStreamResponse) async throws { responses.withLock { $0.append(element) } }
+    func write(contentsOf elements: some Sequence<Quiver_V1_SearchListsStreamResponse>) async throws {
+        responses.withLock { $0.append(contentsOf: elements) }
+    }
+}
+
 final class Counter: Sendable {
     let value = Atomic<Int>(0)
 }

@@ -77,6 +77,8 @@ extension Coordinator {
         var failures: [String] = []
         // Each round retries what the previous one could not answer on replicas not yet tried.
         for _ in 0 ... serving.shardMap.replicationFactor {
+            // A cancelled search (its caller gave up) is not retried elsewhere.
+            if Task.isCancelled { throw .cancelled("search cancelled by the caller") }
             let remaining = deadline.map { ContinuousClock.now.duration(to: $0) }
             if let remaining, remaining <= .zero { break }
             var answers: [(ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>)] = []

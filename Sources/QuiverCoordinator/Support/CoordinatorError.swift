@@ -14,6 +14,8 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
     /// Workers needed for the call did not answer.
     case unavailable(String)
     case deadlineExceeded(String)
+    /// The caller cancelled the call.
+    case cancelled(String)
     /// A fault of the coordinator or a worker that the caller cannot fix.
     case internalError(String)
 
@@ -21,7 +23,7 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .invalidArgument(let message), .notFound(let message), .alreadyExists(let message),
              .failedPrecondition(let message), .resourceExhausted(let message), .unavailable(let message),
-             .deadlineExceeded(let message), .internalError(let message):
+             .deadlineExceeded(let message), .cancelled(let message), .internalError(let message):
             message
         }
     }
@@ -35,6 +37,7 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
         case .resourceExhausted(let message): RPCError(code: .resourceExhausted, message: message)
         case .unavailable(let message): RPCError(code: .unavailable, message: message)
         case .deadlineExceeded(let message): RPCError(code: .deadlineExceeded, message: message)
+        case .cancelled(let message): RPCError(code: .cancelled, message: message)
         case .internalError(let message): RPCError(code: .internalError, message: message)
         }
     }

@@ -118,7 +118,8 @@ extension WorkerPool {
                 throw RPCError(code: .internalError, message: "worker \(worker) answered search \(answer.requestID) with neither result nor error")
             }
         } catch {
-            recordFailure(worker, error)
+            // The caller's cancellation says nothing about the worker's health.
+            if !(error is CancellationError) { recordFailure(worker, error) }
             throw error
         }
     }

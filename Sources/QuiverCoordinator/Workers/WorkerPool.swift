@@ -67,7 +67,12 @@ final class WorkerPool: Sendable {
             ) { response in
                 for try await message in response.messages { receive(message) }
             }
-        }, setID: { $0.requestID = $1 }, responseID: \.requestID)
+        }, setID: { $0.requestID = $1 }, responseID: \.requestID, cancelMessage: { id in
+            var cancel = Quiver_V1_SearchListsStreamRequest()
+            cancel.requestID = id
+            cancel.cancel = true
+            return cancel
+        })
         let replaced = members.withLock { members in
             let old = members[endpoint.id]
             members[endpoint.id] = Member(endpoint: endpoint, client: client, grpc: grpc, searches: searches)

@@ -748,6 +748,10 @@ public nonisolated struct Quiver_V1_SearchStreamRequest: Sendable {
   /// deadline, if any, still ends everything).
   public var timeoutMs: UInt32 = 0
 
+  /// Set: cancel the unanswered search with this request_id (the other fields are unused). A
+  /// running search stops scanning and is answered CANCELLED; an unknown id is ignored.
+  public var cancel: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1872,7 +1876,7 @@ nonisolated extension Quiver_V1_RegisterWorkerResponse: SwiftProtobuf.Message, S
 
 nonisolated extension Quiver_V1_SearchStreamRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SearchStreamRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}search\0\u{3}timeout_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}search\0\u{3}timeout_ms\0\u{1}cancel\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1883,6 +1887,7 @@ nonisolated extension Quiver_V1_SearchStreamRequest: SwiftProtobuf.Message, Swif
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._search) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.cancel) }()
       default: break
       }
     }
@@ -1902,6 +1907,9 @@ nonisolated extension Quiver_V1_SearchStreamRequest: SwiftProtobuf.Message, Swif
     if self.timeoutMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 3)
     }
+    if self.cancel != false {
+      try visitor.visitSingularBoolField(value: self.cancel, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1909,6 +1917,7 @@ nonisolated extension Quiver_V1_SearchStreamRequest: SwiftProtobuf.Message, Swif
     if lhs.requestID != rhs.requestID {return false}
     if lhs._search != rhs._search {return false}
     if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.cancel != rhs.cancel {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

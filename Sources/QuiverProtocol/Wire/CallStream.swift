@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// The stream opens on the first call and again after it ends or fails. Calls waiting when it
 /// fails fail with its error; a call whose time limit passes fails with DEADLINE_EXCEEDED (the
-/// limit also travels with the request, so the far end stops working on it).
+/// limit also travels with the request, so the far end stops working on it); a call whose task
+/// is cancelled sends a cancel message, so the far end stops too.
 public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
     /// Runs the stream: sends every element of `requests`, hands every response to `receive`,
     /// and returns (or throws) when the stream ends.
@@ -32,15 +33,19 @@ public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
     private let open: Open
     private let setID: @Sendable (inout Request, UInt64) -> Void
     private let responseID: @Sendable (Response) -> UInt64
+    private let cancelMessage: (@Sendable (UInt64) -> Request)?
     private let state = Mutex(State())
     /// How often waiting calls are checked against their time limits.
     private let deadlineCheck: Duration
 
+    /// `cancelMessage`, when given, builds the message that cancels the call with an id.
     public init(open: @escaping Open, setID: @escaping @Sendable (inout Request, UInt64) -> Void,
-                responseID: @escaping @Sendable (Response) -> UInt64, deadlineCheck: Duration = .milliseconds(20)) {
+                responseID: @escaping @Sendable (Response) -> UInt64, cancelMessage: (@Sendable (UInt64) -> Request)? = nil,
+                deadlineCheck: Duration = .milliseconds(20)) {
         self.open = open
         self.setID = setID
         self.responseID = responseID
+        self.cancelMessage = cancelMessage
         self.deadlineCheck = deadlineCheck
     }
 
@@ -66,7 +71,12 @@ public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
                 if let failure { continuation.resume(throwing: failure) }
             }
         } onCancel: {
-            state.withLock { $0.pending.removeValue(forKey: id) }?.continuation.resume(throwing: CancellationError())
+            let cancelled = state.withLock { state -> Pending? in
+                guard let pending = state.pending.removeValue(forKey: id) else { return nil }
+                if let cancelMessage { state.feed?.yield(cancelMessage(id)) }
+                return pending
+            }
+            cancelled?.continuation.resume(throwing: CancellationError())
         }
     }
 
@@ -131,14 +141,17 @@ public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
     }
 
     /// Serves a call stream: answers each request of `requests` concurrently with `answer` and
-    /// writes each response as soon as it is ready (so responses may leave out of order). When
+    /// writes each response as soon as it is ready (so responses may leave out of order). A
+    /// request for which `cancelledID` returns an id cancels the task answering that id. When
     /// `stop` fires (the server is shutting down gracefully) it reads no further requests,
     /// answers those it has, and ends the stream, so an open stream never holds a shutdown up.
     public static func serve(_ requests: RPCAsyncSequence<Request, any Error>, writer: RPCWriter<Response>,
-                             stop: ShutdownSignal? = nil,
+                             stop: ShutdownSignal? = nil, requestID: @escaping @Sendable (Request) -> UInt64,
+                             cancelledID: @escaping @Sendable (Request) -> UInt64? = { _ in nil },
                              answer: @escaping @Sendable (Request) async -> Response) async throws {
         let (incoming, accept) = AsyncStream.makeStream(of: Request.self)
         let (outbox, post) = AsyncStream.makeStream(of: Response.self)
+        let running = RunningCalls()
         stop?.onStop { accept.finish() }
         try await withThrowingTaskGroup(of: CallStreamRole.self) { group in
             group.addTask {
@@ -149,7 +162,17 @@ public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
             group.addTask {
                 await withDiscardingTaskGroup { calls in
                     for await request in incoming {
-                        calls.addTask { post.yield(await answer(request)) }
+                        if let id = cancelledID(request) {
+                            running.cancel(id)
+                            continue
+                        }
+                        let id = requestID(request)
+                        running.queue(id)
+                        calls.addTask {
+                            running.begin(id)
+                            defer { running.end(id) }
+                            post.yield(await answer(request))
+                        }
                     }
                 }
                 post.finish()
@@ -166,6 +189,54 @@ public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
                     group.cancelAll()
                     break
                 }
+            }
+        }
+    }
+}
+
+/// The tasks answering a served call stream, by request id, so a cancel message can reach one.
+private final class RunningCalls: Sendable {
+    private struct Handle: @unchecked Sendable {
+        let task: UnsafeCurrentTask
+    }
+
+    private enum Entry {
+        /// Read, its task not yet started; `cancelled` if a cancel came first.
+        case queued(cancelled: Bool)
+        case running(Handle)
+    }
+
+    private let entries = Mutex<[UInt64: Entry]>([:])
+
+    /// A request for `id` was read; its task is about to be created.
+    func queue(_ id: UInt64) {
+        entries.withLock { $0[id] = .queued(cancelled: false) }
+    }
+
+    /// Registers the current task as answering `id` (cancelled at once if a cancel came first).
+    func begin(_ id: UInt64) {
+        withUnsafeCurrentTask { task in
+            guard let task else { return }
+            let handle = Handle(task: task)
+            entries.withLock { entries in
+                if case .queued(cancelled: true) = entries[id] { handle.task.cancel() }
+                entries[id] = .running(handle)
+            }
+        }
+    }
+
+    /// Unregisters `id`; after this its task may end, so no cancel may touch it.
+    func end(_ id: UInt64) {
+        entries.withLock { _ = $0.removeValue(forKey: id) }
+    }
+
+    /// Cancels the task answering `id`; an id already answered (or never seen) is ignored.
+    func cancel(_ id: UInt64) {
+        entries.withLock { entries in
+            switch entries[id] {
+            case .running(let handle): handle.task.cancel()
+            case .queued: entries[id] = .queued(cancelled: true)
+            case nil: break
             }
         }
     }
