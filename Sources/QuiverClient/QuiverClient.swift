@@ -21,23 +21,11 @@ public struct QuiverClient: Sendable {
     init(grpc: GRPCClient<HTTP2ClientTransport.Posix>, timeout: Duration) {
         let coordinator = Quiver_V1_Coordinator.Client(wrapping: grpc)
         self.coordinator = coordinator
-        searches = CallStream(open: { requests, receive in
+        searches = CallStream { request, onResponse in
             var options = CallOptions.defaults
-            options.timeout = nil
-            try await coordinator.searchStream(
-                request: StreamingClientRequest { writer in
-                    for await request in requests { try await writer.write(request) }
-                },
-                options: options
-            ) { response in
-                for try await message in response.messages { receive(message) }
-            }
-        }, setID: { $0.requestID = $1 }, responseID: \.requestID, cancelMessage: { id in
-            var cancel = Quiver_V1_SearchStreamRequest()
-            cancel.requestID = id
-            cancel.cancel = true
-            return cancel
-        })
+            options.timeout = nil  // the stream lives as long as the connection; each search has its own limit
+            try await coordinator.searchStream(request: request, options: options, onResponse: onResponse)
+        }
         self.timeout = timeout
     }
 

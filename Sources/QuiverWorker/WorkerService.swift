@@ -65,8 +65,7 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
     public func searchListsStream(request: RPCAsyncSequence<Quiver_V1_SearchListsStreamRequest, any Error>,
                                   response: RPCWriter<Quiver_V1_SearchListsStreamResponse>, context: ServerContext) async throws {
         let handle = context.cancellation
-        try await CallStream.serve(request, writer: response, stop: stopping, requestID: \.requestID,
-                                   cancelledID: { $0.cancel ? $0.requestID : nil }) { message in
+        try await CallStream.serve(request, writer: response, stop: stopping) { message in
             var answer = Quiver_V1_SearchListsStreamResponse()
             answer.requestID = message.requestID
             let deadline = message.timeoutMs > 0 ? ContinuousClock.now + .milliseconds(Int64(message.timeoutMs)) : nil

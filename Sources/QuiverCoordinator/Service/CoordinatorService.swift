@@ -83,8 +83,7 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
                       context: ServerContext) async throws -> StreamingServerResponse<Quiver_V1_SearchStreamResponse> {
         let (coordinator, stopping) = (coordinator, stopping)
         return StreamingServerResponse { writer in
-            try await CallStream.serve(request.messages, writer: writer, stop: stopping, requestID: \.requestID,
-                                       cancelledID: { $0.cancel ? $0.requestID : nil }) { message in
+            try await CallStream.serve(request.messages, writer: writer, stop: stopping) { message in
                 var answer = Quiver_V1_SearchStreamResponse()
                 answer.requestID = message.requestID
                 let timeout: Duration? = message.timeoutMs > 0 ? .milliseconds(Int64(message.timeoutMs)) : nil

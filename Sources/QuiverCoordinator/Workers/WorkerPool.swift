@@ -58,21 +58,9 @@ final class WorkerPool: Sendable {
             }
         }
         let client = Client(wrapping: grpc)
-        let searches = SearchStream(open: { requests, receive in
-            try await client.searchListsStream(
-                request: StreamingClientRequest { writer in
-                    for await request in requests { try await writer.write(request) }
-                },
-                options: .worker()
-            ) { response in
-                for try await message in response.messages { receive(message) }
-            }
-        }, setID: { $0.requestID = $1 }, responseID: \.requestID, cancelMessage: { id in
-            var cancel = Quiver_V1_SearchListsStreamRequest()
-            cancel.requestID = id
-            cancel.cancel = true
-            return cancel
-        })
+        let searches = SearchStream { request, onResponse in
+            try await client.searchListsStream(request: request, options: .worker(), onResponse: onResponse)
+        }
         let replaced = members.withLock { members in
             let old = members[endpoint.id]
             members[endpoint.id] = Member(endpoint: endpoint, client: client, grpc: grpc, searches: searches)

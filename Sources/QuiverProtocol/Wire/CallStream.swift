@@ -270,6 +270,52 @@ public final class ShutdownSignal: Sendable {
     }
 }
 
+/// A message of a call stream: requests and responses carry the request id.
+public protocol CallStreamMessage: Sendable {
+    var requestID: UInt64 { get set }
+}
+
+/// A call-stream request that can also say "cancel the call with this id".
+public protocol CancellableCallRequest: CallStreamMessage {
+    init()
+    var cancel: Bool { get set }
+}
+
+extension Quiver_V1_SearchStreamRequest: CancellableCallRequest {}
+extension Quiver_V1_SearchStreamResponse: CallStreamMessage {}
+extension Quiver_V1_SearchListsStreamRequest: CancellableCallRequest {}
+extension Quiver_V1_SearchListsStreamResponse: CallStreamMessage {}
+
+extension CallStream where Request: CancellableCallRequest, Response: CallStreamMessage {
+    /// A call stream over a generated bidirectional-streaming method: `call` starts it with the
+    /// request stream and the handler of its responses, e.g.
+    /// `{ try await client.searchStream(request: $0, options: options, onResponse: $1) }`.
+    public convenience init(
+        call: @escaping @Sendable (StreamingClientRequest<Request>,
+                                   @escaping @Sendable (StreamingClientResponse<Response>) async throws -> Void) async throws -> Void
+    ) {
+        self.init(open: { requests, receive in
+            try await call(StreamingClientRequest { writer in
+                for await request in requests { try await writer.write(request) }
+            }) { response in
+                for try await message in response.messages { receive(message) }
+            }
+        }, setID: { $0.requestID = $1 }, responseID: \.requestID, cancelMessage: { id in
+            var cancel = Request()
+            cancel.requestID = id
+            cancel.cancel = true
+            return cancel
+        })
+    }
+
+    /// `serve` for request types that carry their id and cancel flag.
+    public static func serve(_ requests: RPCAsyncSequence<Request, any Error>, writer: RPCWriter<Response>,
+                             stop: ShutdownSignal?, answer: @escaping @Sendable (Request) async -> Response) async throws {
+        try await serve(requests, writer: writer, stop: stop, requestID: \.requestID,
+                        cancelledID: { $0.cancel ? $0.requestID : nil }, answer: answer)
+    }
+}
+
 extension Quiver_V1_CallError {
     public init(_ error: RPCError) {
         self.init()
