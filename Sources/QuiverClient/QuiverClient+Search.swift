@@ -34,7 +34,7 @@ extension QuiverClient {
         let limit = timeout ?? self.timeout
         var message = Quiver_V1_SearchStreamRequest()
         message.search = request
-        message.timeoutMs = UInt32(clamping: max(1, limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000))
+        message.timeoutMs = limit.timeoutMilliseconds
         let response = try await call {
             let answer = try await searches.call(message, timeout: limit)
             switch answer.outcome {

@@ -103,10 +103,7 @@ extension WorkerPool {
         do {
             var message = Quiver_V1_SearchListsStreamRequest()
             message.search = request
-            if let timeout {
-                let milliseconds = max(1, (timeout.components.seconds * 1000) + timeout.components.attoseconds / 1_000_000_000_000_000)
-                message.timeoutMs = UInt32(clamping: milliseconds)
-            }
+            if let timeout { message.timeoutMs = timeout.timeoutMilliseconds }
             let answer = try await searchStream(worker).call(message, timeout: timeout)
             switch answer.outcome {
             case .result(let response):

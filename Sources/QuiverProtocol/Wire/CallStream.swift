@@ -4,8 +4,8 @@ import Synchronization
 /// Unary-style calls carried as messages on one long-lived bidirectional stream, matched by a
 /// request id (SearchStream, SearchListsStream). A gRPC call costs stream set-up, headers and
 /// several task hand-offs on both ends; a message on an open stream costs a frame. For many
-/// small concurrent searches this is the difference (measured on loopback here: 5.9k unary calls/s
-/// against 23.7k messages/s at 16 in flight).
+/// small concurrent searches this is the difference (`quiver bench-transport` on the 2-core
+/// development machine: 7.0k unary echoes/s against 17.7k messages/s at 16 in flight).
 ///
 /// The stream opens on the first call and again after it ends or fails. Calls waiting when it
 /// fails fail with its error; a call whose time limit passes fails with DEADLINE_EXCEEDED (the
@@ -61,6 +61,11 @@ public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
         let message = request
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
+                // Cancelled before it was sent: the cancellation handler found nothing to cancel.
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
                 let failure = state.withLock { state -> RPCError? in
                     if state.closed { return RPCError(code: .unavailable, message: "the call stream is closed") }
                     if state.feed == nil { startStream(&state) }
@@ -313,6 +318,13 @@ extension CallStream where Request: CancellableCallRequest, Response: CallStream
                              stop: ShutdownSignal?, answer: @escaping @Sendable (Request) async -> Response) async throws {
         try await serve(requests, writer: writer, stop: stop, requestID: \.requestID,
                         cancelledID: { $0.cancel ? $0.requestID : nil }, answer: answer)
+    }
+}
+
+extension Duration {
+    /// This duration as a `timeout_ms` field: whole milliseconds, at least 1 (0 means none).
+    public var timeoutMilliseconds: UInt32 {
+        UInt32(clamping: max(1, components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000))
     }
 }
 
