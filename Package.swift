@@ -28,6 +28,10 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", exact: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", exact: "2.9.2"),
         .package(url: "https://github.com/apple/swift-nio", .upToNextMinor(from: "2.101.0")),
+        .package(url: "https://github.com/apple/swift-nio-http2", exact: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", exact: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
     ],
     targets: [
         // SIMD hot loops (FastScan block scan, GEMM, float16, CRC-32C) with run-time ISA dispatch.
@@ -37,9 +41,14 @@ let package = Package(
         // Dataset readers, index files, model encoding, worker segments and manifests.
         .target(name: "QuiverStorage", dependencies: ["QuiverIndex", "CQuiverKernels"]),
         // Generated protobuf messages and gRPC stubs (scripts/generate-protos.sh; never hand-edited).
+        // Also the transports every process builds (limits, keepalive, header guard, TLS) and the
+        // credentials they check.
         .target(name: "QuiverProtocol", dependencies: [
-            grpcCore, grpcProtobuf, swiftProtobuf,
+            grpcCore, grpcProtobuf, swiftProtobuf, grpcTransport,
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"), .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
         ]),
         // Transport-free cluster logic: shard maps, placement, scatter plans, result merging.
         .target(name: "QuiverCluster", dependencies: ["QuiverIndex"]),

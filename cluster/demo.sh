@@ -12,7 +12,7 @@ if [ ! -x "$quiver" ]; then
 fi
 dir="$root/.cluster"
 if [ ! -f "$dir/coordinator.pid" ] || ! kill -0 "$(cat "$dir/coordinator.pid")" 2>/dev/null; then
-    QUIVER_BIN="$quiver" "$root/cluster/start.sh" --workers 2 --dir "$dir"
+    QUIVER_BIN="$quiver" "$root/cluster/start.sh" --workers 2 --dir "$dir" --import-root "$data"
 fi
 export QUIVER_COORDINATOR=$(cat "$dir/coordinator.addr")
 dimension=$(python3 -c "import sys; h=open(sys.argv[1],'rb').read(256).decode('latin1'); import re; print(re.search(r\"'shape': \(\d+, (\d+)\)\", h).group(1))" "$data/base.npy")

@@ -4,18 +4,21 @@
 #   --workers N   shard workers (default 2)
 #   --dir DIR     data, logs and pid files (default .cluster in the repository)
 #   --port PORT   coordinator port; workers take the next N ports (default 7700)
+#   --import-root DIR   server-side loads may read files below DIR (default: none, loads stream)
 # The binary is .build/release/quiver (built if missing) or $QUIVER_BIN.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 workers=2
 dir="$root/.cluster"
 port=7700
+import_root=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --workers) workers="$2"; shift 2 ;;
         --dir) dir="$2"; shift 2 ;;
         --port) port="$2"; shift 2 ;;
-        *) echo "usage: cluster/start.sh [--workers N] [--dir DIR] [--port PORT]" >&2; exit 2 ;;
+        --import-root) import_root=(--import-root "$2"); shift 2 ;;
+        *) echo "usage: cluster/start.sh [--workers N] [--dir DIR] [--port PORT] [--import-root DIR]" >&2; exit 2 ;;
     esac
 done
 binary="${QUIVER_BIN:-$root/.build/release/quiver}"
@@ -54,7 +57,7 @@ for i in $(seq 1 "$workers"); do
 done
 worker_list=$(IFS=,; echo "${addresses[*]}")
 log="$dir/logs/coordinator.log"
-"$binary" coordinator --listen "127.0.0.1:$port" --data-dir "$dir/coordinator" --workers "$worker_list" >"$log" 2>&1 &
+"$binary" coordinator --listen "127.0.0.1:$port" --data-dir "$dir/coordinator" --workers "$worker_list" "${import_root[@]}" >"$log" 2>&1 &
 echo $! >"$dir/coordinator.pid"
 wait_listening coordinator $! "$log"
 echo "127.0.0.1:$port" >"$dir/coordinator.addr"

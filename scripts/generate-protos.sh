@@ -49,7 +49,7 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
 # Sorted, repo-relative proto paths so output does not depend on file-system order.
-mapfile -t PROTOS < <(cd "$PROTO_ROOT" && find quiver -name '*.proto' | LC_ALL=C sort)
+mapfile -t PROTOS < <(cd "$PROTO_ROOT" && find quiver grpc -name '*.proto' | LC_ALL=C sort)
 if [[ ${#PROTOS[@]} -eq 0 ]]; then
   echo "error: no .proto files under $PROTO_ROOT" >&2
   exit 1

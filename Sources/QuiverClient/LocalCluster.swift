@@ -74,20 +74,26 @@ public final class LocalCluster: @unchecked Sendable {
     public private(set) var coordinator: ServerProcess!
     private let removeOnShutdown: Bool
 
+    /// The folder server-side imports may read (the coordinator's `--import-root`).
+    public let importRoot: URL
+
     /// - Parameters:
     ///   - binary: the `quiver` executable.
     ///   - root: folder for data and logs (a fresh temporary folder, removed at shutdown, if nil).
-    public init(binary: URL, workers count: Int, root: URL? = nil, workerThreads: Int? = nil) throws {
+    ///   - importRoot: the coordinator's import root (default: `root/data`, created).
+    public init(binary: URL, workers count: Int, root: URL? = nil, workerThreads: Int? = nil, importRoot: URL? = nil) throws {
         self.binary = binary
         removeOnShutdown = root == nil
         self.root = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("quiver-cluster-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: self.root, withIntermediateDirectories: true)
+        self.importRoot = importRoot ?? self.root.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: self.importRoot, withIntermediateDirectories: true)
         self.workerThreads = workerThreads
         for index in 0 ..< count { workers.append(try startWorker(index)) }
         coordinator = try ServerProcess(
             binary: binary, name: "coordinator",
             arguments: ["coordinator", "--listen", "127.0.0.1:0", "--data-dir", self.root.appendingPathComponent("coordinator").path,
-                        "--workers", workers.map(\.address.description).joined(separator: ",")],
+                        "--workers", workers.map(\.address.description).joined(separator: ","),
+                        "--import-root", self.importRoot.path],
             logDirectory: self.root)
     }
 

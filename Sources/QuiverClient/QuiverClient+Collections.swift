@@ -43,17 +43,17 @@ extension QuiverClient {
     public func createCollection(_ settings: CollectionSettings) async throws(QuiverClientError) -> Quiver_V1_CollectionInfo {
         var request = Quiver_V1_CreateCollectionRequest()
         request.config = settings.message
-        return try await call { try await coordinator.createCollection(request, options: options).collection }
+        return try await call { try await coordinator.createCollection(request, metadata: metadata, options: options).collection }
     }
 
     public func describeCollection(_ name: String) async throws(QuiverClientError) -> Quiver_V1_CollectionInfo {
         var request = Quiver_V1_DescribeCollectionRequest()
         request.collection = name
-        return try await call { try await coordinator.describeCollection(request, options: options).collection }
+        return try await call { try await coordinator.describeCollection(request, metadata: metadata, options: options).collection }
     }
 
     public func listCollections() async throws(QuiverClientError) -> [Quiver_V1_CollectionInfo] {
-        try await call { try await coordinator.listCollections(Quiver_V1_ListCollectionsRequest(), options: options).collections }
+        try await call { try await coordinator.listCollections(Quiver_V1_ListCollectionsRequest(), metadata: metadata, options: options).collections }
     }
 
     @discardableResult
@@ -61,7 +61,7 @@ extension QuiverClient {
         var request = Quiver_V1_DropCollectionRequest()
         request.collection = name
         request.ifExists = ifExists
-        return try await call { try await coordinator.dropCollection(request, options: options).existed }
+        return try await call { try await coordinator.dropCollection(request, metadata: metadata, options: options).existed }
     }
 
     /// Trains from a file the coordinator can read (glob allowed), sampling at most `maxRows`.
@@ -73,7 +73,7 @@ extension QuiverClient {
         file.maxRows = UInt64(max(0, maxRows))
         request.file = file
         request.seed = seed
-        return try await call { try await coordinator.train(request, options: options) }
+        return try await call { try await coordinator.train(request, metadata: metadata, options: options) }
     }
 
     /// Asks the coordinator to train on a sample of the first load (`sampleRows`, 0: its default).
@@ -83,10 +83,17 @@ extension QuiverClient {
         var firstLoad = Quiver_V1_TrainFromFirstLoad()
         firstLoad.sampleRows = UInt64(max(0, sampleRows))
         request.firstLoad = firstLoad
-        return try await call { try await coordinator.train(request, options: options) }
+        return try await call { try await coordinator.train(request, metadata: metadata, options: options) }
     }
 
     public func clusterStatus() async throws(QuiverClientError) -> Quiver_V1_ClusterStatusResponse {
-        try await call { try await coordinator.clusterStatus(Quiver_V1_ClusterStatusRequest(), options: options) }
+        try await call { try await coordinator.clusterStatus(Quiver_V1_ClusterStatusRequest(), metadata: metadata, options: options) }
+    }
+
+    /// Forgets a worker (admin). Refused while it still holds lists.
+    public func removeWorker(_ workerID: String) async throws(QuiverClientError) -> Int {
+        var request = Quiver_V1_RemoveWorkerRequest()
+        request.workerID = workerID
+        return try await call { Int(try await coordinator.removeWorker(request, metadata: metadata, options: options).workersKnown) }
     }
 }

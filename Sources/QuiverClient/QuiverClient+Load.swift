@@ -17,7 +17,7 @@ extension QuiverClient {
             throw QuiverClientError(code: .invalidArgument, message: "\(ids.count) ids for \(rows) vectors")
         }
         let batch = max(1, batchRows)
-        let request = StreamingClientRequest<Quiver_V1_LoadRequest> { writer in
+        let request = StreamingClientRequest<Quiver_V1_LoadRequest>(metadata: metadata) { writer in
             var start = 0
             while start < rows {
                 let end = min(rows, start + batch)
@@ -42,12 +42,12 @@ extension QuiverClient {
         request.pathGlob = pathGlob
         request.idPathGlob = idPathGlob
         request.batchSize = UInt32(clamping: batchSize)
-        return try await call { try await coordinator.loadFiles(request, options: options) }
+        return try await call { try await coordinator.loadFiles(request, metadata: metadata, options: options) }
     }
 
     public func loadStatus(_ jobID: String) async throws(QuiverClientError) -> Quiver_V1_LoadStatusResponse {
         var request = Quiver_V1_LoadStatusRequest()
         request.loadJobID = jobID
-        return try await call { try await coordinator.loadStatus(request, options: options) }
+        return try await call { try await coordinator.loadStatus(request, metadata: metadata, options: options) }
     }
 }

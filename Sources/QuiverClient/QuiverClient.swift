@@ -17,11 +17,14 @@ public struct QuiverClient: Sendable {
     let searches: CallStream<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>
     /// Deadline applied to every call that has none of its own.
     public var timeout: Duration
+    /// Sent with every call: the bearer token, when the client has one.
+    let metadata: Metadata
 
-    init(grpc: GRPCClient<HTTP2ClientTransport.Posix>, timeout: Duration) {
+    init(grpc: GRPCClient<HTTP2ClientTransport.Posix>, timeout: Duration, token: String?) {
         let coordinator = Quiver_V1_Coordinator.Client(wrapping: grpc)
         self.coordinator = coordinator
-        searches = CallStream { request, onResponse in
+        metadata = .bearer(token)
+        searches = CallStream(metadata: metadata) { request, onResponse in
             var options = CallOptions.defaults
             options.timeout = nil  // the stream lives as long as the connection; each search has its own limit
             try await coordinator.searchStream(request: request, options: options, onResponse: onResponse)
@@ -29,22 +32,16 @@ public struct QuiverClient: Sendable {
         self.timeout = timeout
     }
 
-    /// Connects, runs `body`, then closes the connection.
+    /// Connects, runs `body`, then closes the connection. `token` is sent as a bearer credential
+    /// on every call; `security` says how the coordinator's certificate is checked.
     public static func withConnection<Result: Sendable>(
-        to address: HostAndPort, timeout: Duration = .seconds(600),
-        _ body: (QuiverClient) async throws -> Result
+        to address: HostAndPort, timeout: Duration = .seconds(600), security: ClientSecurity = .plaintext,
+        token: String? = nil, _ body: (QuiverClient) async throws -> Result
     ) async throws -> Result {
-        let transport = try HTTP2ClientTransport.Posix(
-            target: .dns(host: address.host, port: address.port),
-            transportSecurity: .plaintext,
-            config: .defaults { config in
-                // Searches are latency-bound single messages: send them at once.
-                config.connection.flushCoalescing = nil
-            },
-            serviceConfig: QuiverGRPC.serviceConfig)
+        let transport = try QuiverTransport.client(to: address, security: security)
         return try await withTaskExecutorPreference(EventLoopExecutor()) {
             try await withGRPCClient(transport: transport) { grpc in
-                let client = QuiverClient(grpc: grpc, timeout: timeout)
+                let client = QuiverClient(grpc: grpc, timeout: timeout, token: token)
                 defer { client.searches.close() }
                 return try await body(client)
             }

@@ -24,7 +24,8 @@ struct ModelUpload {
             collection = chunk.collection
             version = chunk.modelVersion
             totalBytes = Int(chunk.totalBytes)
-            bytes.reserveCapacity(totalBytes)
+            // Memory grows with the bytes that actually arrive, not with what the first chunk claims.
+            bytes.reserveCapacity(min(totalBytes, 4 << 20))
             started = true
         } else {
             guard chunk.collection == collection, chunk.modelVersion == version, chunk.totalBytes == UInt64(totalBytes) else {

@@ -1,5 +1,6 @@
 import GRPCCore
 import QuiverIndex
+import QuiverCluster
 import QuiverProtocol
 
 extension ShardWorker {
@@ -18,17 +19,20 @@ extension ShardWorker {
         let d = model.dimension
         let k = Int(request.k)
         let reorderK = Int(request.reorderK)
-        guard k > 0, k <= 100_000 else { throw .invalidArgument("SearchLists: k must be between 1 and 100000, got \(k)") }
-        guard reorderK <= 100_000 else { throw .invalidArgument("SearchLists: reorder_k must be at most 100000, got \(reorderK)") }
+        guard k > 0, k <= SearchSettings.maxK else {
+            throw .invalidArgument("SearchLists: k must be between 1 and \(SearchSettings.maxK), got \(k)")
+        }
+        guard reorderK <= SearchSettings.maxReorderK else {
+            throw .invalidArgument("SearchLists: reorder_k must be at most \(SearchSettings.maxReorderK), got \(reorderK)")
+        }
         let count = Int(request.queries.rows)
         guard Int(request.queries.dimension) == d else {
             throw .invalidArgument("SearchLists: queries have dimension \(request.queries.dimension), collection \"\(collection.name)\" has \(d)")
         }
-        // ids (8) + estimated and exact scores (4 + 4) per candidate slot, plus lists_scanned.
-        let responseBytes = count * (max(k, reorderK) * 16 + 4)
-        guard responseBytes <= options.maxMessageBytes - (1 << 16) else {
-            throw .resourceExhausted("SearchLists: \(count) queries × k \(k) make a \(responseBytes)-byte response, over the "
-                + "\(options.maxMessageBytes)-byte message limit; split the batch")
+        // The same bound the coordinator applies before it asks: the answer must fit one message.
+        guard count * max(k, reorderK) <= SearchSettings.maxAnswerSlots(maxMessageBytes: options.maxMessageBytes) else {
+            throw .resourceExhausted("SearchLists: \(count) queries × \(max(k, reorderK)) candidates would not fit the "
+                + "\(options.maxMessageBytes >> 20) MiB message limit; split the batch")
         }
         let queries = try unpack(request.queries.data, as: Float.self, count: count * d, field: "queries.data")
         if let bad = queries.firstIndex(where: { !$0.isFinite }) {

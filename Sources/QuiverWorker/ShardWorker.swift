@@ -22,7 +22,7 @@ public final class ShardWorker: @unchecked Sendable {
         public var maxModelBytes: Int
 
         public init(workerID: String, threads: Int = availableCores, store: CollectionStore.Options = .init(),
-                    maxMessageBytes: Int = QuiverGRPC.maxMessageBytes, maxModelBytes: Int = 1 << 31) {
+                    maxMessageBytes: Int = QuiverGRPC.maxMessageBytes, maxModelBytes: Int = 1 << 30) {
             self.workerID = workerID
             self.threads = max(1, threads)
             self.store = store
@@ -51,6 +51,12 @@ public final class ShardWorker: @unchecked Sendable {
         self.logger = logger
         self.collections = collections
         reportedID = options.workerID
+    }
+
+    /// Ready to serve: every collection folder was replayed (done in `open`) and each installed
+    /// model has its list assignment, so no search meets a collection that owns nothing yet.
+    public var isServing: Bool {
+        allCollections.allSatisfy { $0.currentOwnership.shardMapVersion > 0 }
     }
 
     /// The id reported in Stats.

@@ -27,15 +27,23 @@ public enum WorkerServer {
         /// Stable worker id; defaults to the advertised address.
         public var workerID: String?
         public var threads: Int
+        /// The worker's TLS identity and the cluster CA: with it, the port speaks TLS and accepts
+        /// only clients whose certificate names the coordinator role (mutual TLS), and the
+        /// worker dials the coordinator over TLS to register.
+        public var tls: TLSFiles?
+        /// The cluster's join token: presented when registering, and required of every caller.
+        public var joinToken: JoinToken?
 
         public init(listen: HostAndPort, dataDirectory: String, coordinator: HostAndPort? = nil, advertise: HostAndPort? = nil,
-                    workerID: String? = nil, threads: Int = availableCores) {
+                    workerID: String? = nil, threads: Int = availableCores, tls: TLSFiles? = nil, joinToken: JoinToken? = nil) {
             self.listen = listen
             self.dataDirectory = dataDirectory
             self.coordinator = coordinator
             self.advertise = advertise
             self.workerID = workerID
             self.threads = threads
+            self.tls = tls
+            self.joinToken = joinToken
         }
     }
 
@@ -61,12 +69,23 @@ public enum WorkerServer {
                              onListening: @Sendable (HostAndPort) -> Void,
                              until stop: @escaping @Sendable () async -> Void) async throws {
         let listen = configuration.listen
-        let transport = HTTP2ServerTransport.Posix(
-            address: listen.host.contains(":") ? .ipv6(host: listen.host, port: listen.port) : .ipv4(host: listen.host, port: listen.port),
-            transportSecurity: .plaintext,
-            config: .defaults { $0.rpc.maxRequestPayloadSize = QuiverGRPC.maxMessageBytes })
+        let security: ServerSecurity = configuration.tls.map { .tls($0, requireClientCertificate: true) } ?? .plaintext
+        let credentials = ServerCredentials(joinToken: configuration.joinToken, requireCoordinatorCertificate: configuration.tls != nil)
+        if !listen.isLoopback && !credentials.isEnforcing {
+            logger.warning("SERVING WITHOUT CREDENTIALS on \(listen), which is not a loopback address: anyone who reaches this port can store, read and delete this worker's data; start with --tls-cert/--tls-key/--tls-ca and --join-token-file")
+        }
+        let transport = QuiverTransport.server(listen: listen, security: security)
         let stopping = ShutdownSignal()
-        let server = GRPCServer(transport: transport, services: [WorkerService(worker: worker, stopping: stopping)])
+        let health = HealthService(stopping: stopping) { service in
+            switch service {
+            case "": .serving
+            case Quiver_V1_Worker.descriptor.fullyQualifiedService: worker.isServing ? .serving : .notServing
+            default: nil
+            }
+        }
+        let server = GRPCServer(
+            transport: transport, services: [WorkerService(worker: worker, stopping: stopping), health],
+            interceptors: [AuthorizationInterceptor(credentials: credentials, requirement: WorkerService.requirement)])
         let stopper = Task {
             await stop()
             if !Task.isCancelled {
@@ -98,7 +117,11 @@ public enum WorkerServer {
             worker.workerID = configuration.workerID ?? advertised.description
             if let coordinator = configuration.coordinator {
                 let workerID = worker.workerID
-                registration = Task { await register(with: coordinator, address: advertised, workerID: workerID, logger: logger) }
+                let (security, joinToken) = (ClientSecurity(configuration.tls), configuration.joinToken)
+                registration = Task {
+                    await register(with: coordinator, security: security, joinToken: joinToken, address: advertised,
+                                   workerID: workerID, logger: logger)
+                }
             }
             try await group.waitForAll()
         }
@@ -108,23 +131,29 @@ public enum WorkerServer {
 
     /// Calls RegisterWorker until it succeeds (the coordinator may start after the worker),
     /// backing off from 250 ms to 10 s between attempts.
-    static func register(with coordinator: HostAndPort, address: HostAndPort, workerID: String, logger: Logger) async {
+    static func register(with coordinator: HostAndPort, security: ClientSecurity, joinToken: JoinToken?, address: HostAndPort,
+                         workerID: String, logger: Logger) async {
         var request = Quiver_V1_RegisterWorkerRequest()
         request.address = address.description
         request.workerID = workerID
         var delay = Duration.milliseconds(250)
         while !Task.isCancelled {
             do {
-                let transport = try HTTP2ClientTransport.Posix(
-                    target: .dns(host: coordinator.host, port: coordinator.port), transportSecurity: .plaintext,
-                    serviceConfig: QuiverGRPC.serviceConfig)
+                let transport = try QuiverTransport.client(to: coordinator, security: security)
                 let response = try await withGRPCClient(transport: transport) { client in
                     var options = CallOptions.defaults
                     options.timeout = .seconds(5)
-                    return try await Quiver_V1_Coordinator.Client(wrapping: client).registerWorker(request, options: options)
+                    return try await Quiver_V1_Coordinator.Client(wrapping: client).registerWorker(
+                        request, metadata: .bearer(joinToken?.value), options: options)
                 }
                 logger.info("registered with coordinator", metadata: [
                     "coordinator": "\(coordinator)", "address": "\(address)", "workers_known": "\(response.workersKnown)",
+                ])
+                return
+            } catch let error as RPCError where error.code == .permissionDenied || error.code == .unauthenticated || error.code == .invalidArgument {
+                // Retrying cannot help: the credentials or the registration itself are refused.
+                logger.error("the coordinator refused this worker's registration; not retrying", metadata: [
+                    "coordinator": "\(coordinator)", "error": "\(error.message)",
                 ])
                 return
             } catch {

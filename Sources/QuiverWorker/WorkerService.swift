@@ -16,6 +16,11 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
         self.stopping = stopping
     }
 
+    /// Every Worker method is for the coordinator alone (its certificate and/or the join token).
+    public static func requirement(_ method: MethodDescriptor) -> AccessRequirement {
+        method.service.fullyQualifiedService == Quiver_V1_Worker.descriptor.fullyQualifiedService ? .coordinator : .none
+    }
+
     public func installModel(request: RPCAsyncSequence<Quiver_V1_InstallModelChunk, any Error>,
                              context: ServerContext) async throws -> Quiver_V1_InstallModelResponse {
         var upload = ModelUpload(maxBytes: worker.options.maxModelBytes)
@@ -114,13 +119,6 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
         let worker = worker
         return try await offload { () throws(RPCError) in try worker.dropCollection(request) }
     }
-}
-
-/// Set once when a task is cancelled, read by scans polling for cancellation.
-final class CancellationFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    var isSet: Bool { value.load(ordering: .relaxed) }
-    func set() { value.store(true, ordering: .relaxed) }
 }
 
 private let blockingWork = DispatchQueue(label: "quiver.worker.blocking", qos: .userInitiated, attributes: .concurrent)

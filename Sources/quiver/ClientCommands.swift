@@ -13,14 +13,36 @@ struct CoordinatorOption: ParsableArguments {
     @Option(help: "Deadline for each call, in seconds.")
     var timeout: Double = 600
 
+    @Option(help: ArgumentHelp("CA certificate (PEM) to verify the coordinator with: TLS (default: $QUIVER_TLS_CA; none = plaintext).",
+                               valueName: "file"))
+    var tlsCA: String? = ProcessInfo.processInfo.environment["QUIVER_TLS_CA"]
+
+    @Option(help: ArgumentHelp("File holding the bearer token to send (default: the token in $QUIVER_TOKEN).", valueName: "file"))
+    var tokenFile: String?
+
     func validate() throws {
         guard HostAndPort(address) != nil else { throw ValidationError("--coordinator must be HOST:PORT, got '\(address)'") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
     }
 
+    /// The token from --token-file or $QUIVER_TOKEN (never taken from the command line itself,
+    /// where every local user can read it).
+    func token() throws -> String? {
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                throw ValidationError("cannot read --token-file \(tokenFile)")
+            }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return ProcessInfo.processInfo.environment["QUIVER_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    var security: ClientSecurity { tlsCA.map { .tls(trustRoots: $0, identity: nil) } ?? .plaintext }
+
     func connect<Result: Sendable>(_ body: (QuiverClient) async throws -> Result) async throws -> Result {
         do {
-            return try await QuiverClient.withConnection(to: HostAndPort(address)!, timeout: .milliseconds(Int64(timeout * 1000)), body)
+            return try await QuiverClient.withConnection(to: HostAndPort(address)!, timeout: .milliseconds(Int64(timeout * 1000)),
+                                                         security: security, token: token(), body)
         } catch let error as QuiverClientError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode.failure
@@ -258,6 +280,18 @@ struct DropCommand: AsyncParsableCommand {
     func run() async throws {
         let existed = try await coordinator.connect { try await $0.dropCollection(name, ifExists: ifExists) }
         print(existed ? "dropped \(name)" : "\(name) did not exist")
+    }
+}
+
+struct RemoveWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove-worker",
+                                                    abstract: "Forget a worker (admin); refused while it holds lists.")
+    @OptionGroup var coordinator: CoordinatorOption
+    @Argument(help: "The worker's id, as `quiver status` shows it.") var id: String
+
+    func run() async throws {
+        let known = try await coordinator.connect { try await $0.removeWorker(id) }
+        print("removed worker \(id); \(known) workers remain")
     }
 }
 

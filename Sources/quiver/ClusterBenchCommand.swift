@@ -57,7 +57,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             }
         }
         for workerCount in coordinator == nil ? workers.values : [] {
-            let cluster = try LocalCluster(binary: binary, workers: workerCount, workerThreads: threads)
+            let cluster = try LocalCluster(binary: binary, workers: workerCount, workerThreads: threads, importRoot: folder)
             defer { cluster.shutdown() }
             let loadStart = ContinuousClock.now
             let (trainSeconds, rowsLoaded) = try await cluster.client { client in

@@ -4,6 +4,8 @@ import Foundation
 import Logging
 import QuiverCoordinator
 import QuiverIndex
+import QuiverProtocol
+import QuiverStorage
 
 /// `quiver coordinator`: serves the client-facing Coordinator service until SIGINT/SIGTERM.
 struct CoordinatorCommand: AsyncParsableCommand {
@@ -19,6 +21,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var workers: String?
     @Option(help: "Threads for training, assignment and coarse probing (default: all cores).")
     var threads: Int?
+    @Option(help: ArgumentHelp("Server-side imports (train --input, load --input) may read files below this folder only; without it they are off.",
+                               valueName: "dir"))
+    var importRoot: String?
+    @Option(help: ArgumentHelp("Client bearer tokens, one \"ROLE NAME TOKEN\" per line (roles read, write, admin); without it clients are not authenticated.",
+                               valueName: "file"))
+    var tokensFile: String?
+    @OptionGroup var security: NodeSecurityOptions
 
     func run() async throws {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
@@ -31,10 +40,26 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let workerList = (workers ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         var logger = Logger(label: "quiver.coordinator")
         logger.logLevel = .info
-        let options = CoordinatorOptions(dataDirectory: dataDir, workers: workerList, threads: threads ?? availableCores)
+        let tokens: AccessTokens?
+        let importFolder: ImportRoot?
+        do {
+            tokens = try tokensFile.map { path throws(CredentialError) in try AccessTokens.load(path: path) }
+            importFolder = try importRoot.map { path throws(ImportError) in try ImportRoot(path) }
+        } catch let error as CredentialError {
+            throw ValidationError(error.description)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let joinToken = try security.joinToken()
+        let tls = security.tls
+        let options = CoordinatorOptions(dataDirectory: dataDir, workers: workerList, threads: threads ?? availableCores,
+                                         importRoot: importFolder, workerSecurity: ClientSecurity(tls), joinToken: joinToken)
+        let credentials = ServerCredentials(tokens: tokens, joinToken: joinToken)
         let server: CoordinatorServer
         do {
-            server = try CoordinatorServer(host: host, port: port, options: options, logger: logger)
+            server = try CoordinatorServer(host: host, port: port, options: options,
+                                           security: tls.map { .tls($0, requireClientCertificate: false) } ?? .plaintext,
+                                           credentials: credentials, logger: logger)
         } catch {
             throw ValidationError(error.description)
         }

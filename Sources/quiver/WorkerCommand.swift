@@ -25,6 +25,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var id: String?
     @Option(help: "Threads for encoding and scanning (default: all cores).")
     var threads: Int?
+    @OptionGroup var security: NodeSecurityOptions
 
     func validate() throws {
         guard HostAndPort(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, got \(listen)") }
@@ -43,7 +44,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "quiver.worker")
         let configuration = WorkerServer.Configuration(
             listen: HostAndPort(listen)!, dataDirectory: dataDir, coordinator: coordinator.flatMap(HostAndPort.init),
-            advertise: advertise.flatMap(HostAndPort.init), workerID: id, threads: threads ?? availableCores)
+            advertise: advertise.flatMap(HostAndPort.init), workerID: id, threads: threads ?? availableCores,
+            tls: security.tls, joinToken: try security.joinToken())
         try await WorkerServer.run(configuration, logger: logger) { address in
             // An unbuffered write: the line must reach a pipe now, not when a buffer fills.
             FileHandle.standardOutput.write(Data("quiver worker listening on \(address)\n".utf8))

@@ -130,33 +130,52 @@ import Testing
 
 @Suite struct SearchSettingsTests {
     @Test func defaults() throws {
-        let settings = try SearchSettings(k: 10, nprobe: 0, reorderK: nil, queryCount: 5, nlist: 632, storesRawVectors: true)
+        let settings = try SearchSettings(k: 10, nprobe: 0, reorderK: nil, queryCount: 5, nlist: 632, storesRawVectors: true, maxMessageBytes: limit)
         #expect(settings.nprobe == 16)
         #expect(settings.reorderK == 40)
-        let small = try SearchSettings(k: 100, nprobe: 0, reorderK: nil, queryCount: 1, nlist: 4, storesRawVectors: false)
+        let small = try SearchSettings(k: 100, nprobe: 0, reorderK: nil, queryCount: 1, nlist: 4, storesRawVectors: false, maxMessageBytes: limit)
         #expect(small.nprobe == 4 && small.reorderK == 0)
-        #expect(try SearchSettings(k: 100, nprobe: 3, reorderK: nil, queryCount: 1, nlist: 64, storesRawVectors: true).reorderK == 100)
+        #expect(try SearchSettings(k: 100, nprobe: 3, reorderK: nil, queryCount: 1, nlist: 64, storesRawVectors: true, maxMessageBytes: limit).reorderK == 100)
         // An explicit 0 turns re-ranking off.
-        #expect(try SearchSettings(k: 10, nprobe: 3, reorderK: 0, queryCount: 1, nlist: 64, storesRawVectors: true).reorderK == 0)
+        #expect(try SearchSettings(k: 10, nprobe: 3, reorderK: 0, queryCount: 1, nlist: 64, storesRawVectors: true, maxMessageBytes: limit).reorderK == 0)
     }
 
     @Test func rejections() {
         #expect(throws: SearchSettingsError.invalidK(0)) {
-            try SearchSettings(k: 0, nprobe: 0, reorderK: nil, queryCount: 1, nlist: 8, storesRawVectors: true)
+            try SearchSettings(k: 0, nprobe: 0, reorderK: nil, queryCount: 1, nlist: 8, storesRawVectors: true, maxMessageBytes: limit)
         }
         #expect(throws: SearchSettingsError.invalidK(10_001)) {
-            try SearchSettings(k: 10_001, nprobe: 0, reorderK: nil, queryCount: 1, nlist: 8, storesRawVectors: true)
+            try SearchSettings(k: 10_001, nprobe: 0, reorderK: nil, queryCount: 1, nlist: 8, storesRawVectors: true, maxMessageBytes: limit)
         }
         #expect(throws: SearchSettingsError.nprobeTooLarge(nprobe: 9, nlist: 8)) {
-            try SearchSettings(k: 1, nprobe: 9, reorderK: nil, queryCount: 1, nlist: 8, storesRawVectors: true)
+            try SearchSettings(k: 1, nprobe: 9, reorderK: nil, queryCount: 1, nlist: 8, storesRawVectors: true, maxMessageBytes: limit)
         }
         #expect(throws: SearchSettingsError.reorderWithoutRawVectors) {
-            try SearchSettings(k: 1, nprobe: 1, reorderK: 10, queryCount: 1, nlist: 8, storesRawVectors: false)
+            try SearchSettings(k: 1, nprobe: 1, reorderK: 10, queryCount: 1, nlist: 8, storesRawVectors: false, maxMessageBytes: limit)
         }
         #expect(throws: SearchSettingsError.reorderBelowK(reorderK: 5, k: 10)) {
-            try SearchSettings(k: 10, nprobe: 1, reorderK: 5, queryCount: 1, nlist: 8, storesRawVectors: true)
+            try SearchSettings(k: 10, nprobe: 1, reorderK: 5, queryCount: 1, nlist: 8, storesRawVectors: true, maxMessageBytes: limit)
         }
         #expect((try? SearchSettings(k: 10_000, nprobe: 1, reorderK: nil, queryCount: 10_000, nlist: 8,
-                                     storesRawVectors: false)) == nil)
+                                     storesRawVectors: false, maxMessageBytes: limit)) == nil)
+    }
+
+    @Test func reorderIsBounded() {
+        #expect(throws: SearchSettingsError.reorderTooLarge(1_000_000)) {
+            try SearchSettings(k: 10, nprobe: 1, reorderK: 1_000_000, queryCount: 1, nlist: 8, storesRawVectors: true, maxMessageBytes: limit)
+        }
+    }
+
+    @Test func theWorkersAnswerMustFitOneMessage() throws {
+        // 1,000 queries × 10,000 candidates × 16 bytes is 160 MB: refused before any worker is asked.
+        #expect(throws: SearchSettingsError.self) {
+            try SearchSettings(k: 10, nprobe: 1, reorderK: 10_000, queryCount: 1_000, nlist: 8, storesRawVectors: true, maxMessageBytes: limit)
+        }
+        let most = SearchSettings.maxAnswerSlots(maxMessageBytes: limit) / 10_000
+        #expect(try SearchSettings(k: 10, nprobe: 1, reorderK: 10_000, queryCount: most, nlist: 8, storesRawVectors: true,
+                                   maxMessageBytes: limit).reorderK == 10_000)
+        #expect(most * 10_000 * SearchSettings.bytesPerAnswerSlot < limit)
     }
 }
+
+private let limit = 64 << 20

@@ -131,7 +131,8 @@ func startCluster(workers: Int) throws -> LocalCluster {
             await expectCode(.failedPrecondition) {
                 _ = try await client.load("docs", vectors: data.base.values, dimension: data.dimension)
             }
-            await expectCodes([.invalidArgument, .notFound]) { _ = try await client.train("docs", fromFile: "/nonexistent/base.*.npy") }
+            await expectCode(.permissionDenied) { _ = try await client.train("docs", fromFile: "/nonexistent/base.*.npy") }
+            await expectCode(.notFound) { _ = try await client.train("docs", fromFile: "missing.*.npy") }
             _ = try await client.train("docs", fromFile: data.basePath)
             try await client.load("docs", vectors: data.base.values, dimension: data.dimension)
             let before = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 5)
@@ -149,7 +150,8 @@ func startCluster(workers: Int) throws -> LocalCluster {
                 _ = try await client.load("docs", vectors: Array(repeating: 0.5, count: 31 * 4), dimension: 31)
             }
             await expectCode(.invalidArgument) { _ = try await client.load("docs", vectors: nan, dimension: data.dimension) }
-            await expectCodes([.invalidArgument, .notFound]) { _ = try await client.loadFiles("docs", pathGlob: "/nonexistent/*.npy") }
+            await expectCode(.permissionDenied) { _ = try await client.loadFiles("docs", pathGlob: "/nonexistent/*.npy") }
+            await expectCode(.notFound) { _ = try await client.loadFiles("docs", pathGlob: "nonexistent/*.npy") }
 
             // Nothing stored was lost and nothing died: the same search gives the same answer.
             let after = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 5)

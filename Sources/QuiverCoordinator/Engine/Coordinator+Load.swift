@@ -268,23 +268,21 @@ extension Coordinator {
 
     // MARK: - Loading server-side files
 
-    func startLoadFiles(_ request: Quiver_V1_LoadFilesRequest) throws(CoordinatorError) -> Quiver_V1_LoadFilesResponse {
+    func startLoadFiles(_ request: Quiver_V1_LoadFilesRequest) async throws(CoordinatorError) -> Quiver_V1_LoadFilesResponse {
         let name = request.collection
+        let opened = try entry(name)
+        try checkLoadable(opened)
+        // The files are opened off the actor: a slow disk or a big file set must not stall it.
+        let (files, dimension) = (files, opened.record.settings.dimension)
+        let (dataset, total, callerIDs) = try await readingFiles { () throws(CoordinatorError) in
+            let dataset = try files.openDataset(request.pathGlob, format: request.format, dimension: dimension)
+            let total = request.maxRows > 0 ? min(dataset.count, Int(clamping: request.maxRows)) : dataset.count
+            let ids = request.idPathGlob.isEmpty ? nil : try files.readIDs(request.idPathGlob, for: dataset, rows: total)
+            return (dataset, total, ids)
+        }
         let entry = try entry(name)
-        switch entry.record.phase {
-        case .ready, .awaitingFirstLoad:
-            guard !entry.trainingClaimed else {
-                throw .failedPrecondition("collection \"\(name)\" is training on another first load; retry when it is READY")
-            }
-        default:
-            throw .failedPrecondition(notReadyMessage(entry.record))
-        }
-        let dataset = try Self.openDataset(request.pathGlob, format: request.format, dimension: entry.record.settings.dimension)
-        let total = request.maxRows > 0 ? min(dataset.count, Int(clamping: request.maxRows)) : dataset.count
-        var callerIDs: [Int64]?
-        if !request.idPathGlob.isEmpty {
-            callerIDs = try Self.readIDs(request.idPathGlob, for: dataset, rows: total)
-        }
+        guard entry.incarnation == opened.incarnation else { throw .notFound("collection \"\(name)\" was dropped meanwhile") }
+        try checkLoadable(entry)
         switch (entry.record.idSource, callerIDs != nil) {
         case (.assigned, true):
             throw .invalidArgument("collection \"\(name)\" was loaded with coordinator-assigned ids; drop id_path_glob")
@@ -318,6 +316,17 @@ extension Coordinator {
         return response
     }
 
+    private func checkLoadable(_ entry: Entry) throws(CoordinatorError) {
+        switch entry.record.phase {
+        case .ready, .awaitingFirstLoad:
+            guard !entry.trainingClaimed else {
+                throw .failedPrecondition("collection \"\(entry.record.name)\" is training on another first load; retry when it is READY")
+            }
+        default:
+            throw .failedPrecondition(notReadyMessage(entry.record))
+        }
+    }
+
     func loadStatus(_ id: String) throws(CoordinatorError) -> Quiver_V1_LoadStatusResponse {
         guard let job = jobs[id] else {
             throw .notFound("no load job \"\(id)\" (jobs are kept until the coordinator restarts)")
@@ -337,8 +346,11 @@ extension Coordinator {
                 let nlist = try resolveNlist(record.settings, totalRows: total)
                 let wanted = firstLoad.sampleRows > 0 ? firstLoad.sampleRows : 256 * nlist
                 // Files allow random access, so the sample is uniform over the whole load.
-                let prefix = total == dataset.count ? dataset : try Self.prefix(of: dataset, rows: total)
-                let sample = try await offload { try Self.uniformRows(of: prefix, count: wanted, seed: firstLoad.seed) }
+                let files = files
+                let sample = try await readingFiles { () throws(CoordinatorError) in
+                    let prefix = total == dataset.count ? dataset : try files.prefix(of: dataset, rows: total)
+                    return try files.uniformRows(of: prefix, count: wanted, seed: firstLoad.seed)
+                }
                 _ = try await trainAndPlace(name, incarnation: incarnation, sample: sample, nlist: nlist,
                                             iterations: firstLoad.iterations, seed: firstLoad.seed)
             } catch {
@@ -369,7 +381,8 @@ extension Coordinator {
                     pending.insert(range.lowerBound)
                     next = range.upperBound
                     group.addTask {
-                        let vectors = try await offload { try Self.readBatch(dataset, range) }
+                        let files = self.files
+                        let vectors = try await readingFiles { () throws(CoordinatorError) in try files.readBatch(dataset, range) }
                         let ids = callerIDs.map { Array($0[range]) } ?? range.map { firstID + Int64($0) }
                         try await self.ingest(vectors, ids: ids, serving: serving)
                         return (range.lowerBound, range.count)
@@ -381,82 +394,5 @@ extension Coordinator {
         } catch {
             throw CoordinatorError.wrapping(error, context: "loading \(name)")
         }
-    }
-
-    /// Reads rows of the file set, refusing non-finite values with the file and row they are in.
-    nonisolated static func readBatch(_ dataset: VectorDataset, _ range: Range<Int>) throws(CoordinatorError) -> Matrix {
-        let values: [Float]
-        do {
-            values = try dataset.readRows(range)
-        } catch {
-            throw datasetError(error)
-        }
-        let dimension = dataset.dimension
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
-            var row = range.lowerBound + bad / dimension
-            var path = ""
-            for file in dataset.files {
-                if row < file.count {
-                    path = file.path
-                    break
-                }
-                row -= file.count
-            }
-            throw .invalidArgument("\(path) row \(row) has a non-finite value \(values[bad]) at component \(bad % dimension); nothing after it was loaded")
-        }
-        return Matrix(rows: range.count, dimension: dimension, values: values)
-    }
-
-    /// The leading `rows` rows of a file set, as a file set (whole files, then a cut).
-    nonisolated static func prefix(of dataset: VectorDataset, rows: Int) throws(CoordinatorError) -> VectorDataset {
-        var paths: [String] = []
-        var covered = 0
-        for file in dataset.files where covered < rows {
-            paths.append(file.path)
-            covered += file.count
-        }
-        do {
-            return try VectorDataset(paths: paths)
-        } catch {
-            throw datasetError(error)
-        }
-    }
-
-    /// Ids from files paired with the vector files in order, row-aligned with them.
-    nonisolated static func readIDs(_ pattern: String, for dataset: VectorDataset, rows: Int) throws(CoordinatorError) -> [Int64] {
-        guard pattern.hasPrefix("/") else {
-            throw .invalidArgument("id path \"\(pattern)\" must be absolute: it is read on the coordinator host")
-        }
-        let paths: [String]
-        do {
-            paths = try VectorDataset.matchingPaths(pattern)
-        } catch {
-            throw datasetError(error)
-        }
-        guard paths.count == dataset.files.count else {
-            throw .invalidArgument("\(pattern) matches \(paths.count) id files, but the vectors are in \(dataset.files.count) files; they pair up in order")
-        }
-        var ids: [Int64] = []
-        for (path, file) in zip(paths, dataset.files) {
-            let matrix: IntegerMatrix
-            do {
-                matrix = try readIntegerMatrix(path: path)
-            } catch {
-                throw datasetError(error)
-            }
-            guard matrix.columns == 1 || matrix.rows == 1 else {
-                throw .invalidArgument("\(path) has shape \(matrix.rows)×\(matrix.columns); id files hold one id per row")
-            }
-            guard matrix.values.count == file.count else {
-                throw .invalidArgument("\(path) holds \(matrix.values.count) ids, but \(file.path) holds \(file.count) vectors")
-            }
-            ids.append(contentsOf: matrix.values)
-            if ids.count >= rows { break }
-        }
-        ids = Array(ids.prefix(rows))
-        if let bad = ids.firstIndex(where: { $0 < 0 }) {
-            throw .invalidArgument("id of row \(bad) is \(ids[bad]); ids must be non-negative")
-        }
-        return ids
     }
 }

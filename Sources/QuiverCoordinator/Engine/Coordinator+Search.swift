@@ -14,8 +14,10 @@ extension Coordinator {
         let started = ContinuousClock.now
         let serving = try serving(request.collection)
         let rotation = nextRotation()
+        // Whatever the caller asked for, a search ends within the server's limit.
+        let limit = min(timeout ?? QuiverGRPC.maxSearchTime, QuiverGRPC.maxSearchTime)
         return try await scatterSearch(request, serving: serving, rotation: rotation,
-                                       deadline: timeout.map { started + $0 - Self.replyMargin })
+                                       deadline: started + limit - Self.replyMargin)
     }
 
     nonisolated private func scatterSearch(_ request: Quiver_V1_SearchRequest, serving: Serving, rotation: Int,
@@ -27,7 +29,8 @@ extension Coordinator {
         do {
             settings = try SearchSettings(k: Int(request.k), nprobe: Int(request.nprobe), reorderK: request.hasReorderK ? Int(request.reorderK) : nil,
                                           queryCount: queryCount, nlist: model.nlist,
-                                          storesRawVectors: serving.settings.storesRawVectors)
+                                          storesRawVectors: serving.settings.storesRawVectors,
+                                          maxMessageBytes: QuiverGRPC.maxMessageBytes)
         } catch {
             throw error.isTooLarge ? .resourceExhausted(error.description) : .invalidArgument(error.description)
         }
@@ -125,6 +128,10 @@ extension Coordinator {
                         excluded.insert(shardRequest.worker)
                     }
                 } catch {
+                    // A request the worker refuses as such fails the same everywhere: no retry.
+                    if let refusal = error as? RPCError, refusal.code.isRequestFault {
+                        throw CoordinatorError.wrapping(refusal, context: "worker \(shardRequest.worker) refused the search")
+                    }
                     merger.recordFailure(of: shardRequest)
                     unanswered += shardRequest.probedLists
                     excluded.insert(shardRequest.worker)

@@ -8,6 +8,8 @@ extension Coordinator {
     static let defaultSeed: UInt64 = 1
     /// Rows buffered from a streaming first load when neither nlist nor sample_rows says more.
     static let defaultFirstLoadRows = 100_000
+    /// The most rows a first load may hold back in memory to train on.
+    static let maxFirstLoadRows = 10_000_000
 
     func train(_ request: Quiver_V1_TrainRequest) async throws(CoordinatorError) -> Quiver_V1_TrainResponse {
         let name = request.collection
@@ -24,15 +26,22 @@ extension Coordinator {
         var response = Quiver_V1_TrainResponse()
         switch request.source {
         case .firstLoad(let firstLoad):
+            guard firstLoad.sampleRows <= UInt64(Self.maxFirstLoadRows) else {
+                throw .invalidArgument("first_load.sample_rows \(firstLoad.sampleRows) is more than the \(Self.maxFirstLoadRows) rows a first load may buffer for training")
+            }
+            let sampleRows = Int(firstLoad.sampleRows)
             try update(name, incarnation: entry.incarnation) { entry in
                 entry.record.phase = .awaitingFirstLoad
                 entry.record.error = ""
-                entry.record.firstLoad = FirstLoadTraining(sampleRows: Int(firstLoad.sampleRows), iterations: iterations, seed: seed)
+                entry.record.firstLoad = FirstLoadTraining(sampleRows: sampleRows, iterations: iterations, seed: seed)
             }
             response.state = .awaitingFirstLoad
             return response
         case .file(let file):
-            let dataset = try Self.openDataset(file.path, format: file.format, dimension: entry.record.settings.dimension)
+            let (files, dimension) = (files, entry.record.settings.dimension)
+            let dataset = try await readingFiles { () throws(CoordinatorError) in
+                try files.openDataset(file.path, format: file.format, dimension: dimension)
+            }
             let nlist = try resolveNlist(entry.record.settings, totalRows: dataset.count)
             var cap = 256 * nlist
             if file.maxRows > 0 { cap = min(cap, Int(clamping: file.maxRows)) }
@@ -42,7 +51,9 @@ extension Coordinator {
             try claimTraining(name, incarnation: entry.incarnation)
             do {
                 let sampleRows = cap
-                let sample = try await offload { try Self.uniformRows(of: dataset, count: sampleRows, seed: seed) }
+                let sample = try await readingFiles { () throws(CoordinatorError) in
+                    try files.uniformRows(of: dataset, count: sampleRows, seed: seed)
+                }
                 let model = try await trainAndPlace(name, incarnation: entry.incarnation, sample: sample, nlist: nlist,
                                                     iterations: iterations, seed: seed)
                 response.modelVersion = model.version
@@ -101,8 +112,11 @@ extension Coordinator {
         let record = try entry(name).record
         let settings = record.settings
         let configuration = settings.indexConfiguration(nlist: nlist, iterations: iterations, seed: seed)
-        let workers = pool.ids
-        guard !workers.isEmpty else { throw .failedPrecondition(PlacementError.noWorkers.description) }
+        let workers = pool.placeable
+        guard !workers.isEmpty else {
+            throw .failedPrecondition(pool.ids.isEmpty ? PlacementError.noWorkers.description
+                : "every registered worker (\(pool.ids.joined(separator: ", "))) is down; start them or remove the dead ones (RemoveWorker)")
+        }
         guard settings.replicationFactor <= workers.count else {
             throw .failedPrecondition(PlacementError.invalidReplicationFactor(settings.replicationFactor, workers: workers.count).description)
         }
@@ -182,82 +196,6 @@ extension Coordinator {
             }
         } catch {
             throw CoordinatorError.wrapping(error, context: "installing \(collection)")
-        }
-    }
-
-    // MARK: - Reading training data
-
-    /// Opens server-side vector files; a malformed pattern or file is the caller's to fix.
-    nonisolated static func openDataset(_ pattern: String, format: Quiver_V1_VectorFileFormat,
-                                        dimension: Int) throws(CoordinatorError) -> VectorDataset {
-        guard !pattern.isEmpty else { throw .invalidArgument("no path given; pass an absolute path or glob of .npy/.fvecs/.bvecs files") }
-        guard pattern.hasPrefix("/") else {
-            throw .invalidArgument("path \"\(pattern)\" must be absolute: it is read on the coordinator host")
-        }
-        let dataset: VectorDataset
-        do {
-            dataset = try VectorDataset(pattern: pattern)
-        } catch {
-            throw datasetError(error)
-        }
-        if let expected = format.fileExtension {
-            for file in dataset.files where !file.path.lowercased().hasSuffix("." + expected) {
-                throw .invalidArgument("\(file.path) does not have the .\(expected) extension the request's format names")
-            }
-        }
-        guard dataset.dimension == dimension else {
-            throw .invalidArgument("\(dataset.files[0].path) holds \(dataset.dimension)-dimensional vectors, the collection expects \(dimension)")
-        }
-        guard dataset.count > 0 else { throw .invalidArgument("\(pattern) holds no vectors") }
-        return dataset
-    }
-
-    nonisolated static func datasetError(_ error: DatasetError) -> CoordinatorError {
-        switch error {
-        case .fileNotFound, .noFilesMatch: .notFound(error.description)
-        default: .invalidArgument(error.description)
-        }
-    }
-
-    /// `count` rows drawn uniformly without replacement (all when there are fewer), read by
-    /// random access in runs of consecutive rows; non-finite values are refused with their row.
-    nonisolated static func uniformRows(of dataset: VectorDataset, count: Int, seed: UInt64) throws(CoordinatorError) -> Matrix {
-        var generator = SeededGenerator(seed: seed &+ 0x7A1)
-        let rows = uniformSample(population: dataset.count, sampleSize: min(count, dataset.count), generator: &generator)
-        let dimension = dataset.dimension
-        var values = [Float](repeating: 0, count: rows.count * dimension)
-        var failure: CoordinatorError?
-        values.withUnsafeMutableBufferPointer { out in
-            var index = 0
-            while index < rows.count, failure == nil {
-                var end = index + 1
-                while end < rows.count && rows[end] == rows[end - 1] + 1 { end += 1 }
-                let target = UnsafeMutableBufferPointer(rebasing: out[index * dimension ..< end * dimension])
-                do throws(DatasetError) {
-                    try dataset.readRows(rows[index] ..< rows[end - 1] + 1, into: target)
-                } catch {
-                    failure = datasetError(error)
-                }
-                index = end
-            }
-        }
-        if let failure { throw failure }
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
-            throw .invalidArgument("row \(rows[bad / dimension]) of the file set has a non-finite value \(values[bad]) at component \(bad % dimension)")
-        }
-        return Matrix(rows: rows.count, dimension: dimension, values: values)
-    }
-}
-
-extension Quiver_V1_VectorFileFormat {
-    /// The extension a format implies; nil when the request leaves it to the extension.
-    var fileExtension: String? {
-        switch self {
-        case .npy: "npy"
-        case .fvecs: "fvecs"
-        case .bvecs: "bvecs"
-        case .ivecs: "ivecs"
-        case .unspecified, .UNRECOGNIZED: nil
         }
     }
 }

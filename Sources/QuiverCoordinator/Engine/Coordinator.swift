@@ -3,6 +3,7 @@ import QuiverCluster
 import QuiverIndex
 import QuiverProtocol
 import QuiverStorage
+import Synchronization
 
 /// Settings of a coordinator process.
 public struct CoordinatorOptions: Sendable {
@@ -13,13 +14,24 @@ public struct CoordinatorOptions: Sendable {
     public var threads: Int
     /// How often workers are polled for health and statistics.
     public var heartbeatInterval: Duration
+    /// The only folder server-side imports (Train from a file, LoadFiles) may read; nil turns
+    /// them off.
+    public var importRoot: ImportRoot?
+    /// How the coordinator dials workers (mutual TLS with its own certificate, or plaintext).
+    public var workerSecurity: ClientSecurity
+    /// The internal hop's shared secret, presented on every call to a worker.
+    public var joinToken: JoinToken?
 
     public init(dataDirectory: String, workers: [String] = [], threads: Int = availableCores,
-                heartbeatInterval: Duration = .seconds(2)) {
+                heartbeatInterval: Duration = .seconds(2), importRoot: ImportRoot? = nil,
+                workerSecurity: ClientSecurity = .plaintext, joinToken: JoinToken? = nil) {
         self.dataDirectory = dataDirectory
         self.workers = workers
         self.threads = max(1, threads)
         self.heartbeatInterval = heartbeatInterval
+        self.importRoot = importRoot
+        self.workerSecurity = workerSecurity
+        self.joinToken = joinToken
     }
 }
 
@@ -54,19 +66,26 @@ public actor Coordinator {
     nonisolated let pool: WorkerPool
     nonisolated let threads: Int
     nonisolated let logger: Logger
+    nonisolated let files: ServerFiles
     private let heartbeatInterval: Duration
     var entries: [String: Entry] = [:]
     private var nextIncarnation: UInt64 = 1
     var jobs: [String: LoadJob] = [:]
     var jobCounter = 0
     private var rotation = 0
+    private nonisolated let heartbeatDone = Atomic<Bool>(false)
+
+    /// Ready to answer: its state is loaded (done in `init`) and it has heard from its workers
+    /// once, so routing knows which of them are down.
+    public nonisolated var isServing: Bool { heartbeatDone.load(ordering: .relaxed) }
 
     public init(options: CoordinatorOptions, logger: Logger) throws(CoordinatorError) {
         self.logger = logger
         self.threads = options.threads
         self.heartbeatInterval = options.heartbeatInterval
+        files = ServerFiles(root: options.importRoot)
         store = try CoordinatorStore(root: options.dataDirectory)
-        pool = WorkerPool(logger: logger)
+        pool = WorkerPool(logger: logger, security: options.workerSecurity, joinToken: options.joinToken)
         var endpoints = try store.loadWorkers()
         for address in options.workers where !endpoints.contains(where: { $0.id == address }) {
             endpoints.append(WorkerEndpoint(id: address, address: address))
@@ -87,6 +106,7 @@ public actor Coordinator {
         for worker in pool.ids { Task { await self.reconcile(worker) } }
         while !Task.isCancelled {
             await pool.heartbeat()
+            heartbeatDone.store(true, ordering: .relaxed)
             try? await Task.sleep(for: heartbeatInterval)
         }
     }
@@ -206,16 +226,46 @@ public actor Coordinator {
 
     // MARK: - Workers
 
-    func registerWorker(address: String, id: String) throws(CoordinatorError) -> Int {
+    /// Adds a worker, or re-announces a known one. A known id is never moved to another address
+    /// unless the caller is an admin (`mayReaddress`): otherwise anyone holding the join token
+    /// could point a worker's traffic at an address of their choosing.
+    func registerWorker(address: String, id: String, mayReaddress: Bool) throws(CoordinatorError) -> Int {
         let address = address.trimmingWhitespace
         guard !address.isEmpty else { throw .invalidArgument("RegisterWorker needs the worker's host:port address") }
+        guard address.utf8.count <= 255, id.utf8.count <= 255 else {
+            throw .invalidArgument("RegisterWorker: address and worker_id are limited to 255 bytes")
+        }
+        guard HostAndPort(address).map({ $0.port > 0 }) == true else {
+            throw .invalidArgument("RegisterWorker: address \"\(address)\" is not host:port with a non-zero port")
+        }
         let endpoint = WorkerEndpoint(id: id.isEmpty ? address : id, address: address)
+        if let known = pool.endpoints.first(where: { $0.id == endpoint.id }), known.address != endpoint.address, !mayReaddress {
+            throw .permissionDenied("worker \(endpoint.id) is registered at \(known.address); moving it to \(endpoint.address) "
+                + "needs an admin token (or remove it first with RemoveWorker)")
+        }
         if try pool.add(endpoint) {
             try store.saveWorkers(pool.endpoints)
             logger.info("registered worker \(endpoint.id) at \(endpoint.address)")
         }
         // A (re)starting worker may have lost or missed state; re-send what it should hold.
         Task { await self.reconcile(endpoint.id) }
+        return pool.ids.count
+    }
+
+    /// Forgets a worker. One that still holds lists of a collection is refused: its lists must
+    /// move to other workers first.
+    func removeWorker(_ id: String) throws(CoordinatorError) -> Int {
+        guard pool.ids.contains(id) else {
+            throw .notFound("no worker \"\(id)\" is registered (known: \(pool.ids.joined(separator: ", ")))")
+        }
+        let holding = entries.keys.sorted().filter { name in entries[name]!.shardMap.map { !$0.lists(ownedBy: id).isEmpty } ?? false }
+        guard holding.isEmpty else {
+            throw .failedPrecondition("worker \(id) holds lists of \(holding.joined(separator: ", ")); drop those collections or move "
+                + "the lists away before removing it")
+        }
+        pool.remove(id)
+        try store.saveWorkers(pool.endpoints)
+        logger.info("removed worker \(id)")
         return pool.ids.count
     }
 

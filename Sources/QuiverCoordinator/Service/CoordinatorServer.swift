@@ -3,20 +3,42 @@ import GRPCNIOTransportHTTP2
 import Logging
 import QuiverProtocol
 
-/// Serves the Coordinator service on `host:port` until `shutdown()`; port 0 lets the OS pick.
+/// Serves the Coordinator service (and the standard health service) on `host:port` until
+/// `shutdown()`; port 0 lets the OS pick.
 public final class CoordinatorServer: Sendable {
     public let coordinator: Coordinator
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let transport: HTTP2ServerTransport.Posix
     private let stopping = ShutdownSignal()
 
-    public init(host: String, port: Int, options: CoordinatorOptions, logger: Logger) throws(CoordinatorError) {
+    public init(host: String, port: Int, options: CoordinatorOptions, security: ServerSecurity = .plaintext,
+                credentials: ServerCredentials = ServerCredentials(), logger: Logger) throws(CoordinatorError) {
         coordinator = try Coordinator(options: options, logger: logger)
-        transport = HTTP2ServerTransport.Posix(
-            address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
-            transportSecurity: .plaintext,
-            config: .defaults { $0.rpc.maxRequestPayloadSize = maxMessageBytes })
-        server = GRPCServer(transport: transport, services: [CoordinatorService(coordinator: coordinator, stopping: stopping)])
+        let listen = HostAndPort(host: host, port: port)
+        if !listen.isLoopback {
+            if !security.isTLS {
+                logger.warning("SERVING WITHOUT TLS on \(listen), which is not a loopback address: anyone on the network can read and alter the traffic; start with --tls-cert/--tls-key/--tls-ca")
+            }
+            if credentials.tokens == nil {
+                logger.warning("SERVING WITHOUT CLIENT AUTHENTICATION on \(listen): anyone who reaches this port can create, load, search and drop collections; start with --tokens-file")
+            }
+            if credentials.joinToken == nil {
+                logger.warning("NO JOIN TOKEN on \(listen): anyone who reaches this port can register a worker; start with --join-token-file")
+            }
+        }
+        transport = QuiverTransport.server(listen: listen, security: security)
+        let coordinator = coordinator
+        let health = HealthService(stopping: stopping) { service in
+            switch service {
+            case "": .serving
+            case Quiver_V1_Coordinator.descriptor.fullyQualifiedService: coordinator.isServing ? .serving : .notServing
+            default: nil
+            }
+        }
+        server = GRPCServer(
+            transport: transport,
+            services: [CoordinatorService(coordinator: coordinator, stopping: stopping, credentials: credentials), health],
+            interceptors: [AuthorizationInterceptor(credentials: credentials, requirement: CoordinatorService.requirement)])
     }
 
     /// Serves until `shutdown()`; `onListening` gets the bound "host:port" once it is known.

@@ -7,6 +7,22 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
     let coordinator: Coordinator
     /// Fires when the server begins shutting down: open search streams then end.
     let stopping: ShutdownSignal
+    let credentials: ServerCredentials
+
+    /// What each method demands of its caller (checked by the interceptor before the handler).
+    static func requirement(_ method: MethodDescriptor) -> AccessRequirement {
+        guard method.service.fullyQualifiedService == Quiver_V1_Coordinator.descriptor.fullyQualifiedService else { return .none }
+        switch method.method {
+        case "DescribeCollection", "ListCollections", "Search", "SearchStream", "ClusterStatus", "LoadStatus":
+            return .role(.read)
+        case "CreateCollection", "DropCollection", "Train", "Load", "LoadFiles":
+            return .role(.write)
+        case "RegisterWorker":
+            return .joinCredential
+        default:
+            return .role(.admin)
+        }
+    }
 
     /// Runs `body`, mapping its typed error to the status the client sees.
     private func respond<Output>(_ body: () async throws(CoordinatorError) -> Output) async throws -> ServerResponse<Output> {
@@ -75,7 +91,7 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
 
     func search(request: ServerRequest<Quiver_V1_SearchRequest>,
                 context: ServerContext) async throws -> ServerResponse<Quiver_V1_SearchResponse> {
-        let timeout = request.metadata[stringValues: "grpc-timeout"].first(where: { _ in true }).flatMap(Self.parseTimeout)
+        let timeout = request.metadata[stringValues: GRPCTimeoutHeader.name].first(where: { _ in true }).flatMap(GRPCTimeoutHeader.parse)
         return try await respond { () throws(CoordinatorError) in try await coordinator.search(request.message, timeout: timeout) }
     }
 
@@ -105,27 +121,23 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
 
     func registerWorker(request: ServerRequest<Quiver_V1_RegisterWorkerRequest>,
                         context: ServerContext) async throws -> ServerResponse<Quiver_V1_RegisterWorkerResponse> {
-        try await respond { () throws(CoordinatorError) in
+        // The interceptor let a join token or an admin token through; only an admin may re-address.
+        let mayReaddress = credentials.tokens == nil || (try? credentials.role(of: request.metadata)) == .admin
+        return try await respond { () throws(CoordinatorError) in
             var response = Quiver_V1_RegisterWorkerResponse()
             response.workersKnown = UInt32(try await coordinator.registerWorker(address: request.message.address,
-                                                                                 id: request.message.workerID))
+                                                                                 id: request.message.workerID,
+                                                                                 mayReaddress: mayReaddress))
             return response
         }
     }
 
-    /// The caller's deadline as sent in the `grpc-timeout` header: up to 8 digits and a unit
-    /// (H, M, S, m, u, n). gRPC Swift enforces it on the handler but does not expose it, and the
-    /// scatter needs it to give workers only the time that is left.
-    static func parseTimeout(_ header: String) -> Duration? {
-        guard let unit = header.last, let amount = Int64(header.dropLast()), amount >= 0 else { return nil }
-        switch unit {
-        case "H": return .seconds(amount * 3600)
-        case "M": return .seconds(amount * 60)
-        case "S": return .seconds(amount)
-        case "m": return .milliseconds(amount)
-        case "u": return .microseconds(amount)
-        case "n": return .nanoseconds(amount)
-        default: return nil
+    func removeWorker(request: ServerRequest<Quiver_V1_RemoveWorkerRequest>,
+                      context: ServerContext) async throws -> ServerResponse<Quiver_V1_RemoveWorkerResponse> {
+        try await respond { () throws(CoordinatorError) in
+            var response = Quiver_V1_RemoveWorkerResponse()
+            response.workersKnown = UInt32(try await coordinator.removeWorker(request.message.workerID))
+            return response
         }
     }
 }

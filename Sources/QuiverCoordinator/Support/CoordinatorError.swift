@@ -18,12 +18,15 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
     case cancelled(String)
     /// A fault of the coordinator or a worker that the caller cannot fix.
     case internalError(String)
+    /// The caller is known but may not do this (wrong role, a path outside the import root).
+    case permissionDenied(String)
 
     public var description: String {
         switch self {
         case .invalidArgument(let message), .notFound(let message), .alreadyExists(let message),
              .failedPrecondition(let message), .resourceExhausted(let message), .unavailable(let message),
-             .deadlineExceeded(let message), .cancelled(let message), .internalError(let message):
+             .deadlineExceeded(let message), .cancelled(let message), .internalError(let message),
+             .permissionDenied(let message):
             message
         }
     }
@@ -39,6 +42,7 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
         case .deadlineExceeded(let message): RPCError(code: .deadlineExceeded, message: message)
         case .cancelled(let message): RPCError(code: .cancelled, message: message)
         case .internalError(let message): RPCError(code: .internalError, message: message)
+        case .permissionDenied(let message): RPCError(code: .permissionDenied, message: message)
         }
     }
 
@@ -56,6 +60,7 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
             case .failedPrecondition: return .failedPrecondition(message)
             case .resourceExhausted: return .resourceExhausted(message)
             case .deadlineExceeded: return .deadlineExceeded(message)
+            case .permissionDenied, .unauthenticated: return .internalError(message + " (the coordinator's credentials for this worker are wrong)")
             case .unavailable, .cancelled, .aborted: return .unavailable(message)
             default: return .internalError(message)
             }

@@ -11,6 +11,17 @@ func offload<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) as
     }
 }
 
+/// Runs blocking file access (opening, sampling, reading server-side datasets) on a GCD thread,
+/// so that a slow disk or a huge file set never stalls the coordinator's actor.
+func readingFiles<Value: Sendable>(_ work: @escaping @Sendable () throws(CoordinatorError) -> Value) async throws(CoordinatorError) -> Value {
+    let outcome: Result<Value, CoordinatorError> = await withCheckedContinuation { continuation in
+        DispatchQueue.global(qos: .userInitiated).async {
+            continuation.resume(returning: Result { () throws(CoordinatorError) in try work() })
+        }
+    }
+    return try outcome.get()
+}
+
 /// Milliseconds since the Unix epoch, the unit every timestamp on the wire uses.
 func unixMilliseconds() -> Int64 {
     var now = timespec()

@@ -16,7 +16,7 @@ extension WorkerPool {
         let client = try client(worker)
         let total = bytes.count
         do {
-            _ = try await client.installModel(options: .worker(timeout: .seconds(120))) { writer in
+            _ = try await client.installModel(metadata: callMetadata, options: .worker(timeout: .seconds(120))) { writer in
                 var offset = 0
                 repeat {
                     let end = min(total, offset + Self.modelChunkBytes)
@@ -46,7 +46,7 @@ extension WorkerPool {
         request.listIds = WireArrays.pack(lists)
         request.releaseUnowned = true
         do {
-            _ = try await client(worker).assignLists(request, options: .worker(timeout: .seconds(60)))
+            _ = try await client(worker).assignLists(request, metadata: callMetadata, options: .worker(timeout: .seconds(60)))
             recordSuccess(worker)
         } catch {
             recordFailure(worker, error)
@@ -64,7 +64,7 @@ extension WorkerPool {
         let expected = group.count
         let response: Quiver_V1_IngestResponse
         do {
-            response = try await client.ingest(options: .worker(timeout: .seconds(600))) { writer in
+            response = try await client.ingest(metadata: callMetadata, options: .worker(timeout: .seconds(600))) { writer in
                 var start = 0
                 while start < group.count {
                     let end = min(group.count, start + rowsPerMessage)
@@ -115,8 +115,14 @@ extension WorkerPool {
                 throw RPCError(code: .internalError, message: "worker \(worker) answered search \(answer.requestID) with neither result nor error")
             }
         } catch {
-            // The caller's cancellation says nothing about the worker's health.
-            if !(error is CancellationError) { recordFailure(worker, error) }
+            // The caller's cancellation, a bad request or a worker that merely lacks state says
+            // nothing about the worker's health.
+            let code = (error as? RPCError)?.code
+            if !(error is CancellationError), code.map({ $0.isRequestFault || $0.isWorkerStateFault }) != true {
+                recordFailure(worker, error)
+            } else if code != nil {
+                recordSuccess(worker)
+            }
             throw error
         }
     }
@@ -125,7 +131,7 @@ extension WorkerPool {
         var request = Quiver_V1_WorkerDropCollectionRequest()
         request.collection = collection
         do {
-            _ = try await client(worker).dropCollection(request, options: .worker(timeout: .seconds(60)))
+            _ = try await client(worker).dropCollection(request, metadata: callMetadata, options: .worker(timeout: .seconds(60)))
             recordSuccess(worker)
         } catch {
             recordFailure(worker, error)

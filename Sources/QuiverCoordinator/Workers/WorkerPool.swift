@@ -5,10 +5,6 @@ import QuiverCluster
 import QuiverProtocol
 import Synchronization
 
-/// Largest message the coordinator sends to or accepts from a worker (and from clients):
-/// search batches and their results easily exceed gRPC's 4 MiB default.
-let maxMessageBytes = 64 << 20
-
 /// The workers the coordinator knows: one gRPC client per worker, and the health the
 /// coordinator judges from heartbeats and call outcomes. Health decides routing: searches skip
 /// workers marked down and go to replicas instead.
@@ -30,9 +26,14 @@ final class WorkerPool: Sendable {
 
     private let members = Mutex<[WorkerID: Member]>([:])
     private let logger: Logger
+    private let security: ClientSecurity
+    /// Sent on every call: the join token, which workers require when they are given one.
+    let callMetadata: Metadata
 
-    init(logger: Logger) {
+    init(logger: Logger, security: ClientSecurity = .plaintext, joinToken: JoinToken? = nil) {
         self.logger = logger
+        self.security = security
+        callMetadata = .bearer(joinToken?.value)
     }
 
     /// Adds (or re-addresses) a worker and starts its connection; returns false when it was
@@ -42,10 +43,12 @@ final class WorkerPool: Sendable {
         if let known = members.withLock({ $0[endpoint.id] }), known.endpoint.address == endpoint.address {
             return false
         }
-        let target = try Self.target(endpoint.address)
+        guard let address = HostAndPort(endpoint.address), address.port > 0 else {
+            throw .invalidArgument("worker address \"\(endpoint.address)\" is not host:port")
+        }
         let transport: HTTP2ClientTransport.Posix
         do {
-            transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext)
+            transport = try QuiverTransport.client(to: address, security: security)
         } catch {
             throw .invalidArgument("cannot dial worker \(endpoint.address): \(error)")
         }
@@ -58,7 +61,7 @@ final class WorkerPool: Sendable {
             }
         }
         let client = Client(wrapping: grpc)
-        let searches = SearchStream { request, onResponse in
+        let searches = SearchStream(metadata: callMetadata) { request, onResponse in
             try await client.searchListsStream(request: request, options: .worker(), onResponse: onResponse)
         }
         let replaced = members.withLock { members in
@@ -69,23 +72,6 @@ final class WorkerPool: Sendable {
         replaced?.searches.close()
         replaced?.grpc.beginGracefulShutdown()
         return true
-    }
-
-    /// Parses "host:port" (IPv6 as "[::1]:port").
-    static func target(_ address: String) throws(CoordinatorError) -> any ResolvableTarget {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-              (1 ... 65_535).contains(port) else {
-            throw .invalidArgument("worker address \"\(address)\" is not host:port")
-        }
-        var host = String(address[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") {
-            host = String(host.dropFirst().dropLast())
-            return .ipv6(host: host, port: port)
-        }
-        guard !host.isEmpty else { throw .invalidArgument("worker address \"\(address)\" has no host") }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        if octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) { return .ipv4(host: host, port: port) }
-        return .dns(host: host, port: port)
     }
 
     var endpoints: [WorkerEndpoint] {
@@ -106,6 +92,19 @@ final class WorkerPool: Sendable {
             throw .unavailable("worker \(worker) is in the shard map but not registered with this coordinator")
         }
         return client
+    }
+
+    /// Forgets a worker and closes its connection.
+    func remove(_ worker: WorkerID) {
+        let removed = members.withLock { $0.removeValue(forKey: worker) }
+        removed?.searches.close()
+        removed?.grpc.beginGracefulShutdown()
+    }
+
+    /// Workers new lists may be placed on: all but those marked down (a worker that does not
+    /// answer, or a registration whose address leads nowhere, must not make training fail).
+    var placeable: [WorkerID] {
+        members.withLock { $0.values.filter { $0.health != .down }.map(\.endpoint.id) }.sorted()
     }
 
     /// Workers not to route searches to.
@@ -152,7 +151,7 @@ final class WorkerPool: Sendable {
                     do {
                         var options = CallOptions.worker(timeout: .seconds(2))
                         options.waitForReady = false
-                        let stats = try await member.client.stats(Quiver_V1_WorkerStatsRequest(), options: options)
+                        let stats = try await member.client.stats(Quiver_V1_WorkerStatsRequest(), metadata: self.callMetadata, options: options)
                         self.recordSuccess(member.endpoint.id, stats: stats)
                     } catch {
                         self.recordFailure(member.endpoint.id, error)
@@ -174,8 +173,8 @@ extension CallOptions {
     /// Options for calls to workers: large messages both ways, and an optional time limit.
     static func worker(timeout: Duration? = nil) -> CallOptions {
         var options = CallOptions.defaults
-        options.maxRequestMessageBytes = maxMessageBytes
-        options.maxResponseMessageBytes = maxMessageBytes
+        options.maxRequestMessageBytes = QuiverGRPC.maxMessageBytes
+        options.maxResponseMessageBytes = QuiverGRPC.maxMessageBytes
         options.timeout = timeout
         return options
     }

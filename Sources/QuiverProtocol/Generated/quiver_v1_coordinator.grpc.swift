@@ -183,6 +183,19 @@ public enum Quiver_V1_Coordinator: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RemoveWorker" metadata.
+        public enum RemoveWorker: Sendable {
+            /// Request type for "RemoveWorker".
+            public typealias Input = Quiver_V1_RemoveWorkerRequest
+            /// Response type for "RemoveWorker".
+            public typealias Output = Quiver_V1_RemoveWorkerResponse
+            /// Descriptor for "RemoveWorker".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Coordinator"),
+                method: "RemoveWorker",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "quiver.v1.Coordinator" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateCollection.descriptor,
@@ -196,7 +209,8 @@ public enum Quiver_V1_Coordinator: Sendable {
             Search.descriptor,
             SearchStream.descriptor,
             ClusterStatus.descriptor,
-            RegisterWorker.descriptor
+            RegisterWorker.descriptor,
+            RemoveWorker.descriptor
         ]
     }
 }
@@ -433,7 +447,9 @@ extension Quiver_V1_Coordinator {
         /// > Source IDL Documentation:
         /// >
         /// > A worker started with --coordinator announces itself; the coordinator adds it to its
-        /// > worker set (persisted) and places lists of later collections on it.
+        /// > worker set (persisted) and places lists of later collections on it. Needs the cluster's join
+        /// > token (or an admin token) when the coordinator has credentials. A known worker id is only
+        /// > moved to a different address with an admin token (PERMISSION_DENIED otherwise).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Quiver_V1_RegisterWorkerRequest` messages.
@@ -446,6 +462,24 @@ extension Quiver_V1_Coordinator {
             request: GRPCCore.StreamingServerRequest<Quiver_V1_RegisterWorkerRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_RegisterWorkerResponse>
+
+        /// Handle the "RemoveWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets a worker (admin). FAILED_PRECONDITION while it still holds lists of a collection.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_RemoveWorkerRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_RemoveWorkerResponse` messages.
+        func removeWorker(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_RemoveWorkerRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_RemoveWorkerResponse>
     }
 
     /// Service protocol for the "quiver.v1.Coordinator" service.
@@ -666,7 +700,9 @@ extension Quiver_V1_Coordinator {
         /// > Source IDL Documentation:
         /// >
         /// > A worker started with --coordinator announces itself; the coordinator adds it to its
-        /// > worker set (persisted) and places lists of later collections on it.
+        /// > worker set (persisted) and places lists of later collections on it. Needs the cluster's join
+        /// > token (or an admin token) when the coordinator has credentials. A known worker id is only
+        /// > moved to a different address with an admin token (PERMISSION_DENIED otherwise).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Quiver_V1_RegisterWorkerRequest` message.
@@ -679,6 +715,24 @@ extension Quiver_V1_Coordinator {
             request: GRPCCore.ServerRequest<Quiver_V1_RegisterWorkerRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Quiver_V1_RegisterWorkerResponse>
+
+        /// Handle the "RemoveWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets a worker (admin). FAILED_PRECONDITION while it still holds lists of a collection.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_RemoveWorkerRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Quiver_V1_RemoveWorkerResponse` message.
+        func removeWorker(
+            request: GRPCCore.ServerRequest<Quiver_V1_RemoveWorkerRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Quiver_V1_RemoveWorkerResponse>
     }
 
     /// Simple service protocol for the "quiver.v1.Coordinator" service.
@@ -898,7 +952,9 @@ extension Quiver_V1_Coordinator {
         /// > Source IDL Documentation:
         /// >
         /// > A worker started with --coordinator announces itself; the coordinator adds it to its
-        /// > worker set (persisted) and places lists of later collections on it.
+        /// > worker set (persisted) and places lists of later collections on it. Needs the cluster's join
+        /// > token (or an admin token) when the coordinator has credentials. A known worker id is only
+        /// > moved to a different address with an admin token (PERMISSION_DENIED otherwise).
         ///
         /// - Parameters:
         ///   - request: A `Quiver_V1_RegisterWorkerRequest` message.
@@ -911,6 +967,24 @@ extension Quiver_V1_Coordinator {
             request: Quiver_V1_RegisterWorkerRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Quiver_V1_RegisterWorkerResponse
+
+        /// Handle the "RemoveWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets a worker (admin). FAILED_PRECONDITION while it still holds lists of a collection.
+        ///
+        /// - Parameters:
+        ///   - request: A `Quiver_V1_RemoveWorkerRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Quiver_V1_RemoveWorkerResponse` to respond with.
+        func removeWorker(
+            request: Quiver_V1_RemoveWorkerRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Quiver_V1_RemoveWorkerResponse
     }
 }
 
@@ -1050,6 +1124,17 @@ extension Quiver_V1_Coordinator.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Quiver_V1_Coordinator.Method.RemoveWorker.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_RemoveWorkerRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_RemoveWorkerResponse>(),
+            handler: { request, context in
+                try await self.removeWorker(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1171,6 +1256,17 @@ extension Quiver_V1_Coordinator.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_RegisterWorkerResponse> {
         let response = try await self.registerWorker(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func removeWorker(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_RemoveWorkerRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_RemoveWorkerResponse> {
+        let response = try await self.removeWorker(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1334,6 +1430,19 @@ extension Quiver_V1_Coordinator.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Quiver_V1_RegisterWorkerResponse> {
         return GRPCCore.ServerResponse<Quiver_V1_RegisterWorkerResponse>(
             message: try await self.registerWorker(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func removeWorker(
+        request: GRPCCore.ServerRequest<Quiver_V1_RemoveWorkerRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Quiver_V1_RemoveWorkerResponse> {
+        return GRPCCore.ServerResponse<Quiver_V1_RemoveWorkerResponse>(
+            message: try await self.removeWorker(
                 request: request.message,
                 context: context
             ),
@@ -1616,7 +1725,9 @@ extension Quiver_V1_Coordinator {
         /// > Source IDL Documentation:
         /// >
         /// > A worker started with --coordinator announces itself; the coordinator adds it to its
-        /// > worker set (persisted) and places lists of later collections on it.
+        /// > worker set (persisted) and places lists of later collections on it. Needs the cluster's join
+        /// > token (or an admin token) when the coordinator has credentials. A known worker id is only
+        /// > moved to a different address with an admin token (PERMISSION_DENIED otherwise).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Quiver_V1_RegisterWorkerRequest` message.
@@ -1633,6 +1744,29 @@ extension Quiver_V1_Coordinator {
             deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_RegisterWorkerResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RegisterWorkerResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RemoveWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets a worker (admin). FAILED_PRECONDITION while it still holds lists of a collection.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_RemoveWorkerRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_RemoveWorkerRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_RemoveWorkerResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func removeWorker<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_RemoveWorkerRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_RemoveWorkerRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_RemoveWorkerResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RemoveWorkerResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2036,7 +2170,9 @@ extension Quiver_V1_Coordinator {
         /// > Source IDL Documentation:
         /// >
         /// > A worker started with --coordinator announces itself; the coordinator adds it to its
-        /// > worker set (persisted) and places lists of later collections on it.
+        /// > worker set (persisted) and places lists of later collections on it. Needs the cluster's join
+        /// > token (or an admin token) when the coordinator has credentials. A known worker id is only
+        /// > moved to a different address with an admin token (PERMISSION_DENIED otherwise).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Quiver_V1_RegisterWorkerRequest` message.
@@ -2059,6 +2195,40 @@ extension Quiver_V1_Coordinator {
             try await self.client.unary(
                 request: request,
                 descriptor: Quiver_V1_Coordinator.Method.RegisterWorker.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RemoveWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Forgets a worker (admin). FAILED_PRECONDITION while it still holds lists of a collection.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_RemoveWorkerRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_RemoveWorkerRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_RemoveWorkerResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func removeWorker<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_RemoveWorkerRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_RemoveWorkerRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_RemoveWorkerResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RemoveWorkerResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Quiver_V1_Coordinator.Method.RemoveWorker.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2400,7 +2570,9 @@ extension Quiver_V1_Coordinator.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > A worker started with --coordinator announces itself; the coordinator adds it to its
-    /// > worker set (persisted) and places lists of later collections on it.
+    /// > worker set (persisted) and places lists of later collections on it. Needs the cluster's join
+    /// > token (or an admin token) when the coordinator has credentials. A known worker id is only
+    /// > moved to a different address with an admin token (PERMISSION_DENIED otherwise).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Quiver_V1_RegisterWorkerRequest` message.
@@ -2420,6 +2592,35 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_RegisterWorkerRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_RegisterWorkerResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveWorker" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Forgets a worker (admin). FAILED_PRECONDITION while it still holds lists of a collection.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Quiver_V1_RemoveWorkerRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeWorker<Result>(
+        request: GRPCCore.ClientRequest<Quiver_V1_RemoveWorkerRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RemoveWorkerResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.removeWorker(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_RemoveWorkerRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_RemoveWorkerResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2804,7 +3005,9 @@ extension Quiver_V1_Coordinator.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > A worker started with --coordinator announces itself; the coordinator adds it to its
-    /// > worker set (persisted) and places lists of later collections on it.
+    /// > worker set (persisted) and places lists of later collections on it. Needs the cluster's join
+    /// > token (or an admin token) when the coordinator has credentials. A known worker id is only
+    /// > moved to a different address with an admin token (PERMISSION_DENIED otherwise).
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -2827,6 +3030,39 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             metadata: metadata
         )
         return try await self.registerWorker(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveWorker" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Forgets a worker (admin). FAILED_PRECONDITION while it still holds lists of a collection.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeWorker<Result>(
+        _ message: Quiver_V1_RemoveWorkerRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RemoveWorkerResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Quiver_V1_RemoveWorkerRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.removeWorker(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -296,11 +296,12 @@ extension CallStream where Request: CancellableCallRequest, Response: CallStream
     /// request stream and the handler of its responses, e.g.
     /// `{ try await client.searchStream(request: $0, options: options, onResponse: $1) }`.
     public convenience init(
+        metadata: Metadata = [:],
         call: @escaping @Sendable (StreamingClientRequest<Request>,
                                    @escaping @Sendable (StreamingClientResponse<Response>) async throws -> Void) async throws -> Void
     ) {
         self.init(open: { requests, receive in
-            try await call(StreamingClientRequest { writer in
+            try await call(StreamingClientRequest(metadata: metadata) { writer in
                 for await request in requests { try await writer.write(request) }
             }) { response in
                 for try await message in response.messages { receive(message) }
@@ -339,5 +340,19 @@ extension Quiver_V1_CallError {
     public var rpcError: RPCError {
         let status = Status.Code(rawValue: Int(code)).flatMap(RPCError.Code.init) ?? .unknown
         return RPCError(code: status, message: message)
+    }
+}
+
+extension RPCError.Code {
+    /// The request itself is at fault: the same request fails on any replica, so it is neither
+    /// retried elsewhere nor held against the worker that refused it.
+    public var isRequestFault: Bool {
+        self == .invalidArgument || self == .resourceExhausted || self == .outOfRange
+    }
+
+    /// The worker is alive but not in a state to answer (model or list missing, versions
+    /// differ): a replica may answer, and the worker's health is not in question.
+    public var isWorkerStateFault: Bool {
+        self == .notFound || self == .failedPrecondition || self == .alreadyExists
     }
 }

@@ -2,9 +2,13 @@ import GRPCCore
 
 /// gRPC settings every Quiver process uses, so that a batch that fits one side fits the other.
 public enum QuiverGRPC {
-    /// Largest message accepted or sent: batches of vectors and results are far above gRPC's
-    /// 4 MiB default (10k queries × 384 floats is 15 MiB); loaders still stream in smaller batches.
-    public static let maxMessageBytes = 256 * 1024 * 1024
+    /// Largest message accepted or sent on every hop (client ↔ coordinator ↔ worker): batches of
+    /// vectors and results are far above gRPC's 4 MiB default (10k queries × 384 floats is
+    /// 15 MiB), and a request whose answer would not fit is refused up front, naming this limit.
+    public static let maxMessageBytes = 64 << 20
+
+    /// The longest a search may run, whatever deadline its caller sent (or none).
+    public static let maxSearchTime: Duration = .seconds(600)
 
     /// Client service config raising the message limits for every method.
     public static var serviceConfig: ServiceConfig {

@@ -42,6 +42,21 @@ public enum DatasetError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// The description without anything read from the file itself (magic bytes, header text,
+    /// element type strings): what a server tells a remote caller about a file it may not see.
+    public var descriptionWithoutContents: String {
+        switch self {
+        case .badMagic(let path, _):
+            "\(path): not a .npy file (it does not start with the .npy magic bytes)"
+        case .unparseableHeader(let path, _):
+            "\(path): cannot parse its .npy header"
+        case .unsupportedElementType(let path, _, let supported):
+            "\(path): unsupported element type; supported here: " + supported.joined(separator: ", ")
+        default:
+            description
+        }
+    }
+
     public var description: String {
         switch self {
         case .fileNotFound(let path):

@@ -22,7 +22,9 @@ final class MappedFile: @unchecked Sendable {
 
     init(path: String) throws(DatasetError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking, so that opening a FIFO returns at once instead of waiting for a writer;
+        // anything but a regular file is then refused before a byte is read.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             let code = errno
             if code == ENOENT { throw .fileNotFound(path: path) }
@@ -34,8 +36,10 @@ final class MappedFile: @unchecked Sendable {
         if fstat(fd, &info) != 0 {
             throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
         }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            throw .cannotOpen(path: path, reason: "is a directory")
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw .cannotOpen(path: path, reason: "is a directory")
+        default: throw .cannotOpen(path: path, reason: "is not a regular file")
         }
         size = Int(info.st_size)
         if size == 0 {

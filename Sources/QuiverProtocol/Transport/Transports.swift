@@ -1,0 +1,58 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import NIOCore
+
+/// The one way every Quiver server and client builds its HTTP/2 transport, so that limits,
+/// keepalive and the request-header guard are the same on every hop.
+public enum QuiverTransport {
+    /// Streams one connection may hold open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS):
+    /// enough for the coordinator's long-lived search streams and a load per worker, far from
+    /// what would let one client pin a server's memory.
+    public static let maxConcurrentStreamsPerConnection = 256
+
+    /// A server transport on `listen` with Quiver's limits.
+    public static func server(listen: HostAndPort, security: ServerSecurity) -> HTTP2ServerTransport.Posix {
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = QuiverGRPC.maxMessageBytes
+        config.http2.maxConcurrentStreams = maxConcurrentStreamsPerConnection
+        // Idle connections are closed after a while; busy ones are pinged so a peer that vanished
+        // without a FIN is noticed. Clients may ping (their search streams stay open while idle).
+        config.connection.maxIdleTime = .seconds(30 * 60)
+        config.connection.keepalive = .init(time: .seconds(60), timeout: .seconds(20),
+                                            clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(10), allowWithoutCalls: true))
+        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(RequestHeaderGuard(), position: .first)
+            }
+        }
+        let address: GRPCNIOTransportCore.SocketAddress = listen.host.contains(":")
+            ? .ipv6(host: listen.host, port: listen.port) : .ipv4(host: listen.host, port: listen.port)
+        return HTTP2ServerTransport.Posix(address: address, transportSecurity: security.transport, config: config)
+    }
+
+    /// A client transport to `address` with Quiver's limits (and keepalive pings, so a dead peer
+    /// fails the calls waiting on it instead of leaving them to their deadlines).
+    public static func client(to address: HostAndPort, security: ClientSecurity) throws -> HTTP2ClientTransport.Posix {
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        // Searches are latency-bound single messages: send each at once.
+        config.connection.flushCoalescing = nil
+        config.connection.keepalive = .init(time: .seconds(30), timeout: .seconds(10), allowWithoutCalls: true)
+        return try HTTP2ClientTransport.Posix(target: address.resolvableTarget, transportSecurity: security.transport,
+                                              config: config, serviceConfig: QuiverGRPC.serviceConfig)
+    }
+}
+
+extension HostAndPort {
+    /// The target gRPC resolves: an IPv4 or IPv6 literal as is, anything else by DNS.
+    public var resolvableTarget: any ResolvableTarget {
+        if host.contains(":") { return .ipv6(host: host, port: port) }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        if octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) { return .ipv4(host: host, port: port) }
+        return .dns(host: host, port: port)
+    }
+
+    /// Whether this names the loopback interface (where plaintext without credentials is fine).
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
