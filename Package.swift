@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", exact: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
     ],
     targets: [
         // SIMD hot loops (FastScan block scan, GEMM, float16, CRC-32C) with run-time ISA dispatch.
@@ -49,6 +50,7 @@ let package = Package(
             .product(name: "NIOHTTP2", package: "swift-nio-http2"), .product(name: "NIOHPACK", package: "swift-nio-http2"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
         // Transport-free cluster logic: shard maps, placement, scatter plans, result merging.
         .target(name: "QuiverCluster", dependencies: ["QuiverIndex"]),
@@ -76,6 +78,10 @@ let package = Package(
         .testTarget(name: "QuiverClusterTests", dependencies: ["QuiverCluster", "QuiverIndex"]),
         .testTarget(name: "QuiverWorkerTests", dependencies: ["QuiverWorker", "QuiverStorage", "QuiverIndex", "QuiverProtocol", grpcTransport]),
         // Starts real coordinator and worker processes on loopback.
-        .testTarget(name: "QuiverEndToEndTests", dependencies: ["QuiverClient", "QuiverIndex", "QuiverStorage", "QuiverProtocol", grpcCore]),
+        .testTarget(name: "QuiverEndToEndTests", dependencies: [
+            "QuiverClient", "QuiverIndex", "QuiverStorage", "QuiverProtocol", grpcCore, grpcTransport, swiftProtobuf,
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"), .product(name: "NIOHPACK", package: "swift-nio-http2"),
+        ]),
     ]
 )

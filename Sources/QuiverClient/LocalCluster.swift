@@ -77,12 +77,52 @@ public final class LocalCluster: @unchecked Sendable {
     /// The folder server-side imports may read (the coordinator's `--import-root`).
     public let importRoot: URL
 
+    /// Credentials and TLS the processes start with (none: plaintext, open, as on a laptop).
+    public struct Security: Sendable {
+        /// TLS on every hop with these certificates (the coordinator's and the workers').
+        public var certificates: DevelopmentCertificates.Files?
+        /// The coordinator's client tokens file.
+        public var tokensFile: String?
+        /// The join token file, given to the coordinator and every worker.
+        public var joinTokenFile: String?
+        /// The token `client` sends by default.
+        public var clientToken: String?
+
+        public init(certificates: DevelopmentCertificates.Files? = nil, tokensFile: String? = nil, joinTokenFile: String? = nil,
+                    clientToken: String? = nil) {
+            self.certificates = certificates
+            self.tokensFile = tokensFile
+            self.joinTokenFile = joinTokenFile
+            self.clientToken = clientToken
+        }
+
+        func arguments(_ role: NodeRole) -> [String] {
+            var arguments: [String] = []
+            if let certificates {
+                let files = certificates.node(role)
+                arguments += ["--tls-cert", files.certificateChain, "--tls-key", files.privateKey, "--tls-ca", files.trustRoots]
+            }
+            if let joinTokenFile { arguments += ["--join-token-file", joinTokenFile] }
+            if role == .coordinator, let tokensFile { arguments += ["--tokens-file", tokensFile] }
+            return arguments
+        }
+
+        /// How clients reach the coordinator.
+        public var clientSecurity: ClientSecurity {
+            certificates.map { .tls(trustRoots: $0.ca, identity: nil) } ?? .plaintext
+        }
+    }
+
+    public let security: Security
+
     /// - Parameters:
     ///   - binary: the `quiver` executable.
     ///   - root: folder for data and logs (a fresh temporary folder, removed at shutdown, if nil).
     ///   - importRoot: the coordinator's import root (default: `root/data`, created).
-    public init(binary: URL, workers count: Int, root: URL? = nil, workerThreads: Int? = nil, importRoot: URL? = nil) throws {
+    public init(binary: URL, workers count: Int, root: URL? = nil, workerThreads: Int? = nil, importRoot: URL? = nil,
+                security: Security = Security()) throws {
         self.binary = binary
+        self.security = security
         removeOnShutdown = root == nil
         self.root = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("quiver-cluster-\(UUID().uuidString)")
         self.importRoot = importRoot ?? self.root.appendingPathComponent("data")
@@ -93,7 +133,7 @@ public final class LocalCluster: @unchecked Sendable {
             binary: binary, name: "coordinator",
             arguments: ["coordinator", "--listen", "127.0.0.1:0", "--data-dir", self.root.appendingPathComponent("coordinator").path,
                         "--workers", workers.map(\.address.description).joined(separator: ","),
-                        "--import-root", self.importRoot.path],
+                        "--import-root", self.importRoot.path] + security.arguments(.coordinator),
             logDirectory: self.root)
     }
 
@@ -104,6 +144,7 @@ public final class LocalCluster: @unchecked Sendable {
     private func startWorker(_ index: Int, port: Int = 0) throws -> ServerProcess {
         var arguments = ["worker", "--listen", "127.0.0.1:\(port)", "--data-dir", workerDataDirectory(index).path]
         if let workerThreads { arguments += ["--threads", "\(workerThreads)"] }
+        arguments += security.arguments(.worker)
         return try ServerProcess(binary: binary, name: "worker-\(index)", arguments: arguments, logDirectory: root)
     }
 
@@ -114,9 +155,11 @@ public final class LocalCluster: @unchecked Sendable {
         workers[index] = try startWorker(index, port: port)
     }
 
-    public func client<Result: Sendable>(timeout: Duration = .seconds(600),
+    /// A client of the coordinator; `token` nil sends the security's `clientToken`.
+    public func client<Result: Sendable>(timeout: Duration = .seconds(600), token: String? = nil,
                                          _ body: (QuiverClient) async throws -> Result) async throws -> Result {
-        try await QuiverClient.withConnection(to: coordinator.address, timeout: timeout, body)
+        try await QuiverClient.withConnection(to: coordinator.address, timeout: timeout, security: security.clientSecurity,
+                                              token: token ?? security.clientToken, body)
     }
 
     public func shutdown() {

@@ -257,6 +257,9 @@ func expectCodes(_ codes: [RPCError.Code], sourceLocation: SourceLocation = #_so
     } catch let error as QuiverClientError {
         #expect(codes.contains(error.code), "got \(error)", sourceLocation: sourceLocation)
         #expect(!error.message.isEmpty, sourceLocation: sourceLocation)
+    } catch let error as RPCError {
+        #expect(codes.contains(error.code), "got \(error)", sourceLocation: sourceLocation)
+        #expect(!error.message.isEmpty, sourceLocation: sourceLocation)
     } catch {
         Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
     }

@@ -9,23 +9,29 @@ import Darwin
 ///
 /// - Patterns are relative to the root, or absolute paths that start with it; `..` is refused.
 /// - Globs (`*`, `?`, `[…]` per path component) are expanded by a bounded walk, not by glob(3):
-///   at most `maxEntriesVisited` directory entries are looked at and `maxMatches` files returned,
+///   at most `limits.maxEntriesVisited` directory entries are looked at and `limits.maxMatches` files returned,
 ///   so `/*/*/*/*/*.npy` costs a bounded amount of work instead of a walk of the whole disk.
 /// - Every match is resolved with realpath(3) and must stay inside the root (a symlink may point
 ///   elsewhere in the root, not out of it), must be a regular file (not a FIFO, device or
 ///   folder) and must carry an allowed extension — checked before the file is opened.
 /// - Errors name the pattern and paths relative to the root, never other files or contents.
 public struct ImportRoot: Sendable, Equatable {
-    public static let maxEntriesVisited = 100_000
-    public static let maxMatches = 10_000
-    public static let maxComponents = 32
+    /// How much one pattern may make the server do.
+    public struct Limits: Sendable, Equatable {
+        public var maxEntriesVisited = 100_000
+        public var maxMatches = 10_000
+        public var maxComponents = 32
+        public init() {}
+    }
 
     /// The root's canonical path (symlinks resolved).
     public let path: String
     /// The root as configured, also accepted as the prefix of absolute patterns.
     public let configuredPath: String
+    public let limits: Limits
 
-    public init(_ path: String) throws(ImportError) {
+    public init(_ path: String, limits: Limits = Limits()) throws(ImportError) {
+        self.limits = limits
         guard let real = Self.realPath(path) else { throw .rootUnusable(path: path, reason: "it does not exist") }
         var info = stat()
         guard stat(real, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
@@ -51,10 +57,10 @@ public struct ImportRoot: Sendable, Equatable {
                 }
                 // Only list folders that are really inside the root (a symlinked folder may not be).
                 guard let realFolder = Self.realPath(folder), contains(realFolder) else { continue }
-                for name in try Self.entries(of: realFolder, pattern: pattern, visited: &visited) {
+                for name in try entries(of: realFolder, pattern: pattern, visited: &visited) {
                     guard Self.matches(component, name) else { continue }
                     next.append(folder + "/" + name)
-                    if last && next.count > Self.maxMatches { throw .tooManyMatches(pattern: pattern, limit: Self.maxMatches) }
+                    if last && next.count > limits.maxMatches { throw .tooManyMatches(pattern: pattern, limit: limits.maxMatches) }
                 }
             }
             candidates = next
@@ -107,7 +113,7 @@ public struct ImportRoot: Sendable, Equatable {
         let components = rest.split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." }
         guard !components.isEmpty else { throw .noFilesMatch(pattern: pattern) }
         guard !components.contains("..") else { throw .outsideRoot(pattern: pattern, match: nil) }
-        guard components.count <= Self.maxComponents else { throw .tooDeep(pattern: pattern, limit: Self.maxComponents) }
+        guard components.count <= limits.maxComponents else { throw .tooDeep(pattern: pattern, limit: limits.maxComponents) }
         return components
     }
 
@@ -117,13 +123,13 @@ public struct ImportRoot: Sendable, Equatable {
         fnmatch(component, name, FNM_PERIOD) == 0
     }
 
-    private static func entries(of folder: String, pattern: String, visited: inout Int) throws(ImportError) -> [String] {
+    private func entries(of folder: String, pattern: String, visited: inout Int) throws(ImportError) -> [String] {
         guard let directory = opendir(folder) else { return [] }
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {
             visited += 1
-            if visited > maxEntriesVisited { throw .patternTooBroad(pattern: pattern, limit: maxEntriesVisited) }
+            if visited > limits.maxEntriesVisited { throw .patternTooBroad(pattern: pattern, limit: limits.maxEntriesVisited) }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
