@@ -17,6 +17,10 @@ let package = Package(
         .library(name: "QuiverIndex", targets: ["QuiverIndex"]),
         .library(name: "QuiverStorage", targets: ["QuiverStorage"]),
         .library(name: "QuiverClient", targets: ["QuiverClient"]),
+        // For the fuzzers in fuzz/, which drive the services' request handling directly.
+        .library(name: "QuiverProtocol", targets: ["QuiverProtocol"]),
+        .library(name: "QuiverCluster", targets: ["QuiverCluster"]),
+        .library(name: "QuiverWorker", targets: ["QuiverWorker"]),
     ],
     // Exact pins: scripts/protoc-plugins/Package.swift pins the same swift-protobuf, grpc-swift-2
     // and grpc-swift-protobuf, so the generated code matches the runtime libraries.

@@ -46,11 +46,12 @@ extension ShardWorker {
         }
         let coarseScores = request.probeCoarseScores.isEmpty
             ? nil : try unpack(request.probeCoarseScores, as: Float.self, count: probed.count, field: "probe_coarse_scores")
+        // Every offset is checked before any is used to index probe_list_ids.
+        for query in 0 ..< count where offsets[query] > offsets[query + 1] {
+            throw .invalidArgument("SearchLists: probe_offsets decrease at query \(query) (\(offsets[query]) > \(offsets[query + 1]))")
+        }
         var seen = [Int](repeating: -1, count: model.nlist)
         for query in 0 ..< count {
-            guard offsets[query] <= offsets[query + 1] else {
-                throw .invalidArgument("SearchLists: probe_offsets decrease at query \(query) (\(offsets[query]) > \(offsets[query + 1]))")
-            }
             for position in Int(offsets[query]) ..< Int(offsets[query + 1]) {
                 let list = probed[position]
                 guard list >= 0, Int(list) < model.nlist else {

@@ -144,6 +144,41 @@ extension CallStreamTests {
     }
 }
 
+extension CallStreamTests {
+    /// With room for 2 calls, a third is not even read until one of the first two is answered
+    /// and written: a flood of requests waits in the transport, not in the server's memory.
+    @Test func servingHoldsAtMostMaxInFlightCalls() async throws {
+        let (requests, feed) = AsyncThrowingStream.makeStream(of: Request.self)
+        let written = Collector()
+        let started = Counter()
+        let release = Counter()
+        for id in 1 ... 5 {
+            var request = Self.request(k: 1)
+            request.requestID = UInt64(id)
+            feed.yield(request)
+        }
+        feed.finish()
+        let serving = Task {
+            try await CallStream<Request, Response>.serve(
+                RPCAsyncSequence(wrapping: requests), writer: RPCWriter(wrapping: written), maxInFlight: 2,
+                requestID: \.requestID, cancelledID: { $0.cancel ? $0.requestID : nil }
+            ) { request in
+                started.value.add(1, ordering: .relaxed)
+                while release.value.load(ordering: .relaxed) < Int(request.requestID) { try? await Task.sleep(for: .milliseconds(1)) }
+                var response = Response()
+                response.requestID = request.requestID
+                return response
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(started.value.load(ordering: .relaxed) == 2)
+        release.value.store(5, ordering: .relaxed)
+        try await serving.value
+        #expect(started.value.load(ordering: .relaxed) == 5)
+        #expect(written.responses.withLock { $0.count } == 5)
+    }
+}
+
 final class Collector: RPCWriterProtocol {
     let responses = Mutex<[Quiver_V1_SearchListsStreamResponse]>([])
     func write(_ element: Quiver_V1_SearchListsStreamResponse) async throws { responses.withLock { $0.append(element) } }

@@ -163,6 +163,9 @@ import Testing
         expectStatus(.invalidArgument) { try search { $0.queries.data.append(0) } }
         expectStatus(.invalidArgument) { try search { $0.probeOffsets = WireArrays.pack([UInt32(0), 8, 16]) } }
         expectStatus(.invalidArgument) { try search { $0.probeOffsets = WireArrays.pack([UInt32(0), 16, 8, 24]) } }
+        // Found by fuzz/FuzzRequests: a middle offset past the end of probe_list_ids (the last one
+        // right) indexed out of bounds before the decrease after it was noticed.
+        expectStatus(.invalidArgument) { try search { $0.probeOffsets = WireArrays.pack([UInt32(0), 0xFF_FC02, 24, 24]) } }
         expectStatus(.invalidArgument) { try search { $0.probeListIds = WireArrays.pack([Int32](repeating: 0, count: 24)) } }
         expectStatus(.invalidArgument) { try search { $0.probeListIds = WireArrays.pack([Int32](repeating: 99, count: 24)) } }
         expectStatus(.invalidArgument) { try search { $0.probeCoarseScores = WireArrays.pack([Float(1)]) } }

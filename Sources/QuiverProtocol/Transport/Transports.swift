@@ -5,10 +5,10 @@ import NIOCore
 /// The one way every Quiver server and client builds its HTTP/2 transport, so that limits,
 /// keepalive and the request-header guard are the same on every hop.
 public enum QuiverTransport {
-    /// Streams one connection may hold open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS):
-    /// enough for the coordinator's long-lived search streams and a load per worker, far from
-    /// what would let one client pin a server's memory.
-    public static let maxConcurrentStreamsPerConnection = 256
+    /// Streams one connection may hold open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS,
+    /// gRPC's usual 100): plenty for a client's search stream and parallel loads, and a bound on
+    /// what one connection can make the server buffer.
+    public static let maxConcurrentStreamsPerConnection = 100
 
     /// A server transport on `listen` with Quiver's limits.
     public static func server(listen: HostAndPort, security: ServerSecurity) -> HTTP2ServerTransport.Posix {

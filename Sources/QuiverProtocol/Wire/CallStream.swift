@@ -150,18 +150,31 @@ public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
     /// request for which `cancelledID` returns an id cancels the task answering that id. When
     /// `stop` fires (the server is shutting down gracefully) it reads no further requests,
     /// answers those it has, and ends the stream, so an open stream never holds a shutdown up.
+    ///
+    /// At most `maxInFlight` requests are read and not yet answered *and written*: past that the
+    /// reader waits, so a client that sends faster than it is served, or never reads its answers,
+    /// is held back by HTTP/2 flow control instead of growing the server's memory.
     public static func serve(_ requests: RPCAsyncSequence<Request, any Error>, writer: RPCWriter<Response>,
-                             stop: ShutdownSignal? = nil, requestID: @escaping @Sendable (Request) -> UInt64,
+                             stop: ShutdownSignal? = nil, maxInFlight: Int = CallStreamLimits.maxInFlightPerStream,
+                             requestID: @escaping @Sendable (Request) -> UInt64,
                              cancelledID: @escaping @Sendable (Request) -> UInt64? = { _ in nil },
                              answer: @escaping @Sendable (Request) async -> Response) async throws {
         let (incoming, accept) = AsyncStream.makeStream(of: Request.self)
         let (outbox, post) = AsyncStream.makeStream(of: Response.self)
         let running = RunningCalls()
-        stop?.onStop { accept.finish() }
+        let slots = AsyncSlots(maxInFlight)
+        stop?.onStop {
+            accept.finish()
+            slots.close()
+        }
         try await withThrowingTaskGroup(of: CallStreamRole.self) { group in
             group.addTask {
                 defer { accept.finish() }
-                for try await request in requests { accept.yield(request) }
+                for try await request in requests {
+                    // A cancel always gets through; a new call waits for a free slot.
+                    if cancelledID(request) == nil, await !slots.acquire() { break }
+                    accept.yield(request)
+                }
                 return .reader
             }
             group.addTask {
@@ -184,7 +197,10 @@ public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
                 return .answers
             }
             group.addTask {
-                for await response in outbox { try await writer.write(response) }
+                for await response in outbox {
+                    try await writer.write(response)
+                    slots.release()
+                }
                 return .writer
             }
             // Everything read has been answered and written: stop reading (after a stop, the
@@ -244,6 +260,61 @@ private final class RunningCalls: Sendable {
             case nil: break
             }
         }
+    }
+}
+
+public enum CallStreamLimits {
+    /// Calls one served stream holds at once (read, not yet answered and written).
+    public static let maxInFlightPerStream = 256
+}
+
+/// A counting semaphore for tasks: `acquire` waits while every slot is taken.
+final class AsyncSlots: Sendable {
+    private struct State {
+        var free: Int
+        var waiting: [CheckedContinuation<Bool, Never>] = []
+        var closed = false
+    }
+
+    private let state: Mutex<State>
+
+    init(_ count: Int) { state = Mutex(State(free: max(1, count))) }
+
+    /// Takes a slot, waiting for one if needed; false once closed.
+    func acquire() async -> Bool {
+        await withCheckedContinuation { continuation in
+            let granted = state.withLock { state -> Bool? in
+                if state.closed { return false }
+                if state.free > 0 {
+                    state.free -= 1
+                    return true
+                }
+                state.waiting.append(continuation)
+                return nil
+            }
+            if let granted { continuation.resume(returning: granted) }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            if state.waiting.isEmpty {
+                state.free += 1
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume(returning: true)
+    }
+
+    /// Wakes every waiter with false; later acquires fail at once.
+    func close() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            state.closed = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for waiter in waiters { waiter.resume(returning: false) }
     }
 }
 
