@@ -134,3 +134,10 @@ def test_progress_prints_plain_lines_when_not_a_terminal(monkeypatch):
 
 def test_messages_may_be_256_mib():
     assert quiver.MAX_MESSAGE_BYTES == 256 * 1024 * 1024
+
+
+def test_a_local_cluster_needs_a_worker(tmp_path):
+    from quiver.local import LocalCluster
+
+    with pytest.raises(ValueError):
+        LocalCluster(tmp_path / "quiver", workers=0)
