@@ -15,7 +15,7 @@ kubernetes_versions=(1.30.0 1.37.0)
 stamp="$venv/.quiver-requirements"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${requirements[*]}" ]; then
     echo "installing ${requirements[*]} into $venv …"
-    python3 -m venv "$venv" || { echo "error: python3 -m venv failed; on Debian: apt-get install python3-venv" >&2; exit 1; }
+    "$root/scripts/make-venv.sh" "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "${requirements[@]}"
     echo "${requirements[*]}" >"$stamp"
 fi

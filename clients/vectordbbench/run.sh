@@ -10,8 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 venv="${QUIVER_VDBBENCH_VENV:-$root/.venv-vdbbench}"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import vectordb_bench, quiver" 2>/dev/null; then
-    python3 -m venv "$venv"
+    "$root/scripts/make-venv.sh" "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "vectordb-bench==2.0.0" -e "$root/clients/python"
 fi
-cd "$here"
-exec "$venv/bin/python" -m quiver_vdbbench.run "$@"
+PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" exec "$venv/bin/python" -m quiver_vdbbench.run "$@"

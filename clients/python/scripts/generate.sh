@@ -14,7 +14,7 @@ venv="${QUIVER_PROTOC_VENV:-$root/.venv-python-protoc}"
 
 if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('grpcio-tools') != '$GRPCIO_TOOLS_VERSION')" 2>/dev/null; then
     echo "installing grpcio-tools $GRPCIO_TOOLS_VERSION into $venv …" >&2
-    python3 -m venv "$venv"
+    "$root/scripts/make-venv.sh" "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "grpcio-tools==$GRPCIO_TOOLS_VERSION"
 fi
 

@@ -9,14 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 venv="${QUIVER_CLIENT_VENV:-$root/.venv-python-client}"
-python="${PYTHON:-python3}"
-
-if [ ! -x "$venv/bin/python" ]; then
-    "$python" -m venv "$venv" || {
-        echo "error: '$python -m venv' failed; on Debian: apt-get install python3-venv" >&2
-        exit 1
-    }
-fi
+"$root/scripts/make-venv.sh" "$venv"
 extras="test"
 [ "${QUIVER_TEXT_TESTS:-0}" = 1 ] && extras="test,text"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$root/clients/python[$extras]"
