@@ -13,4 +13,6 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import vectordb_bench
     "$root/scripts/make-venv.sh" "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "vectordb-bench==2.0.0" -e "$root/clients/python"
 fi
+# VectorDBBench writes its log to $LOG_FILE (default: logs/ in the working directory).
+export LOG_FILE="${LOG_FILE:-$root/bench/tmp/vectordbbench/vectordb_bench.log}"
 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" exec "$venv/bin/python" -m quiver_vdbbench.run "$@"

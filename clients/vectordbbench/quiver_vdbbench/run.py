@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
@@ -78,12 +79,13 @@ def main(argv=None) -> int:
           f"({time.monotonic() - started:.1f} s)", flush=True)
 
     cluster = None
+    cluster_root = os.path.join(args.work, "cluster-" + uuid.uuid4().hex[:8])
     try:
         if args.coordinator:
             address = args.coordinator
         else:
             cluster = LocalCluster(args.quiver_bin, workers=args.workers, threads=args.threads,
-                                   root=os.path.join(args.work, "cluster-" + uuid.uuid4().hex[:8]))
+                                   root=cluster_root)
             address = cluster.address
             print(f"cluster: coordinator {address}, {args.workers} workers, binary {args.quiver_bin}", flush=True)
         settings = [_parse_setting(text) for text in args.search.split(",")]
@@ -132,6 +134,7 @@ def main(argv=None) -> int:
     finally:
         if cluster is not None:
             cluster.close()
+            shutil.rmtree(cluster_root, ignore_errors=True)
         signal.alarm(0)
 
     result = {
