@@ -138,7 +138,7 @@ def main(argv=None) -> int:
         signal.alarm(0)
 
     result = {
-        "dataset": {"name": name, "path": os.path.abspath(args.data), **shape},
+        "dataset": {"name": name, "path": _shown_path(args.data), **shape},
         "settings": {"k": args.k, "workers": args.workers, "threads": args.threads, "nlist": args.nlist,
                      "raw": args.raw, "concurrency": args.concurrency, "duration_s": args.duration,
                      "binary": args.quiver_bin, "coordinator": args.coordinator},
@@ -151,6 +151,12 @@ def main(argv=None) -> int:
             handle.write("\n")
         print(f"wrote {args.out}")
     return 0
+
+
+def _shown_path(path: str) -> str:
+    """A path relative to the repository when it lies inside it (results are committed)."""
+    absolute = os.path.abspath(path)
+    return os.path.relpath(absolute, REPO) if absolute.startswith(REPO + os.sep) else absolute
 
 
 def _parse_setting(text: str):
