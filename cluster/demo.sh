@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # The main job end to end: start a local cluster (coordinator + 2 workers), create a collection,
 # load the sample data (training on it first), and show the nearest neighbours of a few queries
-# with their sentences. Usage: cluster/demo.sh [DATA_DIR]   (default ../shared/data/pkgdesc)
+# with their sentences. Usage: cluster/demo.sh [DATA_DIR]
+# DATA_DIR holds base.npy and, optionally, base.tsv, queries.npy, queries.tsv and groundtruth.npy;
+# the default is data/sample in the repository (20,000 package descriptions, see its README).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-data=$(cd "${1:-$root/../shared/data/pkgdesc}" && pwd)
+data_arg="${1:-$root/data/sample}"
+if [ ! -f "$data_arg/base.npy" ]; then
+    echo "error: $data_arg/base.npy not found (usage: cluster/demo.sh [DATA_DIR])" >&2
+    exit 2
+fi
+data=$(cd "$data_arg" && pwd)
 quiver="${QUIVER_BIN:-$root/.build/release/quiver}"
 if [ ! -x "$quiver" ]; then
     echo "building quiver (release; the first build takes several minutes) …"
@@ -12,10 +19,16 @@ if [ ! -x "$quiver" ]; then
 fi
 dir="$root/.cluster"
 if [ ! -f "$dir/coordinator.pid" ] || ! kill -0 "$(cat "$dir/coordinator.pid")" 2>/dev/null; then
+    # Server-side loads read only below the coordinator's import root: the data folder.
     QUIVER_BIN="$quiver" "$root/cluster/start.sh" --workers 2 --dir "$dir" --import-root "$data"
+elif [ -f "$dir/import-root" ] && [ "$(cat "$dir/import-root")" != "$data" ]; then
+    echo "error: the running cluster imports only below $(cat "$dir/import-root"), not $data; cluster/stop.sh first" >&2
+    exit 1
 fi
 export QUIVER_COORDINATOR=$(cat "$dir/coordinator.addr")
-dimension=$(python3 -c "import sys; h=open(sys.argv[1],'rb').read(256).decode('latin1'); import re; print(re.search(r\"'shape': \(\d+, (\d+)\)\", h).group(1))" "$data/base.npy")
+# The dimension is the second number of the .npy header's shape, e.g. "'shape': (20000, 384)".
+dimension=$(head -c 256 "$data/base.npy" | tr -d '\000' | grep -ao "'shape': ([0-9]*, [0-9]*)" | sed 's/.*, \([0-9]*\))/\1/')
+if [ -z "$dimension" ]; then echo "error: $data/base.npy is not a 2-D .npy file" >&2; exit 2; fi
 "$quiver" drop demo --if-exists >/dev/null
 "$quiver" create demo --dimension "$dimension" --metric cosine
 "$quiver" load demo --input "$data/base.npy"

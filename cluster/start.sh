@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
 # Starts a local Quiver cluster on loopback: one coordinator and N workers, all data under one
-# folder. Usage: cluster/start.sh [--workers N] [--dir DIR] [--port PORT]
-#   --workers N   shard workers (default 2)
-#   --dir DIR     data, logs and pid files (default .cluster in the repository)
-#   --port PORT   coordinator port; workers take the next N ports (default 7700)
-#   --import-root DIR   server-side loads may read files below DIR (default: none, loads stream)
+# folder. Usage: cluster/start.sh [--workers N] [--dir DIR] [--port PORT] [--import-root DIR]
+#   --workers N         shard workers (default 2)
+#   --dir DIR           data, logs and pid files (default .cluster in the repository)
+#   --port PORT         coordinator port; workers take the next N ports (default 7700)
+#   --import-root DIR   passed to the coordinator: server-side loads read files only below DIR
 # The binary is .build/release/quiver (built if missing) or $QUIVER_BIN.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 workers=2
 dir="$root/.cluster"
 port=7700
-import_root=()
+import_root=""
+usage="usage: cluster/start.sh [--workers N] [--dir DIR] [--port PORT] [--import-root DIR]"
 while [ $# -gt 0 ]; do
     case "$1" in
         --workers) workers="$2"; shift 2 ;;
         --dir) dir="$2"; shift 2 ;;
         --port) port="$2"; shift 2 ;;
-        --import-root) import_root=(--import-root "$2"); shift 2 ;;
-        *) echo "usage: cluster/start.sh [--workers N] [--dir DIR] [--port PORT] [--import-root DIR]" >&2; exit 2 ;;
+        --import-root) import_root="$2"; shift 2 ;;
+        *) echo "$usage" >&2; exit 2 ;;
     esac
 done
 binary="${QUIVER_BIN:-$root/.build/release/quiver}"
@@ -56,10 +57,17 @@ for i in $(seq 1 "$workers"); do
     addresses+=("$address")
 done
 worker_list=$(IFS=,; echo "${addresses[*]}")
+coordinator_flags=()
+if [ -n "$import_root" ]; then
+    [ -d "$import_root" ] || { echo "--import-root $import_root is not a folder" >&2; exit 2; }
+    coordinator_flags+=(--import-root "$(cd "$import_root" && pwd)")
+fi
 log="$dir/logs/coordinator.log"
-"$binary" coordinator --listen "127.0.0.1:$port" --data-dir "$dir/coordinator" --workers "$worker_list" "${import_root[@]}" >"$log" 2>&1 &
+"$binary" coordinator --listen "127.0.0.1:$port" --data-dir "$dir/coordinator" --workers "$worker_list" \
+    "${coordinator_flags[@]}" >"$log" 2>&1 &
 echo $! >"$dir/coordinator.pid"
 wait_listening coordinator $! "$log"
 echo "127.0.0.1:$port" >"$dir/coordinator.addr"
+if [ -n "$import_root" ]; then (cd "$import_root" && pwd) >"$dir/import-root"; else rm -f "$dir/import-root"; fi
 echo "cluster up: coordinator 127.0.0.1:$port, workers $worker_list (data and logs in $dir)"
 echo "use it with: export QUIVER_COORDINATOR=127.0.0.1:$port; stop it with: cluster/stop.sh${dir:+ --dir $dir}"
