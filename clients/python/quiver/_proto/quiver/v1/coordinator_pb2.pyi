@@ -288,6 +288,18 @@ class RegisterWorkerResponse(_message.Message):
     workers_known: int
     def __init__(self, workers_known: _Optional[int] = ...) -> None: ...
 
+class RemoveWorkerRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class RemoveWorkerResponse(_message.Message):
+    __slots__ = ("workers_known",)
+    WORKERS_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    workers_known: int
+    def __init__(self, workers_known: _Optional[int] = ...) -> None: ...
+
 class SearchStreamRequest(_message.Message):
     __slots__ = ("request_id", "search", "timeout_ms", "cancel")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]

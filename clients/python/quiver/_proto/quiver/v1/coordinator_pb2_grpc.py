@@ -94,6 +94,11 @@ class CoordinatorStub:
                 request_serializer=quiver_dot_v1_dot_coordinator__pb2.RegisterWorkerRequest.SerializeToString,
                 response_deserializer=quiver_dot_v1_dot_coordinator__pb2.RegisterWorkerResponse.FromString,
                 _registered_method=True)
+        self.RemoveWorker = channel.unary_unary(
+                '/quiver.v1.Coordinator/RemoveWorker',
+                request_serializer=quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerRequest.SerializeToString,
+                response_deserializer=quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -185,7 +190,16 @@ class CoordinatorServicer:
 
     def RegisterWorker(self, request, context):
         """A worker started with --coordinator announces itself; the coordinator adds it to its
-        worker set (persisted) and places lists of later collections on it.
+        worker set (persisted) and places lists of later collections on it. Needs the cluster's join
+        token (or an admin token) when the coordinator has credentials. A known worker id is only
+        moved to a different address with an admin token (PERMISSION_DENIED otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveWorker(self, request, context):
+        """Forgets a worker (admin). FAILED_PRECONDITION while it still holds lists of a collection.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -253,6 +267,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.RegisterWorker,
                     request_deserializer=quiver_dot_v1_dot_coordinator__pb2.RegisterWorkerRequest.FromString,
                     response_serializer=quiver_dot_v1_dot_coordinator__pb2.RegisterWorkerResponse.SerializeToString,
+            ),
+            'RemoveWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveWorker,
+                    request_deserializer=quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerRequest.FromString,
+                    response_serializer=quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -579,6 +598,33 @@ class Coordinator:
             '/quiver.v1.Coordinator/RegisterWorker',
             quiver_dot_v1_dot_coordinator__pb2.RegisterWorkerRequest.SerializeToString,
             quiver_dot_v1_dot_coordinator__pb2.RegisterWorkerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Coordinator/RemoveWorker',
+            quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerRequest.SerializeToString,
+            quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerResponse.FromString,
             options,
             channel_credentials,
             insecure,
