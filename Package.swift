@@ -8,6 +8,7 @@ let grpcTransport = Target.Dependency.product(name: "GRPCNIOTransportHTTP2", pac
 let grpcProtobuf = Target.Dependency.product(name: "GRPCProtobuf", package: "grpc-swift-protobuf")
 let swiftProtobuf = Target.Dependency.product(name: "SwiftProtobuf", package: "swift-protobuf")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
 
 let package = Package(
     name: "Quiver",
@@ -37,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", exact: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
         // SIMD hot loops (FastScan block scan, GEMM, float16, CRC-32C) with run-time ISA dispatch.
@@ -55,16 +58,18 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // Transport-free cluster logic: shard maps, placement, scatter plans, result merging.
         .target(name: "QuiverCluster", dependencies: ["QuiverIndex"]),
         // The shard worker service: owns lists, ingests, scans, persists under --data-dir.
         .target(name: "QuiverWorker", dependencies: [
-            "QuiverIndex", "QuiverStorage", "QuiverCluster", "QuiverProtocol", grpcCore, grpcTransport, logging,
+            "QuiverIndex", "QuiverStorage", "QuiverCluster", "QuiverProtocol", grpcCore, grpcTransport, logging, metrics,
         ]),
         // The coordinator service: collections, training, placement, loading, scatter/gather search.
         .target(name: "QuiverCoordinator", dependencies: [
-            "QuiverIndex", "QuiverStorage", "QuiverCluster", "QuiverProtocol", grpcCore, grpcTransport, logging,
+            "QuiverIndex", "QuiverStorage", "QuiverCluster", "QuiverProtocol", grpcCore, grpcTransport, logging, metrics,
         ]),
         // The Swift client library (the CLI uses it too).
         .target(name: "QuiverClient", dependencies: ["QuiverProtocol", grpcCore, grpcTransport]),

@@ -41,6 +41,20 @@ public final class ServerProcess: @unchecked Sendable {
 
     public var isRunning: Bool { process.isRunning }
 
+    /// The address after `marker` (e.g. "metrics on http://", "health on ") in the log, once it is there.
+    public func loggedAddress(after marker: String, timeout: Duration = .seconds(10)) throws -> HostAndPort {
+        let deadline = Date().addingTimeInterval(Double(timeout.components.seconds))
+        while Date() < deadline {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let range = text.range(of: marker) {
+                let rest = text[range.upperBound...].prefix { !$0.isWhitespace && $0 != "/" }
+                if let address = HostAndPort(String(rest)) { return address }
+            }
+            usleep(20_000)
+        }
+        throw LocalClusterError("\(name) never logged \"\(marker)\"; see \(log.path)")
+    }
+
     public func stop() {
         guard process.isRunning else { return }
         process.terminate()
@@ -87,9 +101,13 @@ public final class LocalCluster: @unchecked Sendable {
         public var joinTokenFile: String?
         /// The token `client` sends by default.
         public var clientToken: String?
+        /// Every process also serves metrics and a plaintext health port (on ephemeral ports,
+        /// named in its log: `ServerProcess.loggedAddress`).
+        public var observability = false
 
         public init(certificates: DevelopmentCertificates.Files? = nil, tokensFile: String? = nil, joinTokenFile: String? = nil,
-                    clientToken: String? = nil) {
+                    clientToken: String? = nil, observability: Bool = false) {
+            self.observability = observability
             self.certificates = certificates
             self.tokensFile = tokensFile
             self.joinTokenFile = joinTokenFile
@@ -104,6 +122,7 @@ public final class LocalCluster: @unchecked Sendable {
             }
             if let joinTokenFile { arguments += ["--join-token-file", joinTokenFile] }
             if role == .coordinator, let tokensFile { arguments += ["--tokens-file", tokensFile] }
+            if observability { arguments += ["--metrics-listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"] }
             return arguments
         }
 

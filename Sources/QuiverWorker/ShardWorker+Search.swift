@@ -1,3 +1,4 @@
+import CoreMetrics
 import GRPCCore
 import QuiverIndex
 import QuiverCluster
@@ -101,6 +102,12 @@ extension ShardWorker {
             }
         }
         collection.queriesServed.add(UInt64(count), ordering: .relaxed)
+        let dimensions = [("collection", collection.name)]
+        Counter(label: QuiverMetrics.listsScanned, dimensions: dimensions).increment(by: Int64(plan.listsScanned.reduce(0) { $0 + Int($1) }))
+        Counter(label: QuiverMetrics.codesScanned, dimensions: dimensions).increment(by: Int64(plan.codesScanned))
+        if reranking {
+            Counter(label: QuiverMetrics.candidatesReranked, dimensions: dimensions).increment(by: Int64(ids.count { $0 >= 0 }))
+        }
 
         var response = Quiver_V1_SearchListsResponse()
         response.results = Quiver_V1_TopK(queryCount: count, k: slots, ids: ids, scores: scores)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import GRPCCore
 import Logging
@@ -210,6 +211,18 @@ public final class ShardWorker: @unchecked Sendable {
     }
 
     // MARK: - Stats and DropCollection
+
+    /// Sets the gauges a metrics scrape reports: vectors, bytes and lists per collection.
+    public func publishGauges() {
+        for collection in allCollections {
+            let statistics = collection.statistics
+            let dimensions = [("collection", collection.name)]
+            Gauge(label: QuiverMetrics.workerVectors, dimensions: dimensions).record(statistics.vectors)
+            Gauge(label: QuiverMetrics.workerBytes, dimensions: dimensions + [("kind", "codes")]).record(statistics.codeBytes)
+            Gauge(label: QuiverMetrics.workerBytes, dimensions: dimensions + [("kind", "raw")]).record(statistics.rawBytes)
+            Gauge(label: QuiverMetrics.workerListsOwned, dimensions: dimensions).record(statistics.ownership.ownedCount)
+        }
+    }
 
     public func stats(_ request: Quiver_V1_WorkerStatsRequest) -> Quiver_V1_WorkerStatsResponse {
         var response = Quiver_V1_WorkerStatsResponse()

@@ -33,6 +33,8 @@ public enum WorkerServer {
         public var tls: TLSFiles?
         /// The cluster's join token: presented when registering, and required of every caller.
         public var joinToken: JoinToken?
+        /// A plaintext port serving only `grpc.health.v1`, for probes that cannot speak TLS.
+        public var healthListen: HostAndPort?
 
         public init(listen: HostAndPort, dataDirectory: String, coordinator: HostAndPort? = nil, advertise: HostAndPort? = nil,
                     workerID: String? = nil, threads: Int = availableCores, tls: TLSFiles? = nil, joinToken: JoinToken? = nil) {
@@ -49,12 +51,16 @@ public enum WorkerServer {
 
     /// Serves until SIGINT or SIGTERM. `onListening` gets the bound address (the real port)
     /// once the socket accepts connections.
+    /// `onOpened` gets the worker once its data is replayed, before it serves (the command line
+    /// starts the metrics endpoint there).
     public static func run(_ configuration: Configuration, logger: Logger,
+                           onOpened: (ShardWorker) async throws -> Void = { _ in },
                            onListening: @Sendable (HostAndPort) -> Void) async throws {
         // Opened (and replayed) before binding, so nothing is served from a half-read folder.
         let options = ShardWorker.Options(workerID: configuration.workerID ?? configuration.listen.description,
                                           threads: configuration.threads)
         let worker = try ShardWorker.open(dataDirectory: configuration.dataDirectory, options: options, logger: logger)
+        try await onOpened(worker)
         try await serve(worker, configuration, logger: logger, onListening: onListening) {
             for await signal in SignalStream.watching([SIGINT, SIGTERM]) {
                 logger.info("stopping", metadata: ["signal": "\(signal)"])
@@ -85,12 +91,16 @@ public enum WorkerServer {
         }
         let server = GRPCServer(
             transport: transport, services: [WorkerService(worker: worker, stopping: stopping), health],
-            interceptors: [AuthorizationInterceptor(credentials: credentials, requirement: WorkerService.requirement)])
+            interceptors: [RPCMetricsInterceptor(),
+                           AuthorizationInterceptor(credentials: credentials, requirement: WorkerService.requirement)])
+        let healthTransport = configuration.healthListen.map { QuiverTransport.server(listen: $0, security: .plaintext) }
+        let healthServer = healthTransport.map { GRPCServer(transport: $0, services: [health]) }
         let stopper = Task {
             await stop()
             if !Task.isCancelled {
                 stopping.fire()
                 server.beginGracefulShutdown()
+                healthServer?.beginGracefulShutdown()
             }
         }
         var registration: Task<Void, Never>?
@@ -100,6 +110,13 @@ public enum WorkerServer {
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask(executorPreference: EventLoopExecutor()) { try await server.serve() }
+            if let healthServer, let healthTransport {
+                group.addTask { try await healthServer.serve() }
+                group.addTask {
+                    let address = try await healthTransport.listeningAddress
+                    logger.info("health on \(address.ipv4.map { "\($0.host):\($0.port)" } ?? "\(address)")")
+                }
+            }
             let bound: HostAndPort
             do {
                 let address = try await transport.listeningAddress
@@ -109,6 +126,7 @@ public enum WorkerServer {
                 bound = HostAndPort(host: listen.host, port: port)
             } catch {
                 server.beginGracefulShutdown()
+                healthServer?.beginGracefulShutdown()
                 throw error
             }
             onListening(bound)

@@ -15,7 +15,7 @@ struct CoordinatorOption: ParsableArguments {
 
     @Option(help: ArgumentHelp("CA certificate (PEM) to verify the coordinator with: TLS (default: $QUIVER_TLS_CA; none = plaintext).",
                                valueName: "file"))
-    var tlsCA: String? = ProcessInfo.processInfo.environment["QUIVER_TLS_CA"]
+    var tlsCA: String?
 
     @Option(help: ArgumentHelp("File holding the bearer token to send (default: the token in $QUIVER_TOKEN).", valueName: "file"))
     var tokenFile: String?
@@ -37,7 +37,10 @@ struct CoordinatorOption: ParsableArguments {
         return ProcessInfo.processInfo.environment["QUIVER_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    var security: ClientSecurity { tlsCA.map { .tls(trustRoots: $0, identity: nil) } ?? .plaintext }
+    var security: ClientSecurity {
+        let ca = tlsCA ?? ProcessInfo.processInfo.environment["QUIVER_TLS_CA"].flatMap { $0.isEmpty ? nil : $0 }
+        return ca.map { .tls(trustRoots: $0, identity: nil) } ?? .plaintext
+    }
 
     func connect<Result: Sendable>(_ body: (QuiverClient) async throws -> Result) async throws -> Result {
         do {
@@ -70,7 +73,7 @@ struct CreateCommand: AsyncParsableCommand {
     @Option(help: "Inverted lists (default: 2·√n of the data at training time).") var nlist: Int = 0
     @Option(help: "PQ subspaces (default d/2).") var m: Int = 0
     @Option(help: "Bits per PQ code: 4 (FastScan) or 8.") var nbits: Int = 4
-    @Option(help: "Anisotropic threshold (default 0.2 for ip/cosine).") var anisotropic: Float = 0
+    @Option(help: "Anisotropic (score-aware) threshold T for ip/cosine (default 0.1; a negative value turns it off; ignored for l2).") var anisotropic: Float = 0
     @Option(help: "Raw vectors kept for re-ranking: float32, float16 or none.") var raw: String = "float32"
     @Option(help: "Workers holding each list.") var replication: Int = 1
 
@@ -137,19 +140,23 @@ struct LoadCommand: AsyncParsableCommand {
     private func serverLoad(_ client: QuiverClient) async throws {
         let job = try await client.loadFiles(name, pathGlob: absolutePath(input), idPathGlob: ids.map(absolutePath) ?? "", batchSize: batch)
         print("load job \(job.loadJobID): \(job.filesMatched) file(s)")
+        var progress = ProgressLine("loading")
         while true {
             let status = try await client.loadStatus(job.loadJobID)
-            print(String(format: "  %@ rows %llu / %llu  %.0f rows/s  ETA %.0f s", "\(status.state)", status.rowsDone, status.rowsTotal,
-                         status.rowsPerSecond, status.etaSeconds))
+            let finished = status.state == .succeeded || status.state == .failed
+            progress.update(done: status.rowsDone, total: status.rowsTotal, rate: status.rowsPerSecond,
+                            eta: status.state == .running ? status.etaSeconds : nil, force: finished)
             switch status.state {
             case .succeeded:
+                progress.finish()
                 print("loaded \(status.rowsDone) rows into \(name)")
                 return
             case .failed:
+                progress.finish()
                 FileHandle.standardError.write(Data("error: load failed after \(status.rowsDone) rows: \(status.error)\n".utf8))
                 throw ExitCode.failure
             default:
-                try await Task.sleep(for: .seconds(1))
+                try await Task.sleep(for: .milliseconds(500))
             }
         }
     }
@@ -162,6 +169,7 @@ struct LoadCommand: AsyncParsableCommand {
         }
         let start = ContinuousClock.now
         var first = 0
+        var progress = ProgressLine("streaming")
         while first < dataset.count {
             let end = min(dataset.count, first + batch * 16)
             let values = try dataset.readRows(first ..< end)
@@ -170,8 +178,10 @@ struct LoadCommand: AsyncParsableCommand {
             first = end
             let elapsed = max(1e-9, seconds(since: start))
             let rate = Double(first) / elapsed
-            print(String(format: "  rows %d / %d  %.0f rows/s  ETA %.0f s", first, dataset.count, rate, Double(dataset.count - first) / rate))
+            progress.update(done: UInt64(first), total: UInt64(dataset.count), rate: rate,
+                            eta: Double(dataset.count - first) / rate, force: first == dataset.count)
         }
+        progress.finish()
         print("loaded \(dataset.count) rows into \(name)")
     }
 }
@@ -248,7 +258,10 @@ struct StatusCommand: AsyncParsableCommand {
         let status = try await coordinator.connect { try await $0.clusterStatus() }
         print("workers:")
         for worker in status.workers {
-            print("  \(worker.workerID) \(worker.address) \(worker.health): lists \(worker.listsOwned), vectors \(worker.vectors), \(worker.bytes) bytes, queries \(worker.queriesServed)")
+            // The id is the address unless the worker was given one of its own.
+            let name = worker.workerID == worker.address ? worker.address : "\(worker.workerID) (\(worker.address))"
+            print("  \(name)  \(healthName(worker.health))  \(worker.listsOwned) lists, \(worker.vectors) vector copies, "
+                + "\(byteCount(worker.bytes)), \(worker.queriesServed) queries")
         }
         print("collections:")
         for collection in status.collections {
@@ -263,6 +276,27 @@ struct StatusCommand: AsyncParsableCommand {
                 print("    \(assignment.workerID): \(lists.count) lists \(summarize(lists))")
             }
         }
+    }
+
+    private func healthName(_ health: Quiver_V1_WorkerHealth) -> String {
+        switch health {
+        case .healthy: "healthy"
+        case .suspect: "SUSPECT"
+        case .down: "DOWN"
+        case .draining: "draining"
+        default: "unknown"
+        }
+    }
+
+    private func byteCount(_ bytes: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
     }
 
     private func summarize(_ lists: [Int32]) -> String {

@@ -28,6 +28,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                                valueName: "file"))
     var tokensFile: String?
     @OptionGroup var security: NodeSecurityOptions
+    @OptionGroup var observability: ObservabilityOptions
 
     func run() async throws {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
@@ -59,7 +60,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         do {
             server = try CoordinatorServer(host: host, port: port, options: options,
                                            security: tls.map { .tls($0, requireClientCertificate: false) } ?? .plaintext,
-                                           credentials: credentials, logger: logger)
+                                           credentials: credentials, healthListen: observability.health, logger: logger)
         } catch {
             throw ValidationError(error.description)
         }
@@ -72,6 +73,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
             return source
         }
         defer { signals.forEach { $0.cancel() } }
+        let coordinator = server.coordinator
+        let metrics = try await observability.startMetrics { coordinator.publishGauges() }
+        defer { _ = metrics }
         try await server.run { address in
             print("quiver coordinator listening on \(address)")
             fflush(nil)  // all streams: the line must reach a pipe reader now

@@ -52,3 +52,34 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// Metrics and health ports, shared by `quiver coordinator` and `quiver worker`.
+struct ObservabilityOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://HOST:PORT/metrics (no credentials: bind it where only monitoring reaches).",
+                               valueName: "host:port"))
+    var metricsListen: String?
+    @Option(help: ArgumentHelp("Also serve the gRPC health service alone, in plaintext, on HOST:PORT (for probes that cannot speak TLS).",
+                               valueName: "host:port"))
+    var healthListen: String?
+
+    func validate() throws {
+        if let metricsListen, HostAndPort(metricsListen) == nil { throw ValidationError("--metrics-listen must be HOST:PORT, got \(metricsListen)") }
+        if let healthListen, HostAndPort(healthListen) == nil { throw ValidationError("--health-listen must be HOST:PORT, got \(healthListen)") }
+    }
+
+    var health: HostAndPort? { healthListen.flatMap(HostAndPort.init) }
+
+    /// Starts the metrics endpoint when asked for; `publish` sets the gauges before each scrape.
+    func startMetrics(publish: @escaping @Sendable () -> Void) async throws -> MetricsServer? {
+        guard let metricsListen, let address = HostAndPort(metricsListen) else { return nil }
+        let registry = QuiverMetrics.bootstrap()
+        let server = try await MetricsServer(listen: address) {
+            publish()
+            return registry.emitToBuffer()
+        }
+        FileHandle.standardError.write(Data("metrics on http://\(server.address)/metrics\n".utf8))
+        return server
+    }
+}
+
+import Foundation

@@ -26,6 +26,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Threads for encoding and scanning (default: all cores).")
     var threads: Int?
     @OptionGroup var security: NodeSecurityOptions
+    @OptionGroup var observability: ObservabilityOptions
 
     func validate() throws {
         guard HostAndPort(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, got \(listen)") }
@@ -42,11 +43,16 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let logger = Logger(label: "quiver.worker")
-        let configuration = WorkerServer.Configuration(
+        var configuration = WorkerServer.Configuration(
             listen: HostAndPort(listen)!, dataDirectory: dataDir, coordinator: coordinator.flatMap(HostAndPort.init),
             advertise: advertise.flatMap(HostAndPort.init), workerID: id, threads: threads ?? availableCores,
             tls: security.tls, joinToken: try security.joinToken())
-        try await WorkerServer.run(configuration, logger: logger) { address in
+        configuration.healthListen = observability.health
+        var metrics: MetricsServer?
+        defer { _ = metrics }
+        try await WorkerServer.run(configuration, logger: logger, onOpened: { worker in
+            metrics = try await observability.startMetrics { worker.publishGauges() }
+        }) { address in
             // An unbuffered write: the line must reach a pipe now, not when a buffer fills.
             FileHandle.standardOutput.write(Data("quiver worker listening on \(address)\n".utf8))
         }

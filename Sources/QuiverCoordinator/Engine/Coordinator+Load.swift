@@ -1,3 +1,4 @@
+import CoreMetrics
 import GRPCCore
 import QuiverCluster
 import QuiverIndex
@@ -229,6 +230,9 @@ extension Coordinator {
             throw CoordinatorError.wrapping(error, context: "loading \(serving.name)")
         }
         await recordStored(serving.name, incarnation: serving.incarnation, rows: vectors.rows)
+        let collection = [("collection", serving.name)]
+        Counter(label: QuiverMetrics.loadRows, dimensions: collection).increment(by: Int64(vectors.rows))
+        Counter(label: QuiverMetrics.loadBytes, dimensions: collection).increment(by: Int64(vectors.values.count * 4))
     }
 
     /// Checks one streamed batch: shape, byte length, finite values, non-negative ids.

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import GRPCCore
 import QuiverCluster
@@ -16,8 +17,17 @@ extension Coordinator {
         let rotation = nextRotation()
         // Whatever the caller asked for, a search ends within the server's limit.
         let limit = min(timeout ?? QuiverGRPC.maxSearchTime, QuiverGRPC.maxSearchTime)
-        return try await scatterSearch(request, serving: serving, rotation: rotation,
-                                       deadline: started + limit - Self.replyMargin)
+        let response = try await scatterSearch(request, serving: serving, rotation: rotation,
+                                               deadline: started + limit - Self.replyMargin)
+        let collection = [("collection", serving.name)]
+        let elapsed = ContinuousClock.now - started
+        Timer(label: QuiverMetrics.searchDuration, dimensions: collection)
+            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        Counter(label: QuiverMetrics.searchQueries, dimensions: collection).increment(by: Int64(request.queries.rows))
+        if response.coverage.listsAnswered < response.coverage.listsProbed {
+            Counter(label: QuiverMetrics.searchPartial, dimensions: collection).increment()
+        }
+        return response
     }
 
     nonisolated private func scatterSearch(_ request: Quiver_V1_SearchRequest, serving: Serving, rotation: Int,

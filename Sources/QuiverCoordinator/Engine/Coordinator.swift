@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import QuiverCluster
 import QuiverIndex
@@ -68,7 +69,11 @@ public actor Coordinator {
     nonisolated let logger: Logger
     nonisolated let files: ServerFiles
     private let heartbeatInterval: Duration
-    var entries: [String: Entry] = [:]
+    var entries: [String: Entry] = [:] {
+        // A copy of what metrics scrapes read, outside the actor.
+        didSet { vectorCounts.withLock { $0 = entries.mapValues(\.record.vectorCount) } }
+    }
+    nonisolated let vectorCounts = Mutex<[String: UInt64]>([:])
     private var nextIncarnation: UInt64 = 1
     var jobs: [String: LoadJob] = [:]
     var jobCounter = 0
@@ -113,6 +118,24 @@ public actor Coordinator {
 
     public nonisolated func shutdown() {
         pool.shutdown()
+    }
+
+    /// Sets the gauges a metrics scrape reports: workers by health, vectors per collection.
+    public nonisolated func publishGauges() {
+        var byHealth: [String: Int] = ["healthy": 0, "suspect": 0, "down": 0]
+        for member in pool.snapshot() {
+            switch member.health {
+            case .healthy: byHealth["healthy", default: 0] += 1
+            case .down: byHealth["down", default: 0] += 1
+            default: byHealth["suspect", default: 0] += 1
+            }
+        }
+        for (health, count) in byHealth {
+            Gauge(label: QuiverMetrics.clusterWorkers, dimensions: [("health", health)]).record(count)
+        }
+        for (name, vectors) in vectorCounts.withLock({ $0 }) {
+            Gauge(label: QuiverMetrics.collectionVectors, dimensions: [("collection", name)]).record(vectors)
+        }
     }
 
     // MARK: - Collections

@@ -9,10 +9,17 @@ public final class CoordinatorServer: Sendable {
     public let coordinator: Coordinator
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let transport: HTTP2ServerTransport.Posix
+    /// The plaintext health-only port, when asked for (probes that cannot speak TLS).
+    private let healthServer: GRPCServer<HTTP2ServerTransport.Posix>?
+    private let healthTransport: HTTP2ServerTransport.Posix?
+    private let logger: Logger
     private let stopping = ShutdownSignal()
 
+    /// `healthListen`, when given, serves `grpc.health.v1` alone in plaintext (Kubernetes gRPC
+    /// probes cannot present a certificate or token), beside the main port.
     public init(host: String, port: Int, options: CoordinatorOptions, security: ServerSecurity = .plaintext,
-                credentials: ServerCredentials = ServerCredentials(), logger: Logger) throws(CoordinatorError) {
+                credentials: ServerCredentials = ServerCredentials(), healthListen: HostAndPort? = nil,
+                logger: Logger) throws(CoordinatorError) {
         coordinator = try Coordinator(options: options, logger: logger)
         let listen = HostAndPort(host: host, port: port)
         if !listen.isLoopback {
@@ -38,13 +45,24 @@ public final class CoordinatorServer: Sendable {
         server = GRPCServer(
             transport: transport,
             services: [CoordinatorService(coordinator: coordinator, stopping: stopping, credentials: credentials), health],
-            interceptors: [AuthorizationInterceptor(credentials: credentials, requirement: CoordinatorService.requirement)])
+            interceptors: [RPCMetricsInterceptor(),
+                           AuthorizationInterceptor(credentials: credentials, requirement: CoordinatorService.requirement)])
+        healthTransport = healthListen.map { QuiverTransport.server(listen: $0, security: .plaintext) }
+        healthServer = healthTransport.map { GRPCServer(transport: $0, services: [health]) }
+        self.logger = logger
     }
 
     /// Serves until `shutdown()`; `onListening` gets the bound "host:port" once it is known.
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask(executorPreference: EventLoopExecutor()) { try await self.server.serve() }
+            if let healthServer = self.healthServer, let healthTransport = self.healthTransport {
+                group.addTask { try await healthServer.serve() }
+                group.addTask {
+                    let address = try await healthTransport.listeningAddress
+                    self.logger.info("health on \(address.ipv4.map { "\($0.host):\($0.port)" } ?? "\(address)")")
+                }
+            }
             group.addTask {
                 let address = try await self.transport.listeningAddress
                 if let ipv4 = address.ipv4 {
@@ -64,6 +82,7 @@ public final class CoordinatorServer: Sendable {
     public func shutdown() {
         stopping.fire()
         server.beginGracefulShutdown()
+        healthServer?.beginGracefulShutdown()
         coordinator.shutdown()
     }
 }

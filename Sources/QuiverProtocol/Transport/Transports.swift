@@ -45,9 +45,9 @@ public enum QuiverTransport {
 extension HostAndPort {
     /// The target gRPC resolves: an IPv4 or IPv6 literal as is, anything else by DNS.
     public var resolvableTarget: any ResolvableTarget {
-        if host.contains(":") { return .ipv6(host: host, port: port) }
+        if host.contains(":") { return .ipv6(address: host, port: port) }
         let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        if octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) { return .ipv4(host: host, port: port) }
+        if octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) { return .ipv4(address: host, port: port) }
         return .dns(host: host, port: port)
     }
 
