@@ -334,7 +334,7 @@ QUIVER_TARGET_AVX2 static void avx2_inner_products(const float *a, size_t na, co
 // ---------------------------------------------------------------------------------------------
 
 #if QUIVER_X86
-static inline int use_avx2(quiver_isa isa) { return quiver_runnable_isa(isa) == QUIVER_ISA_AVX2; }
+static inline int use_avx2(quiver_isa isa) { return quiver_isa_has_avx2(quiver_runnable_isa(isa)); }
 #endif
 
 void quiver_inner_products_isa(quiver_isa isa, const float *a, size_t na, const float *b, size_t nb,

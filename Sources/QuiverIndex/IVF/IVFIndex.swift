@@ -27,6 +27,9 @@ public struct IVFIndex: Sendable {
         self.rawVectors = rawVectors
     }
 
+    /// Rows one index can hold: list entries name their row in 32 bits.
+    public static let maxRows = Int(UInt32.max)
+
     public var configuration: IVFConfiguration { model.configuration }
     /// Stored vectors (a spilled vector counts once).
     public var count: Int { externalIDs.count }
@@ -80,6 +83,7 @@ public struct IVFIndex: Sendable {
             throw .invalidParameter("spill list \(list) does not exist (nlist \(model.nlist))")
         }
         let config = model.configuration
+        if config.rawVectors == .float16 { try RawVectorStore.checkHalfRange(vectors) }
         let width = EncodedBatch.codeWidth(config)
         let d = model.dimension
         let spilling = assignment.spill.contains { $0 >= 0 }
@@ -118,6 +122,9 @@ public struct IVFIndex: Sendable {
         try batch.validate(for: model)
         let n = batch.count
         let firstRow = externalIDs.count
+        guard n <= Self.maxRows - firstRow else {
+            throw .invalidParameter("an index holds at most \(Self.maxRows) rows; it has \(firstRow), the batch adds \(n)")
+        }
         var perList = [Int](repeating: 0, count: model.nlist)
         for list in batch.primary { perList[Int(list)] += 1 }
         for list in batch.spill where list >= 0 { perList[Int(list)] += 1 }
@@ -128,7 +135,7 @@ public struct IVFIndex: Sendable {
             batch.primaryCodes.withUnsafeBufferPointer { primaryCodes in
                 batch.spillCodes.withUnsafeBufferPointer { spillCodes in
                     for row in 0 ..< n {
-                        let stored = Int64(firstRow + row)
+                        let stored = UInt32(firstRow + row)
                         appendEntry(row: stored, list: Int(batch.primary[row]), codes: primaryCodes.baseAddress.map { $0 + row * width },
                                     vector: values.baseAddress.map { $0 + row * d })
                         if !batch.spill.isEmpty, batch.spill[row] >= 0 {
@@ -143,7 +150,7 @@ public struct IVFIndex: Sendable {
         externalIDs.append(contentsOf: batch.ids)
     }
 
-    private mutating func appendEntry(row: Int64, list: Int, codes: UnsafePointer<UInt8>?, vector: UnsafePointer<Float>?) {
+    private mutating func appendEntry(row: UInt32, list: Int, codes: UnsafePointer<UInt8>?, vector: UnsafePointer<Float>?) {
         let config = model.configuration
         switch config.encoding {
         case .fastScan: lists[list].appendFastScan(row: row, entryCodes: codes!, paddedSubspaces: config.paddedSubspaces)
@@ -229,28 +236,33 @@ public struct IVFIndex: Sendable {
         results.ids.withUnsafeMutableBufferPointer { outIds in
             results.distances.withUnsafeMutableBufferPointer { outDistances in
                 results.exactDistances.withUnsafeMutableBufferPointer { outExact in
-                    let output = UncheckedSendable((outIds.baseAddress!, outDistances.baseAddress!, outExact.baseAddress))
-                    parallelFor(count: count, threads: threads, chunk: 8) { range, _ in
-                        var scanner = ListScanner(index: self, candidates: candidateCount, dedupe: model.isSpilling)
-                        var best = TopK(capacity: k)
-                        let (ids, distances, exact) = output.value
-                        for query in range {
-                            let q = queries + query * model.dimension
-                            let probed = probes[query * nprobe ..< (query + 1) * nprobe]
-                            scanner.scan(query: q, lists: probed, coarse: coarseDistances?[query * nprobe ..< (query + 1) * nprobe])
-                            let base = query * slots
-                            if reranking && candidatesOnly {
-                                scanner.exactCandidates(query: q, ids: ids + base, estimates: distances + base,
-                                                        exact: exact! + base, slots: slots)
-                            } else if reranking {
-                                scanner.rerank(query: q, into: &best)
-                                best.drainSorted(into: distances + base, ids + base, slots: slots)
-                            } else {
-                                scanner.heap.drainSorted(into: distances + base, ids + base, slots: slots)
-                            }
-                            // Rows → external ids.
-                            for i in base ..< base + slots where ids[i] >= 0 {
-                                ids[i] = externalIDs[Int(ids[i])]
+                    externalIDs.withUnsafeBufferPointer { externalIDs in
+                        let output = UncheckedSendable((outIds.baseAddress!, outDistances.baseAddress!, outExact.baseAddress,
+                                                        externalIDs.baseAddress))
+                        parallelFor(count: count, threads: threads, chunk: 8) { range, _ in
+                            let (ids, distances, exact, external) = output.value
+                            // Heaps hold rows; equal distances rank by external id, as shards merge.
+                            var scanner = ListScanner(index: self, candidates: candidateCount, dedupe: model.isSpilling,
+                                                      tieKeys: external)
+                            var best = TopK(capacity: k, tieKeys: external)
+                            for query in range {
+                                let q = queries + query * model.dimension
+                                let probed = probes[query * nprobe ..< (query + 1) * nprobe]
+                                scanner.scan(query: q, lists: probed, coarse: coarseDistances?[query * nprobe ..< (query + 1) * nprobe])
+                                let base = query * slots
+                                if reranking && candidatesOnly {
+                                    scanner.exactCandidates(query: q, ids: ids + base, estimates: distances + base,
+                                                            exact: exact! + base, slots: slots)
+                                } else if reranking {
+                                    scanner.rerank(query: q, into: &best)
+                                    best.drainSorted(into: distances + base, ids + base, slots: slots)
+                                } else {
+                                    scanner.heap.drainSorted(into: distances + base, ids + base, slots: slots)
+                                }
+                                // Rows → external ids.
+                                for i in base ..< base + slots where ids[i] >= 0 {
+                                    ids[i] = external![Int(ids[i])]
+                                }
                             }
                         }
                     }

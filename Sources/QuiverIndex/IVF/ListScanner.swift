@@ -10,9 +10,9 @@ struct ListScanner: ~Copyable {
     private var lut: [UInt8]
     private var residual: [Float]
 
-    init(index: IVFIndex, candidates: Int, dedupe: Bool) {
+    init(index: IVFIndex, candidates: Int, dedupe: Bool, tieKeys: UnsafePointer<Int64>?) {
         self.index = index
-        heap = TopK(capacity: candidates, dedupe: dedupe)
+        heap = TopK(capacity: candidates, dedupe: dedupe, tieKeys: tieKeys)
         let quantizer = index.model.quantizer
         table = [Float](repeating: 0, count: (quantizer?.subspaces ?? 0) * (quantizer?.centersPerSubspace ?? 0))
         lut = [UInt8](repeating: 0, count: index.configuration.paddedSubspaces * 16)
@@ -106,7 +106,7 @@ struct ListScanner: ~Copyable {
                     let code = codes.baseAddress! + entry * m
                     var distance = bias
                     for s in 0 ..< m { distance += table[s << 8 + Int(code[s])] }
-                    if distance <= heap.threshold { heap.push(distance: distance, id: list.rows[entry]) }
+                    if distance <= heap.threshold { heap.push(distance: distance, id: Int64(list.rows[entry])) }
                 }
             }
         }
@@ -117,7 +117,7 @@ struct ListScanner: ~Copyable {
             for entry in 0 ..< list.count {
                 let x = vectors.baseAddress! + entry * d
                 let distance = innerProduct ? -quiver_dot(query, x, d) : quiver_l2_squared(query, x, d)
-                if distance <= heap.threshold { heap.push(distance: distance, id: list.rows[entry]) }
+                if distance <= heap.threshold { heap.push(distance: distance, id: Int64(list.rows[entry])) }
             }
         }
     }
