@@ -167,6 +167,32 @@ import Testing
         }
     }
 
+    @Test(arguments: [Metric.innerProduct, .l2])
+    func batchesScanningListByListEqualOneQueryAtATime(metric: Metric) throws {
+        let index = try build(IVFConfiguration(dimension: 32, metric: metric, nlist: 24, subspaces: 8,
+                                               spillLambda: metric == .innerProduct ? 1 : nil))
+        var queries = Self.data.queries
+        index.model.prepare(&queries)
+        let nprobe = 7
+        let probes = queries.values.withUnsafeBufferPointer { q in
+            index.model.probeWithDistances(q.baseAddress!, count: queries.rows, nprobe: nprobe)
+        }
+        for parameters in [SearchParameters(k: 10, nprobe: nprobe, reorderK: 0), SearchParameters(k: 5, nprobe: nprobe, reorderK: 30)] {
+            for candidatesOnly in [false, true] {
+                let results = [1, 3, 64, 1000].map { batch in
+                    queries.values.withUnsafeBufferPointer { q in
+                        index.scan(prepared: q.baseAddress!, count: queries.rows, probes: probes.lists, nprobe: nprobe,
+                                   parameters: parameters, threads: 2, coarseDistances: probes.distances,
+                                   candidatesOnly: candidatesOnly, queriesPerScan: batch)
+                    }
+                }
+                for result in results.dropFirst() {
+                    #expect(result == results[0], "\(metric) \(parameters) candidatesOnly=\(candidatesOnly)")
+                }
+            }
+        }
+    }
+
     @Test func float16RawVectorsRefuseValuesFloat16CannotHold() throws {
         let configuration = IVFConfiguration(dimension: 32, metric: .l2, nlist: 4, rawVectors: .float16)
         let model = try IVFModel.train(sample: Self.data.base, configuration: configuration, threads: 2)

@@ -152,6 +152,13 @@ float quiver_l2_squared_f16(const float *q, const uint16_t *x, size_t d);
 void quiver_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 /// Round to nearest even; values beyond the half range become +-infinity.
 void quiver_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+/// Exact distances for re-ranking: `distances[i]` is −⟨q, x⟩ (inner_product) or ‖q − x‖² for the
+/// stored vector x = row `rows[i]` of `vectors` (d float32 values per row, or d float16 when
+/// `halves`), +infinity for a row of −1. Candidates lie scattered over the store, so rows are
+/// prefetched ahead. Every re-rank (one index, a shard's candidates) goes through here, so equal
+/// inputs give equal distances.
+void quiver_rerank(const float *query, const void *vectors, int halves, size_t d, const int64_t *rows,
+                   size_t count, int inner_product, float *distances);
 
 // ---------------------------------------------------------------------------------------------
 // Checksums
@@ -171,6 +178,8 @@ void quiver_inner_products_isa(quiver_isa isa, const float *a, size_t na, const 
 void quiver_f16_to_f32_isa(quiver_isa isa, const uint16_t *src, float *dst, size_t n);
 void quiver_f32_to_f16_isa(quiver_isa isa, const float *src, uint16_t *dst, size_t n);
 uint32_t quiver_crc32c_isa(quiver_isa isa, uint32_t crc, const void *data, size_t count);
+void quiver_rerank_isa(quiver_isa isa, const float *query, const void *vectors, int halves, size_t d,
+                       const int64_t *rows, size_t count, int inner_product, float *distances);
 
 #ifdef __cplusplus
 }

@@ -37,18 +37,17 @@ public struct RawVectorStore: Sendable, Equatable {
         }
     }
 
-    /// Exact distance between a prepared query and stored row `row`.
-    @inline(__always)
-    func distance(query: UnsafePointer<Float>, row: Int, metric: Metric,
-                  floats: UnsafeBufferPointer<Float>, halves: UnsafeBufferPointer<UInt16>) -> Float {
+    /// Exact distances between a prepared query and stored rows (−1: +∞), in `distances`.
+    func distances(query: UnsafePointer<Float>, rows: UnsafePointer<Int64>, count: Int, metric: Metric,
+                   into distances: UnsafeMutablePointer<Float>) {
+        let innerProduct: Int32 = metric.usesInnerProduct ? 1 : 0
         switch precision {
-        case .none: return .infinity
+        case .none:
+            for i in 0 ..< count { distances[i] = .infinity }
         case .float32:
-            let x = floats.baseAddress! + row * dimension
-            return metric.usesInnerProduct ? -quiver_dot(query, x, dimension) : quiver_l2_squared(query, x, dimension)
+            floats.withUnsafeBufferPointer { quiver_rerank(query, $0.baseAddress, 0, dimension, rows, count, innerProduct, distances) }
         case .float16:
-            let x = halves.baseAddress! + row * dimension
-            return metric.usesInnerProduct ? -quiver_dot_f16(query, x, dimension) : quiver_l2_squared_f16(query, x, dimension)
+            halves.withUnsafeBufferPointer { quiver_rerank(query, $0.baseAddress, 1, dimension, rows, count, innerProduct, distances) }
         }
     }
 }
