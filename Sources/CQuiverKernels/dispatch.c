@@ -13,6 +13,10 @@ static quiver_isa detect_best_isa(void) {
     // The AVX2 paths also use FMA (float kernels) and F16C (half conversions), so all three gate them.
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         __builtin_cpu_supports("f16c")) {
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl")) {
+            return QUIVER_ISA_AVX512;
+        }
         return QUIVER_ISA_AVX2;
     }
     return QUIVER_ISA_SCALAR;
@@ -37,6 +41,8 @@ int quiver_isa_available(quiver_isa isa) {
     case QUIVER_ISA_SCALAR:
         return 1;
     case QUIVER_ISA_AVX2:
+        return quiver_isa_has_avx2(quiver_best_isa());
+    case QUIVER_ISA_AVX512:
     case QUIVER_ISA_NEON:
         return quiver_best_isa() == isa;
     }
@@ -51,6 +57,8 @@ const char *quiver_isa_name(quiver_isa isa) {
         return "avx2";
     case QUIVER_ISA_NEON:
         return "neon";
+    case QUIVER_ISA_AVX512:
+        return "avx512";
     }
     return "unknown";
 }

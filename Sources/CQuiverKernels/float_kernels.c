@@ -1,5 +1,6 @@
 #include "kernels_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 #if QUIVER_X86
@@ -329,18 +330,208 @@ QUIVER_TARGET_AVX2 static void avx2_inner_products(const float *a, size_t na, co
 #endif
 
 // ---------------------------------------------------------------------------------------------
+// AVX-512: the GEMM (k-means assignment, coarse probing, exact search) and the re-ranking dot
+// products, where twice the lanes per FMA pay.
+// ---------------------------------------------------------------------------------------------
+
+#if QUIVER_X86
+
+#define QUIVER_INLINE_AVX512 QUIVER_TARGET_AVX512 static inline __attribute__((always_inline))
+
+enum { TILE512_A = 4, TILE512_B = 4 };
+
+/// The 16 horizontal sums of v[0..15], in order, in one register: a transposing tree of adds
+/// (15 adds, no scalar extraction). Lane 4r + c of the result is the sum of v[4r + c].
+QUIVER_INLINE_AVX512 __m512 avx512_hsum16(const __m512 v[16]) {
+    __m512 pairs[8];
+    for (int i = 0; i < 8; i++) {
+        // Per 128-bit lane: (a0+a2, b0+b2, a1+a3, b1+b3).
+        pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    }
+    __m512 quads[4];
+    for (int i = 0; i < 4; i++) {
+        // Per 128-bit lane: the lane's partial sums of four vectors, in order.
+        __m512d x = _mm512_castps_pd(pairs[2 * i]), y = _mm512_castps_pd(pairs[2 * i + 1]);
+        quads[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    // Add the four 128-bit lanes of each quad, gathering quad g's totals into lane g.
+    __m512 u01 = _mm512_add_ps(_mm512_shuffle_f32x4(quads[0], quads[1], 0x44), _mm512_shuffle_f32x4(quads[0], quads[1], 0xEE));
+    __m512 u23 = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2], quads[3], 0x44), _mm512_shuffle_f32x4(quads[2], quads[3], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(u01, u23, 0x88), _mm512_shuffle_f32x4(u01, u23, 0xDD));
+}
+
+/// A tile of up to 4 rows of A against up to 4 rows of B. Every output element is computed the
+/// same way whatever the tile's shape (missing rows and columns are zero accumulators), so a
+/// product does not depend on where it falls in the blocking.
+QUIVER_INLINE_AVX512 void avx512_tile(const float *a, const float *b, size_t d, __mmask16 tail,
+                                      float *out, size_t ldo, const int rows, const int cols) {
+    __m512 acc[16];
+    for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 16 <= d; k += 16) {
+        __m512 av[TILE512_A];
+        for (int r = 0; r < rows; r++) av[r] = _mm512_loadu_ps(a + r * d + k);
+        for (int c = 0; c < cols; c++) {
+            __m512 bv = _mm512_loadu_ps(b + c * d + k);
+            for (int r = 0; r < rows; r++) acc[r * 4 + c] = _mm512_fmadd_ps(av[r], bv, acc[r * 4 + c]);
+        }
+    }
+    if (k < d) {
+        __m512 av[TILE512_A];
+        for (int r = 0; r < rows; r++) av[r] = _mm512_maskz_loadu_ps(tail, a + r * d + k);
+        for (int c = 0; c < cols; c++) {
+            __m512 bv = _mm512_maskz_loadu_ps(tail, b + c * d + k);
+            for (int r = 0; r < rows; r++) acc[r * 4 + c] = _mm512_fmadd_ps(av[r], bv, acc[r * 4 + c]);
+        }
+    }
+    __m512 sums = avx512_hsum16(acc);
+    __mmask16 columns = (__mmask16)((1u << cols) - 1);
+    for (int r = 0; r < rows; r++) {
+        _mm_mask_storeu_ps(out + r * ldo, columns, _mm512_extractf32x4_ps(sums, 0));
+        sums = _mm512_shuffle_f32x4(sums, sums, 0x39);  // next row's four sums to lane 0
+    }
+}
+
+typedef void (*avx512_tile_fn)(const float *, const float *, size_t, __mmask16, float *, size_t);
+
+#define QUIVER_DEFINE_TILE(R, C)                                                                    \
+    QUIVER_TARGET_AVX512 static void avx512_tile_##R##x##C(const float *a, const float *b, size_t d, \
+                                                           __mmask16 tail, float *out, size_t ldo) { \
+        avx512_tile(a, b, d, tail, out, ldo, R, C);                                                 \
+    }
+QUIVER_DEFINE_TILE(1, 1) QUIVER_DEFINE_TILE(1, 2) QUIVER_DEFINE_TILE(1, 3) QUIVER_DEFINE_TILE(1, 4)
+QUIVER_DEFINE_TILE(2, 1) QUIVER_DEFINE_TILE(2, 2) QUIVER_DEFINE_TILE(2, 3) QUIVER_DEFINE_TILE(2, 4)
+QUIVER_DEFINE_TILE(3, 1) QUIVER_DEFINE_TILE(3, 2) QUIVER_DEFINE_TILE(3, 3) QUIVER_DEFINE_TILE(3, 4)
+QUIVER_DEFINE_TILE(4, 1) QUIVER_DEFINE_TILE(4, 2) QUIVER_DEFINE_TILE(4, 3) QUIVER_DEFINE_TILE(4, 4)
+#undef QUIVER_DEFINE_TILE
+
+static const avx512_tile_fn avx512_tiles[TILE512_A][TILE512_B] = {
+    {avx512_tile_1x1, avx512_tile_1x2, avx512_tile_1x3, avx512_tile_1x4},
+    {avx512_tile_2x1, avx512_tile_2x2, avx512_tile_2x3, avx512_tile_2x4},
+    {avx512_tile_3x1, avx512_tile_3x2, avx512_tile_3x3, avx512_tile_3x4},
+    {avx512_tile_4x1, avx512_tile_4x2, avx512_tile_4x3, avx512_tile_4x4},
+};
+
+QUIVER_TARGET_AVX512 static void avx512_inner_products(const float *a, size_t na, const float *b,
+                                                       size_t nb, size_t d, float *out, size_t ldo) {
+    __mmask16 tail = (__mmask16)((1u << (d % 16)) - 1);
+    size_t row_bytes = d * sizeof(float);
+    size_t panel = row_bytes ? B_PANEL_BYTES / row_bytes : nb;
+    panel = panel < TILE512_B ? TILE512_B : panel - panel % TILE512_B;
+    for (size_t j0 = 0; j0 < nb; j0 += panel) {
+        size_t j_end = j0 + panel < nb ? j0 + panel : nb;
+        for (size_t i = 0; i < na; i += TILE512_A) {
+            size_t rows = na - i < TILE512_A ? na - i : TILE512_A;
+            for (size_t j = j0; j < j_end; j += TILE512_B) {
+                size_t cols = j_end - j < TILE512_B ? j_end - j : TILE512_B;
+                avx512_tiles[rows - 1][cols - 1](a + i * d, b + j * d, d, tail, out + i * ldo + j, ldo);
+            }
+        }
+    }
+}
+
+/// Prefetches the `bytes` of one stored vector, a cache line at a time.
+static inline void prefetch_row(const void *row, size_t bytes) {
+    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch((const char *)row + offset);
+}
+
+QUIVER_INLINE_AVX512 float avx512_row_distance_f32(const float *q, const float *x, size_t d, int inner_product) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+        __m512 q0 = _mm512_loadu_ps(q + i), q1 = _mm512_loadu_ps(q + i + 16);
+        if (inner_product) {
+            acc0 = _mm512_fmadd_ps(q0, x0, acc0);
+            acc1 = _mm512_fmadd_ps(q1, x1, acc1);
+        } else {
+            __m512 d0 = _mm512_sub_ps(q0, x0), d1 = _mm512_sub_ps(q1, x1);
+            acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+            acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+        }
+    }
+    for (; i < d; i += 16) {
+        __mmask16 mask = d - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - i)) - 1);
+        __m512 xv = _mm512_maskz_loadu_ps(mask, x + i), qv = _mm512_maskz_loadu_ps(mask, q + i);
+        if (inner_product) {
+            acc0 = _mm512_fmadd_ps(qv, xv, acc0);
+        } else {
+            __m512 diff = _mm512_sub_ps(qv, xv);
+            acc0 = _mm512_fmadd_ps(diff, diff, acc0);
+        }
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    return inner_product ? -sum : sum;
+}
+
+QUIVER_INLINE_AVX512 float avx512_row_distance_f16(const float *q, const uint16_t *x, size_t d, int inner_product) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m512 x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i)));
+        __m512 x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16)));
+        __m512 q0 = _mm512_loadu_ps(q + i), q1 = _mm512_loadu_ps(q + i + 16);
+        if (inner_product) {
+            acc0 = _mm512_fmadd_ps(q0, x0, acc0);
+            acc1 = _mm512_fmadd_ps(q1, x1, acc1);
+        } else {
+            __m512 d0 = _mm512_sub_ps(q0, x0), d1 = _mm512_sub_ps(q1, x1);
+            acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+            acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+        }
+    }
+    for (; i < d; i += 16) {
+        __mmask16 mask = d - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - i)) - 1);
+        __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, x + i));
+        __m512 qv = _mm512_maskz_loadu_ps(mask, q + i);
+        if (inner_product) {
+            acc0 = _mm512_fmadd_ps(qv, xv, acc0);
+        } else {
+            __m512 diff = _mm512_sub_ps(qv, xv);
+            acc0 = _mm512_fmadd_ps(diff, diff, acc0);
+        }
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    return inner_product ? -sum : sum;
+}
+
+QUIVER_TARGET_AVX512 static void avx512_rerank(const float *query, const void *vectors, int halves, size_t d,
+                                               const int64_t *rows, size_t count, int inner_product, float *distances) {
+    size_t row_bytes = d * (halves ? 2 : 4);
+    for (size_t i = 0; i < count && i < 2; i++) {
+        if (rows[i] >= 0) prefetch_row((const char *)vectors + (size_t)rows[i] * row_bytes, row_bytes);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (i + 2 < count && rows[i + 2] >= 0) prefetch_row((const char *)vectors + (size_t)rows[i + 2] * row_bytes, row_bytes);
+        if (rows[i] < 0) {
+            distances[i] = INFINITY;
+            continue;
+        }
+        const char *x = (const char *)vectors + (size_t)rows[i] * row_bytes;
+        distances[i] = halves ? avx512_row_distance_f16(query, (const uint16_t *)x, d, inner_product)
+                              : avx512_row_distance_f32(query, (const float *)x, d, inner_product);
+    }
+}
+
+#endif
+
+// ---------------------------------------------------------------------------------------------
 // Dispatch: the float kernels take the best ISA; NEON has no hand-written path here because
 // the compiler vectorises these loops well for arm64's baseline.
 // ---------------------------------------------------------------------------------------------
 
 #if QUIVER_X86
-static inline int use_avx2(quiver_isa isa) { return quiver_runnable_isa(isa) == QUIVER_ISA_AVX2; }
+static inline int use_avx2(quiver_isa isa) { return quiver_isa_has_avx2(quiver_runnable_isa(isa)); }
 #endif
 
 void quiver_inner_products_isa(quiver_isa isa, const float *a, size_t na, const float *b, size_t nb,
                                size_t d, float *out, size_t ldo) {
     (void)isa;  // only x86 has a choice to make
 #if QUIVER_X86
+    if (quiver_runnable_isa(isa) == QUIVER_ISA_AVX512) {
+        avx512_inner_products(a, na, b, nb, d, out, ldo);
+        return;
+    }
     if (use_avx2(isa)) {
         avx2_inner_products(a, na, b, nb, d, out, ldo);
         return;
@@ -414,4 +605,61 @@ void quiver_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
 
 void quiver_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
     quiver_f32_to_f16_isa(quiver_best_isa(), src, dst, n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-ranking
+// ---------------------------------------------------------------------------------------------
+
+static void scalar_rerank(const float *query, const void *vectors, int halves, size_t d, const int64_t *rows,
+                          size_t count, int inner_product, float *distances) {
+    for (size_t i = 0; i < count; i++) {
+        if (rows[i] < 0) {
+            distances[i] = INFINITY;
+            continue;
+        }
+        if (halves) {
+            const uint16_t *x = (const uint16_t *)vectors + (size_t)rows[i] * d;
+            distances[i] = inner_product ? -scalar_dot_f16(query, x, d) : scalar_l2_squared_f16(query, x, d);
+        } else {
+            const float *x = (const float *)vectors + (size_t)rows[i] * d;
+            distances[i] = inner_product ? -scalar_dot(query, x, d) : scalar_l2_squared(query, x, d);
+        }
+    }
+}
+
+void quiver_rerank_isa(quiver_isa isa, const float *query, const void *vectors, int halves, size_t d,
+                       const int64_t *rows, size_t count, int inner_product, float *distances) {
+    (void)isa;
+#if QUIVER_X86
+    quiver_isa runnable = quiver_runnable_isa(isa);
+    if (runnable == QUIVER_ISA_AVX512) {
+        avx512_rerank(query, vectors, halves, d, rows, count, inner_product, distances);
+        return;
+    }
+    if (use_avx2(runnable)) {
+        for (size_t i = 0; i < count; i++) {
+            if (i + 2 < count && rows[i + 2] >= 0) {
+                const char *ahead = (const char *)vectors + (size_t)rows[i + 2] * d * (halves ? 2 : 4);
+                for (size_t offset = 0; offset < d * (halves ? 2 : 4); offset += 64) __builtin_prefetch(ahead + offset);
+            }
+            if (rows[i] < 0) {
+                distances[i] = INFINITY;
+            } else if (halves) {
+                const uint16_t *x = (const uint16_t *)vectors + (size_t)rows[i] * d;
+                distances[i] = inner_product ? -avx2_dot_f16(query, x, d) : avx2_l2_squared_f16(query, x, d);
+            } else {
+                const float *x = (const float *)vectors + (size_t)rows[i] * d;
+                distances[i] = inner_product ? -avx2_dot(query, x, d) : avx2_l2_squared(query, x, d);
+            }
+        }
+        return;
+    }
+#endif
+    scalar_rerank(query, vectors, halves, d, rows, count, inner_product, distances);
+}
+
+void quiver_rerank(const float *query, const void *vectors, int halves, size_t d, const int64_t *rows,
+                   size_t count, int inner_product, float *distances) {
+    quiver_rerank_isa(quiver_best_isa(), query, vectors, halves, d, rows, count, inner_product, distances);
 }

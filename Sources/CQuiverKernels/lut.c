@@ -144,7 +144,7 @@ QUIVER_TARGET_AVX2 static void quantize_avx2(const float *table, size_t m, size_
 void quiver_pq4_table(const float *query, const float *transposed, const float *center_norms, size_t m, size_t dsub,
                       float *table) {
 #if QUIVER_X86
-    if (quiver_runnable_isa(QUIVER_ISA_AVX2) == QUIVER_ISA_AVX2) {
+    if (quiver_isa_has_avx2(quiver_best_isa())) {
         table_avx2(query, transposed, center_norms, m, dsub, table);
         return;
     }
@@ -155,7 +155,7 @@ void quiver_pq4_table(const float *query, const float *transposed, const float *
 void quiver_quantize_lut(quiver_isa isa, const float *table, size_t m, size_t padded_m, uint8_t *lut,
                          float *scale, float *bias) {
 #if QUIVER_X86
-    if (quiver_runnable_isa(isa) == QUIVER_ISA_AVX2 && m <= 4096) {
+    if (quiver_isa_has_avx2(quiver_runnable_isa(isa)) && m <= 4096) {
         float lows[4096];
         quantize_avx2(table, m, padded_m, lut, scale, bias, lows);
         return;

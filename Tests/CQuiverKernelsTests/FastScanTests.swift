@@ -1,5 +1,10 @@
 import CQuiverKernels
 import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 @Suite struct FastScanLayout {
     @Test(arguments: [2, 4, 8, 16, 30, 64])
@@ -49,13 +54,17 @@ import Testing
     @Test(.enabled(if: hasSIMD, noSIMDReason))
     func simdSumsMatchScalarOnRandomInputs() {
         var rng = TestRandom(seed: 2)
-        for _ in 0..<60 {
-            let m = 2 * Int.random(in: 1...100, using: &rng)
+        for _ in 0..<80 {
+            // Odd m included: the last group is half padding.
+            let m = Int.random(in: 1...200, using: &rng)
             let count = Int.random(in: 0...300, using: &rng)
             let list = PackedList.random(count: count, m: m, using: &rng)
             let lut = randomLUT(m: m, using: &rng)
-            #expect(list.sums(simdISA, lut: lut) == list.sums(QUIVER_ISA_SCALAR, lut: lut),
-                    "m=\(m) count=\(count)")
+            let reference = list.sums(QUIVER_ISA_SCALAR, lut: lut)
+            #expect(reference == list.naiveSums(lut: lut), "m=\(m) count=\(count)")
+            for isa in simdISAs {
+                #expect(list.sums(isa, lut: lut) == reference, "isa=\(isa) m=\(m) count=\(count)")
+            }
         }
     }
 
@@ -69,14 +78,18 @@ import Testing
             let lut = [UInt8](repeating: value, count: m * 16)
             let expected = [UInt16](repeating: UInt16(m) * UInt16(value), count: 77)
             #expect(list.sums(QUIVER_ISA_SCALAR, lut: lut) == expected, "m=\(m) value=\(value)")
-            #expect(list.sums(simdISA, lut: lut) == expected, "m=\(m) value=\(value)")
+            for isa in simdISAs {
+                #expect(list.sums(isa, lut: lut) == expected, "isa=\(isa) m=\(m) value=\(value)")
+            }
         }
         // Each subspace maximal only at code 15; all-15 codes reach the bound exactly.
         let m = 256
         var lut = [UInt8](repeating: 0, count: m * 16)
         for s in 0..<m { lut[s * 16 + 15] = 255 }
         let list = PackedList(codes: [UInt8](repeating: 15, count: 40 * m), count: 40, m: m)
-        #expect(list.sums(simdISA, lut: lut) == [UInt16](repeating: 65280, count: 40))
+        for isa in simdISAs {
+            #expect(list.sums(isa, lut: lut) == [UInt16](repeating: 65280, count: 40), "isa=\(isa)")
+        }
     }
 }
 
@@ -85,14 +98,20 @@ import Testing
     func expectPathsAgree(_ lists: [PackedList], luts: [[UInt8]], k: Int, dedupe: Bool,
                           scale: Float, bias: Float) {
         let reference = Heap(capacity: k, dedupe: dedupe)
-        let simd = Heap(capacity: k, dedupe: dedupe)
         for (list, lut) in zip(lists, luts) {
             reference.scan(QUIVER_ISA_SCALAR, list, lut: lut, scale: scale, bias: bias)
-            simd.scan(simdISA, list, lut: lut, scale: scale, bias: bias)
         }
-        let context: Comment = "k=\(k) dedupe=\(dedupe) scale=\(scale) bias=\(bias)"
-        #expect(simd.rawEntries == reference.rawEntries, context)
-        #expect(simd.sorted() == reference.sorted(), context)
+        let expectedRaw = reference.rawEntries
+        let expectedSorted = reference.sorted()
+        for isa in simdISAs {
+            let simd = Heap(capacity: k, dedupe: dedupe)
+            for (list, lut) in zip(lists, luts) {
+                simd.scan(isa, list, lut: lut, scale: scale, bias: bias)
+            }
+            let context: Comment = "isa=\(isa) k=\(k) dedupe=\(dedupe) scale=\(scale) bias=\(bias)"
+            #expect(simd.rawEntries == expectedRaw, context)
+            #expect(simd.sorted() == expectedSorted, context)
+        }
     }
 
     @Test(.enabled(if: hasSIMD, noSIMDReason), arguments: [false, true])
@@ -100,11 +119,11 @@ import Testing
         var rng = TestRandom(seed: dedupe ? 5 : 4)
         for k in [1, 3, 10, 64] {
             for (scale, bias) in [(Float(1), Float(0)), (0.37, -12.5), (8.25, 1000), (0.001, 3)] {
-                let m = 2 * Int.random(in: 1...48, using: &rng)
+                let m = Int.random(in: 1...96, using: &rng)
                 // Both lists draw ids from one small range, so the second scan meets ids the heap holds.
                 let lists = (0..<2).map { _ in
                     let count = Int.random(in: 1...250, using: &rng)
-                    let ids = (0..<count).map { _ in Int64.random(in: 0..<60, using: &rng) }
+                    let ids = (0..<count).map { _ in UInt32.random(in: 0..<60, using: &rng) }
                     return PackedList.random(count: count, m: m, using: &rng, ids: ids)
                 }
                 let luts = lists.map { _ in randomLUT(m: m, using: &rng) }
@@ -128,7 +147,7 @@ import Testing
         }
     }
 
-    @Test(arguments: [QUIVER_ISA_SCALAR, simdISA])
+    @Test(arguments: [QUIVER_ISA_SCALAR] + simdISAs)
     func scanOffersOnlyRealVectorsInOrder(isa: quiver_isa) {
         // All distances tie, so ties go by id: the k smallest ids (the first vectors) stay.
         let m = 4
@@ -145,11 +164,11 @@ import Testing
     @Test(arguments: [false, true])
     func multiQueryScanMatchesOneScanPerQuery(dedupe: Bool) {
         var rng = TestRandom(seed: dedupe ? 9 : 8)
-        for isa in [QUIVER_ISA_SCALAR, simdISA] {
-            for nq in 1...5 {
-                let m = 2 * Int.random(in: 1...40, using: &rng)
+        for isa in [QUIVER_ISA_SCALAR] + simdISAs {
+            for nq in 1...9 {
+                let m = Int.random(in: 1...80, using: &rng)
                 let count = Int.random(in: 1...200, using: &rng)
-                let ids = (0..<count).map { _ in Int64.random(in: 0..<80, using: &rng) }
+                let ids = (0..<count).map { _ in UInt32.random(in: 0..<80, using: &rng) }
                 let list = PackedList.random(count: count, m: m, using: &rng, ids: ids)
                 let luts = (0..<nq).map { _ in randomLUT(m: m, using: &rng) }
                 let scales = (0..<nq).map { _ in Float.random(in: 0.1...10, using: &rng) }
@@ -196,5 +215,77 @@ import Testing
             .sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }
         // Ties at the k-th distance keep the earliest vectors, which are also the smallest ids.
         #expect(heap.sorted() == Array(naive.prefix(k)))
+    }
+}
+
+/// Bytes placed so that the last one sits just before an inaccessible page: a kernel reading even one
+/// byte past the end crashes the test instead of passing by luck.
+final class GuardedBytes {
+    private let region: UnsafeMutableRawPointer
+    private let regionSize: Int
+    let pointer: UnsafeMutablePointer<UInt8>
+    let count: Int
+
+    init(_ bytes: [UInt8]) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        count = bytes.count
+        let dataPages = (bytes.count + page - 1) / page
+        regionSize = (dataPages + 1) * page
+        region = mmap(nil, regionSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+        mprotect(region + dataPages * page, page, PROT_NONE)
+        pointer = (region + dataPages * page - bytes.count).assumingMemoryBound(to: UInt8.self)
+        pointer.initialize(from: bytes, count: bytes.count)
+    }
+
+    deinit { munmap(region, regionSize) }
+}
+
+@Suite struct FastScanOddSubspaces {
+    @Test(arguments: [1, 3, 5, 7, 31, 65, 191])
+    func oddMIsPaddedAndNeverReadPastTheLUTOrCodes(m: Int) {
+        var rng = TestRandom(seed: UInt64(100 + m))
+        for count in [1, 17, 32, 45, 100] {
+            let list = PackedList.random(count: count, m: m, using: &rng)
+            #expect(list.packed.count == (count + 31) / 32 * (m + 1) / 2 * 32)
+            let lut = randomLUT(m: m, using: &rng)
+            let guardedLUT = GuardedBytes(lut)
+            let guardedCodes = GuardedBytes(list.packed)
+            let reference = list.naiveSums(lut: lut)
+            for isa in [QUIVER_ISA_SCALAR] + simdISAs {
+                var sums = [UInt16](repeating: 0, count: count)
+                quiver_fastscan_sums(isa, guardedCodes.pointer, count, m, guardedLUT.pointer, &sums)
+                #expect(sums == reference, "isa=\(isa) m=\(m) count=\(count)")
+                let heap = Heap(capacity: 7, dedupe: false)
+                list.ids.withUnsafeBufferPointer { ids in
+                    quiver_fastscan_scan(isa, guardedCodes.pointer, count, m, guardedLUT.pointer, 0.5, 1, ids.baseAddress, heap.rawPointer)
+                }
+                let expected = reference.enumerated().map { Entry(Float($0.element) / 0.5 + 1, Int64($0.offset)) }
+                    .sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }.prefix(7)
+                #expect(heap.sorted() == Array(expected), "isa=\(isa) m=\(m) count=\(count)")
+            }
+        }
+    }
+
+    @Test func packWritesOnlyItsBlocksAndEntriesRoundTrip() {
+        var rng = TestRandom(seed: 33)
+        for m in [1, 2, 3, 9, 10] {
+            let count = 70
+            let codes = (0..<count * m).map { _ in UInt8.random(in: 0..<16, using: &rng) }
+            let size = quiver_fastscan_packed_size(count, m)
+            var buffer = [UInt8](repeating: 0xEE, count: size + 64)
+            codes.withUnsafeBufferPointer { quiver_fastscan_pack($0.baseAddress, count, m, &buffer) }
+            #expect(buffer[size...].allSatisfy { $0 == 0xEE }, "m=\(m): pack wrote past its blocks")
+            // Entry by entry into zeroed blocks gives the same bytes; get_entry reads them back.
+            var incremental = [UInt8](repeating: 0, count: size)
+            for v in 0..<count {
+                codes.withUnsafeBufferPointer { quiver_fastscan_set_entry(&incremental, m, v, $0.baseAddress! + v * m) }
+            }
+            #expect(incremental == Array(buffer[..<size]), "m=\(m)")
+            for v in [0, 15, 16, 31, 32, 69] {
+                var entry = [UInt8](repeating: 0xFF, count: m)
+                quiver_fastscan_get_entry(incremental, m, v, &entry)
+                #expect(entry == Array(codes[v * m ..< (v + 1) * m]), "m=\(m) v=\(v)")
+            }
+        }
     }
 }

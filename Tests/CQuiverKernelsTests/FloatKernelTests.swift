@@ -22,7 +22,7 @@ private func referenceDot(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> (va
         for (na, nb, d) in shapes {
             let a = randomFloats(na * d, using: &rng), b = randomFloats(nb * d, using: &rng)
             let ldo = nb + 3  // padding columns must stay untouched
-            for isa in [QUIVER_ISA_SCALAR, simdISA] {
+            for isa in [QUIVER_ISA_SCALAR] + simdISAs {
                 var out = [Float](repeating: .nan, count: na * ldo)
                 quiver_inner_products_isa(isa, a, na, b, nb, d, &out, ldo)
                 for i in 0..<na {
@@ -33,6 +33,67 @@ private func referenceDot(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> (va
                     }
                     let padding = out[(i * ldo + nb)..<((i + 1) * ldo)]
                     #expect(padding.allSatisfy { $0.isNaN })
+                }
+            }
+        }
+    }
+
+    @Test func innerProductsDoNotDependOnTheBlocking() {
+        // One query against one centroid equals the same pair inside a large batch, bit for bit:
+        // a coordinator's batched coarse scores then equal what one index computes alone.
+        var rng = TestRandom(seed: 22)
+        for d in [3, 16, 33, 128, 384] {
+            let na = 11, nb = 37
+            let a = randomFloats(na * d, using: &rng), b = randomFloats(nb * d, using: &rng)
+            for isa in [QUIVER_ISA_SCALAR] + simdISAs {
+                var all = [Float](repeating: 0, count: na * nb)
+                quiver_inner_products_isa(isa, a, na, b, nb, d, &all, nb)
+                for (i, j) in [(0, 0), (10, 36), (5, 17), (3, 2)] {
+                    var one: Float = 0
+                    a.withUnsafeBufferPointer { a in
+                        b.withUnsafeBufferPointer { b in
+                            quiver_inner_products_isa(isa, a.baseAddress! + i * d, 1, b.baseAddress! + j * d, 1, d, &one, 1)
+                        }
+                    }
+                    #expect(one.bitPattern == all[i * nb + j].bitPattern, "isa=\(isa) d=\(d) (\(i), \(j))")
+                }
+            }
+        }
+    }
+
+    @Test func rerankMatchesNaiveDistances() {
+        var rng = TestRandom(seed: 23)
+        for d in [1, 7, 16, 31, 32, 33, 100, 384] {
+            let n = 50
+            let base = randomFloats(n * d, using: &rng), query = randomFloats(d, using: &rng)
+            var halves = [UInt16](repeating: 0, count: n * d)
+            quiver_f32_to_f16_isa(QUIVER_ISA_SCALAR, base, &halves, n * d)
+            var widened = [Float](repeating: 0, count: n * d)
+            quiver_f16_to_f32_isa(QUIVER_ISA_SCALAR, halves, &widened, n * d)
+            let rows: [Int64] = [3, -1, 49, 0, 17, 17, 25, -1, 8]
+            for isa in [QUIVER_ISA_SCALAR] + simdISAs {
+                for (useHalves, stored) in [(false, base), (true, widened)] {
+                    for innerProduct in [true, false] {
+                        var out = [Float](repeating: .nan, count: rows.count)
+                        if useHalves {
+                            quiver_rerank_isa(isa, query, halves, 1, d, rows, rows.count, innerProduct ? 1 : 0, &out)
+                        } else {
+                            quiver_rerank_isa(isa, query, base, 0, d, rows, rows.count, innerProduct ? 1 : 0, &out)
+                        }
+                        for (i, row) in rows.enumerated() {
+                            guard row >= 0 else {
+                                #expect(out[i] == .infinity)
+                                continue
+                            }
+                            let x = stored[Int(row) * d ..< (Int(row) + 1) * d]
+                            let expected = innerProduct
+                                ? referenceDot(query[...], x)
+                                : { let diff = zip(query, x).map { $0 - $1 }; return referenceDot(diff[...], diff[...]) }()
+                            let value = innerProduct ? -Double(out[i]) : Double(out[i])
+                            #expect(abs(value - expected.value) <= expected.tolerance * 2,
+                                    "isa=\(isa) halves=\(useHalves) ip=\(innerProduct) d=\(d) row \(row)")
+                        }
+                    }
                 }
             }
         }

@@ -14,31 +14,41 @@ struct TestRandom: RandomNumberGenerator {
     }
 }
 
-/// The SIMD path this CPU runs (AVX2 or NEON), or scalar when it has none.
+/// The SIMD path this CPU runs best (AVX-512, AVX2 or NEON), or scalar when it has none.
 let simdISA = quiver_best_isa()
 let hasSIMD = simdISA != QUIVER_ISA_SCALAR
 let noSIMDReason: Comment = "this CPU has no SIMD path (AVX2+FMA+F16C, or NEON)"
+/// Every SIMD path this CPU can run (AVX-512 and AVX2 on a CPU with both), each checked against scalar.
+let simdISAs = [QUIVER_ISA_AVX512, QUIVER_ISA_AVX2, QUIVER_ISA_NEON].filter { quiver_isa_available($0) != 0 }
 
 /// A quiver_topk with storage owned by Swift.
 final class Heap {
     private let distances: UnsafeMutablePointer<Float>
     private let ids: UnsafeMutablePointer<Int64>
+    private let index: UnsafeMutablePointer<Int32>?
+    private let positions: UnsafeMutablePointer<Int32>?
     /// Stable storage, so batched scans can hold a pointer to several heaps at once.
     let rawPointer: UnsafeMutablePointer<quiver_topk>
 
-    init(capacity: Int, dedupe: Bool) {
+    init(capacity: Int, dedupe: Bool, tieKeys: UnsafePointer<Int64>? = nil) {
         distances = .allocate(capacity: max(capacity, 1))
         ids = .allocate(capacity: max(capacity, 1))
+        index = dedupe ? .allocate(capacity: quiver_topk_index_size(Int32(capacity))) : nil
+        positions = dedupe ? .allocate(capacity: max(capacity, 1)) : nil
         rawPointer = .allocate(capacity: 1)
-        rawPointer.initialize(to: quiver_topk(distances: distances, ids: ids, size: 0,
-                                              capacity: Int32(capacity), dedupe: dedupe ? 1 : 0))
+        rawPointer.initialize(to: quiver_topk())
+        quiver_topk_init(rawPointer, Int32(capacity), distances, ids, index, positions, tieKeys)
     }
 
     deinit {
         distances.deallocate()
         ids.deallocate()
+        index?.deallocate()
+        positions?.deallocate()
         rawPointer.deallocate()
     }
+
+    func clear() { quiver_topk_clear(rawPointer) }
 
     var threshold: Float { quiver_topk_threshold(rawPointer) }
     var count: Int { Int(rawPointer.pointee.size) }
@@ -85,19 +95,19 @@ struct PackedList {
     let m: Int
     let codes: [UInt8]
     let packed: [UInt8]
-    let ids: [Int64]
+    let ids: [UInt32]
 
-    init(codes: [UInt8], count: Int, m: Int, ids: [Int64]? = nil) {
+    init(codes: [UInt8], count: Int, m: Int, ids: [UInt32]? = nil) {
         self.count = count
         self.m = m
         self.codes = codes
         var packed = [UInt8](repeating: 0xAA, count: quiver_fastscan_packed_size(count, m))
         codes.withUnsafeBufferPointer { quiver_fastscan_pack($0.baseAddress, count, m, &packed) }
         self.packed = packed
-        self.ids = ids ?? (0..<count).map { Int64($0) }
+        self.ids = ids ?? (0..<count).map { UInt32($0) }
     }
 
-    static func random(count: Int, m: Int, using rng: inout TestRandom, ids: [Int64]? = nil) -> PackedList {
+    static func random(count: Int, m: Int, using rng: inout TestRandom, ids: [UInt32]? = nil) -> PackedList {
         let codes = (0..<count * m).map { _ in UInt8.random(in: 0..<16, using: &rng) }
         return PackedList(codes: codes, count: count, m: m, ids: ids)
     }

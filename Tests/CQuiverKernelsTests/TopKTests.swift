@@ -76,4 +76,47 @@ import Testing
             : all.sorted { ($0.distance, $0.id) < ($1.distance, $1.id) }
         #expect(heap.sorted() == Array(expected.prefix(k)))
     }
+
+    /// The kept set of a dedupe heap computed the slow way: each id's best distance, the best
+    /// `capacity` of those in (distance, tie key) order.
+    func expectedDedupe(_ offers: [(Float, Int64)], capacity: Int, key: (Int64) -> Int64 = { $0 }) -> [Entry] {
+        var best: [Int64: Float] = [:]
+        for (distance, id) in offers { best[id] = min(best[id] ?? .infinity, distance) }
+        return best.map { Entry($0.value, $0.key) }
+            .sorted { ($0.distance, key($0.id)) < ($1.distance, key($1.id)) }
+            .prefix(capacity).map { $0 }
+    }
+
+    @Test(arguments: [1, 2, 7, 40, 1000, 5000])
+    func dedupeIndexMatchesTheSlowDefinitionAtAnyCapacity(capacity: Int) {
+        var rng = TestRandom(seed: UInt64(capacity))
+        let heap = Heap(capacity: capacity, dedupe: true)
+        // Few distinct distances and ids drawn from a range near the capacity: many repeats,
+        // many ties, evictions of entries whose index runs wrap around.
+        for round in 0..<3 {
+            let offers = (0..<(capacity * 6 + 50)).map { _ in
+                (Float(Int.random(in: 0..<(capacity + 20), using: &rng)), Int64.random(in: 0..<Int64(capacity * 2 + 5), using: &rng))
+            }
+            for (distance, id) in offers { heap.push(distance, id) }
+            #expect(heap.sorted() == expectedDedupe(offers, capacity: capacity), "capacity=\(capacity) round=\(round)")
+            // A cleared heap starts afresh: the index forgets every id.
+            heap.clear()
+            #expect(heap.count == 0)
+        }
+    }
+
+    @Test func tieKeysRankEqualDistancesByExternalID() {
+        // Rows 0..4 carry external ids in reverse order: ties must keep the smallest external ids.
+        let external: [Int64] = [50, 40, 30, 20, 10]
+        external.withUnsafeBufferPointer { keys in
+            for dedupe in [false, true] {
+                let heap = Heap(capacity: 2, dedupe: dedupe, tieKeys: keys.baseAddress)
+                for row in 0..<5 { heap.push(1, Int64(row)) }
+                #expect(heap.sorted() == [Entry(1, 4), Entry(1, 3)], "dedupe=\(dedupe)")
+                heap.clear()
+                for row in (0..<5).reversed() { heap.push(1, Int64(row)) }
+                #expect(heap.sorted() == [Entry(1, 4), Entry(1, 3)], "dedupe=\(dedupe), reversed offers")
+            }
+        }
+    }
 }

@@ -120,6 +120,98 @@ import Testing
         #expect(SearchResults.merge(plainParts, k: 10).ids == (try whole.search(Self.data.queries, parameters: plain)).ids)
     }
 
+    @Test func shardsEqualTheWholeIndexWhateverOrderRowsArriveIn() throws {
+        // Coarse 4-bit codes (8 dimensions per subspace) make many equal estimated distances, and
+        // the shards receive their rows in a shuffled order, so their rows rank differently from
+        // the external ids: only one tie-break rule everywhere (by external id) makes the merged
+        // shards return exactly what the whole index returns. Spilled copies land on either shard.
+        let configuration = IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 12, subspaces: 4, spillLambda: 1)
+        let model = try IVFModel.train(sample: Self.data.base, configuration: configuration, threads: 2)
+        var prepared = Self.data.base
+        model.prepare(&prepared)
+        let assignment = model.assign(prepared)
+        var whole = IVFIndex(model: model)
+        try whole.add(prepared: prepared, ids: nil, assignment: assignment)
+        var rng = SeededGenerator(seed: 5)
+        var shards = [IVFIndex(model: model), IVFIndex(model: model)]
+        for shard in 0 ..< 2 {
+            // A row goes to each shard owning its primary or spill list, in shuffled order.
+            let owned = { (list: Int32) in list >= 0 && Int(list) % 2 == shard }
+            let rows = (0 ..< prepared.rows).filter { owned(assignment.primary[$0]) || owned(assignment.spill[$0]) }.shuffled(using: &rng)
+            let local = IVFModel.Assignment(
+                primary: rows.map { owned(assignment.primary[$0]) ? assignment.primary[$0] : assignment.spill[$0] },
+                spill: rows.map { owned(assignment.primary[$0]) && owned(assignment.spill[$0]) ? assignment.spill[$0] : -1 })
+            try shards[shard].add(prepared: prepared.gathering(rows), ids: rows.map(Int64.init), assignment: local)
+        }
+        var queries = Self.data.queries
+        model.prepare(&queries)
+        let nprobe = 5
+        let probes = queries.values.withUnsafeBufferPointer { model.probe($0.baseAddress!, count: queries.rows, nprobe: nprobe) }
+        for parameters in [SearchParameters(k: 10, nprobe: nprobe, reorderK: 40), SearchParameters(k: 10, nprobe: nprobe, reorderK: 0)] {
+            let parts = shards.enumerated().map { shard, index in
+                queries.values.withUnsafeBufferPointer {
+                    index.candidates(prepared: $0.baseAddress!, count: queries.rows, probes: probes.map { Int($0) % 2 == shard ? $0 : -1 },
+                                     nprobe: nprobe, parameters: parameters)
+                }
+            }
+            let merged = parameters.reorderK > 0
+                ? SearchResults.mergeCandidates(parts, reorderK: parameters.reorderK, k: parameters.k)
+                : SearchResults.merge(parts, k: parameters.k)
+            let direct = queries.values.withUnsafeBufferPointer {
+                whole.search(prepared: $0.baseAddress!, count: queries.rows, probes: probes, nprobe: nprobe, parameters: parameters)
+            }
+            let differing = (0 ..< queries.rows).filter {
+                merged.ids(ofQuery: $0) != direct.ids(ofQuery: $0) || merged.distances(ofQuery: $0) != direct.distances(ofQuery: $0)
+            }
+            #expect(differing.isEmpty, "reorderK=\(parameters.reorderK): queries \(differing.prefix(10)) differ")
+        }
+    }
+
+    @Test(arguments: [Metric.innerProduct, .l2])
+    func batchesScanningListByListEqualOneQueryAtATime(metric: Metric) throws {
+        let index = try build(IVFConfiguration(dimension: 32, metric: metric, nlist: 24, subspaces: 8,
+                                               spillLambda: metric == .innerProduct ? 1 : nil))
+        var queries = Self.data.queries
+        index.model.prepare(&queries)
+        let nprobe = 7
+        let probes = queries.values.withUnsafeBufferPointer { q in
+            index.model.probeWithDistances(q.baseAddress!, count: queries.rows, nprobe: nprobe)
+        }
+        for parameters in [SearchParameters(k: 10, nprobe: nprobe, reorderK: 0), SearchParameters(k: 5, nprobe: nprobe, reorderK: 30)] {
+            for candidatesOnly in [false, true] {
+                let results = [1, 3, 64, 1000].map { batch in
+                    queries.values.withUnsafeBufferPointer { q in
+                        index.scan(prepared: q.baseAddress!, count: queries.rows, probes: probes.lists, nprobe: nprobe,
+                                   parameters: parameters, threads: 2, coarseDistances: probes.distances,
+                                   candidatesOnly: candidatesOnly, queriesPerScan: batch)
+                    }
+                }
+                for result in results.dropFirst() {
+                    #expect(result == results[0], "\(metric) \(parameters) candidatesOnly=\(candidatesOnly)")
+                }
+            }
+        }
+    }
+
+    @Test func float16RawVectorsRefuseValuesFloat16CannotHold() throws {
+        let configuration = IVFConfiguration(dimension: 32, metric: .l2, nlist: 4, rawVectors: .float16)
+        let model = try IVFModel.train(sample: Self.data.base, configuration: configuration, threads: 2)
+        var index = IVFIndex(model: model)
+        var vectors = Matrix(rows: 3, dimension: 32)
+        vectors.values[1 * 32 + 5] = 65504  // the largest float16: kept
+        try index.add(vectors)
+        #expect(index.count == 3)
+        vectors.values[2 * 32 + 7] = -65520  // rounds to -inf in float16
+        #expect(throws: IndexError.outOfHalfRange(row: 2, column: 7, value: -65520)) { try index.add(vectors) }
+        #expect(index.count == 3, "a refused batch adds nothing")
+        let error = IndexError.outOfHalfRange(row: 2, column: 7, value: -65520)
+        #expect(error.description.contains("float32"), "the message says how to fix it")
+        // float32 raw vectors take the same values.
+        var wide = IVFIndex(model: try IVFModel.train(sample: Self.data.base, configuration: IVFConfiguration(dimension: 32, metric: .l2, nlist: 4), threads: 2))
+        try wide.add(vectors)
+        #expect(wide.count == 3)
+    }
+
     @Test func badInputIsRejectedWithAClearError() throws {
         let index = try build(IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 10, encoding: .flat))
         #expect(throws: IndexError.dimensionMismatch(expected: 32, got: 8)) {

@@ -19,11 +19,14 @@ typedef enum {
     QUIVER_ISA_SCALAR = 0,
     QUIVER_ISA_AVX2 = 1,
     QUIVER_ISA_NEON = 2,
+    /// AVX-512 F+BW+VL on top of AVX2 (the AVX2 float kernels serve where 512 bits do not pay).
+    QUIVER_ISA_AVX512 = 3,
 } quiver_isa;
 
-/// The fastest instruction set this CPU supports (AVX2 needs AVX2+FMA+F16C; NEON on arm64).
+/// The fastest instruction set this CPU supports (AVX2 needs AVX2+FMA+F16C; AVX-512 also
+/// F+BW+VL; NEON on arm64).
 quiver_isa quiver_best_isa(void);
-/// 1 when `isa` can run on this CPU.
+/// 1 when `isa` can run on this CPU (a CPU with AVX-512 also runs the AVX2 paths).
 int quiver_isa_available(quiver_isa isa);
 const char *quiver_isa_name(quiver_isa isa);
 
@@ -32,47 +35,73 @@ const char *quiver_isa_name(quiver_isa isa);
 // ---------------------------------------------------------------------------------------------
 
 typedef struct {
-    float *distances;   // capacity slots
-    int64_t *ids;       // capacity slots
+    float *distances;        // capacity slots
+    int64_t *ids;            // capacity slots
     int32_t size;
     int32_t capacity;
-    int32_t dedupe;     // nonzero: an id already held keeps the smaller of its two distances
+    // Dedupe (an id already held keeps the smaller of its two distances) when `index` is set:
+    // an open-addressing table of index_mask + 1 heap slots and, per slot, its table position.
+    int32_t *index;
+    int32_t *positions;
+    int32_t index_mask;
+    // Ties in distance rank by tie_keys[id] when set (ids are then rows of a table whose
+    // external ids are tie_keys), else by id.
+    const int64_t *tie_keys;
 } quiver_topk;
 
+/// Entries of the dedupe index for a heap of `capacity`: a power of two of at least 2·capacity.
+size_t quiver_topk_index_size(int32_t capacity);
+/// An empty heap over caller-owned storage: `distances` and `ids` of `capacity` slots; for
+/// dedupe `dedupe_index` of quiver_topk_index_size(capacity) entries and `positions` of
+/// `capacity` (both NULL otherwise); `tie_keys` as in quiver_topk, or NULL.
+void quiver_topk_init(quiver_topk *heap, int32_t capacity, float *distances, int64_t *ids,
+                      int32_t *dedupe_index, int32_t *positions, const int64_t *tie_keys);
+/// Empties the heap in O(size), keeping its storage.
+void quiver_topk_clear(quiver_topk *heap);
 /// Worst distance kept once the heap is full, +infinity before: a candidate can only enter with a
-/// distance at most this (equal distances compete by id).
+/// distance at most this (equal distances compete by tie key).
 float quiver_topk_threshold(const quiver_topk *heap);
-/// Offers (distance, id). The heap keeps the `capacity` smallest entries in (distance, id) order,
-/// so ties are broken by id and the kept set does not depend on the order of the offers. With
-/// dedupe, an id already held only lowers its distance. Returns 1 when the heap changed.
+/// Offers (distance, id). The heap keeps the `capacity` smallest entries in (distance, tie key)
+/// order, so ties are broken by id (or external id) and the kept set does not depend on the
+/// order of the offers. With dedupe, an id already held only lowers its distance; O(log capacity)
+/// either way. Returns 1 when the heap changed.
 int quiver_topk_push(quiver_topk *heap, float distance, int64_t id);
-/// Sorts the held entries by (distance, id) ascending, in place; the heap property is lost.
+/// Sorts the held entries by (distance, tie key) ascending, in place; the heap property is lost
+/// (push again only after quiver_topk_clear).
 void quiver_topk_sort(quiver_topk *heap);
 
 // ---------------------------------------------------------------------------------------------
 // 4-bit FastScan
 //
-// Codes of `m` subspaces (m even; pad with a subspace whose LUT row is all zero) with 16 centers
-// each are packed in blocks of 32 vectors. A block holds m/2 groups of 32 bytes; group g covers
-// subspaces 2g and 2g+1:
+// Codes of `m` subspaces with 16 centers each are packed in blocks of 32 vectors. A block holds
+// ceil(m/2) groups of 32 bytes; group g covers subspaces 2g and 2g+1:
 //   bytes  0..15: byte j = code(vector j, subspace 2g)   | code(vector j+16, subspace 2g)   << 4
 //   bytes 16..31: byte j = code(vector j, subspace 2g+1) | code(vector j+16, subspace 2g+1) << 4
 // so one 256-bit load meets a 256-bit LUT register holding the 16-byte rows of both subspaces.
+// For odd m the last group's second half is padding: zero codes, and no LUT row is read for it.
 // Vectors past `count` in the last block are zero codes and are never reported.
 //
 // A query's LUT is m rows of 16 uint8 values (quantized distances: lower is better). A vector's
 // quantized distance is the sum of its m entries, accumulated in 16-bit lanes; the caller scales
 // the LUT so that the sum of the per-row maxima is at most 65535, so no sum can overflow.
-// The distance pushed to the heap is  sum / scale + bias.
+// The distance pushed to the heap is  sum / scale + bias,  with the vector's row id from `ids`.
 // ---------------------------------------------------------------------------------------------
 
-/// Bytes of packed codes for `count` vectors of `m` subspaces (m even).
+/// Vectors per FastScan block.
+#define QUIVER_FASTSCAN_BLOCK_VECTORS 32
+
+/// Bytes of packed codes for `count` vectors of `m` subspaces.
 size_t quiver_fastscan_packed_size(size_t count, size_t m);
 /// Packs `count` row-major code rows (m bytes each, values < 16) into FastScan blocks.
 /// `packed` must hold quiver_fastscan_packed_size(count, m) bytes; it is fully written.
 void quiver_fastscan_pack(const uint8_t *codes, size_t count, size_t m, uint8_t *packed);
 /// Inverse of pack: writes `count` rows of m codes.
 void quiver_fastscan_unpack(const uint8_t *packed, size_t count, size_t m, uint8_t *codes);
+/// Writes the m codes (values < 16) of vector `index` into packed blocks that already have room
+/// for it (a list growing one entry at a time appends a zeroed block every 32 entries).
+void quiver_fastscan_set_entry(uint8_t *packed, size_t m, size_t index, const uint8_t *codes);
+/// Reads the m codes of vector `index`.
+void quiver_fastscan_get_entry(const uint8_t *packed, size_t m, size_t index, uint8_t *codes);
 /// Writes the 16-bit quantized distance of every vector (count values) to `sums`.
 void quiver_fastscan_sums(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
                           const uint8_t *lut, uint16_t *sums);
@@ -81,7 +110,7 @@ void quiver_fastscan_sums(quiver_isa isa, const uint8_t *packed, size_t count, s
 /// 16-bit compare against the threshold before any heap work; pruning is conservative, so every
 /// path leaves the heap exactly as the scalar reference does.
 void quiver_fastscan_scan(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
-                          const uint8_t *lut, float scale, float bias, const int64_t *ids,
+                          const uint8_t *lut, float scale, float bias, const uint32_t *ids,
                           quiver_topk *heap);
 /// Scans one list for `nq` queries, loading each block's codes once for several queries (the
 /// batch-search case where many queries probe the same list). Leaves heaps[q] exactly as
@@ -89,7 +118,7 @@ void quiver_fastscan_scan(quiver_isa isa, const uint8_t *packed, size_t count, s
 /// the heaps must be distinct.
 void quiver_fastscan_scan_multi(quiver_isa isa, const uint8_t *packed, size_t count, size_t m,
                                 size_t nq, const uint8_t *const *luts, const float *scales,
-                                const float *biases, const int64_t *ids, quiver_topk *const *heaps);
+                                const float *biases, const uint32_t *ids, quiver_topk *const *heaps);
 
 /// The float distance table of 4-bit PQ for one query: `table[s * 16 + c]` is −⟨q_s, center_{s,c}⟩
 /// when `center_norms` is NULL (inner product), else ‖q_s − center_{s,c}‖² (L2, with
@@ -123,6 +152,13 @@ float quiver_l2_squared_f16(const float *q, const uint16_t *x, size_t d);
 void quiver_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 /// Round to nearest even; values beyond the half range become +-infinity.
 void quiver_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+/// Exact distances for re-ranking: `distances[i]` is −⟨q, x⟩ (inner_product) or ‖q − x‖² for the
+/// stored vector x = row `rows[i]` of `vectors` (d float32 values per row, or d float16 when
+/// `halves`), +infinity for a row of −1. Candidates lie scattered over the store, so rows are
+/// prefetched ahead. Every re-rank (one index, a shard's candidates) goes through here, so equal
+/// inputs give equal distances.
+void quiver_rerank(const float *query, const void *vectors, int halves, size_t d, const int64_t *rows,
+                   size_t count, int inner_product, float *distances);
 
 // ---------------------------------------------------------------------------------------------
 // Checksums
@@ -142,6 +178,8 @@ void quiver_inner_products_isa(quiver_isa isa, const float *a, size_t na, const 
 void quiver_f16_to_f32_isa(quiver_isa isa, const uint16_t *src, float *dst, size_t n);
 void quiver_f32_to_f16_isa(quiver_isa isa, const float *src, uint16_t *dst, size_t n);
 uint32_t quiver_crc32c_isa(quiver_isa isa, uint32_t crc, const void *data, size_t count);
+void quiver_rerank_isa(quiver_isa isa, const float *query, const void *vectors, int halves, size_t d,
+                       const int64_t *rows, size_t count, int inner_product, float *distances);
 
 #ifdef __cplusplus
 }

@@ -116,6 +116,8 @@ public enum IndexError: Error, Equatable, CustomStringConvertible {
     case notEnoughTrainingData(needed: Int, got: Int)
     case invalidParameter(String)
     case invalidVector(row: Int, column: Int, value: Float)
+    /// A component too large for float16 raw vectors (|v| ≥ 65520 rounds to ±∞).
+    case outOfHalfRange(row: Int, column: Int, value: Float)
 
     public var description: String {
         switch self {
@@ -124,6 +126,9 @@ public enum IndexError: Error, Equatable, CustomStringConvertible {
         case .notEnoughTrainingData(let needed, let got): "not enough training vectors: need at least \(needed), got \(got)"
         case .invalidParameter(let message): "invalid search parameter: \(message)"
         case .invalidVector(let row, let column, let value): "vector \(row) has a non-finite value \(value) at component \(column)"
+        case .outOfHalfRange(let row, let column, let value):
+            "vector \(row) has value \(value) at component \(column), beyond what float16 raw vectors hold (|v| < 65520); "
+                + "store raw vectors as float32 or scale the data"
         }
     }
 }

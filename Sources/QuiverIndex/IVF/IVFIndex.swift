@@ -27,6 +27,15 @@ public struct IVFIndex: Sendable {
         self.rawVectors = rawVectors
     }
 
+    /// Queries a FastScan search scans together, list by list (fewer for small searches, so
+    /// that every thread gets work, and for deep re-ranks, so that the batch's heaps stay within
+    /// a few MB). Results do not depend on it. On pkgdesc (1 thread, nprobe 10–20) batches of
+    /// 64–1,024 queries answer 10–25% more queries per CPU-second than one query at a time.
+    static let defaultQueriesPerScan = 256
+
+    /// Rows one index can hold: list entries name their row in 32 bits.
+    public static let maxRows = Int(UInt32.max)
+
     public var configuration: IVFConfiguration { model.configuration }
     /// Stored vectors (a spilled vector counts once).
     public var count: Int { externalIDs.count }
@@ -80,6 +89,7 @@ public struct IVFIndex: Sendable {
             throw .invalidParameter("spill list \(list) does not exist (nlist \(model.nlist))")
         }
         let config = model.configuration
+        if config.rawVectors == .float16 { try RawVectorStore.checkHalfRange(vectors) }
         let width = EncodedBatch.codeWidth(config)
         let d = model.dimension
         let spilling = assignment.spill.contains { $0 >= 0 }
@@ -118,6 +128,9 @@ public struct IVFIndex: Sendable {
         try batch.validate(for: model)
         let n = batch.count
         let firstRow = externalIDs.count
+        guard n <= Self.maxRows - firstRow else {
+            throw .invalidParameter("an index holds at most \(Self.maxRows) rows; it has \(firstRow), the batch adds \(n)")
+        }
         var perList = [Int](repeating: 0, count: model.nlist)
         for list in batch.primary { perList[Int(list)] += 1 }
         for list in batch.spill where list >= 0 { perList[Int(list)] += 1 }
@@ -128,7 +141,7 @@ public struct IVFIndex: Sendable {
             batch.primaryCodes.withUnsafeBufferPointer { primaryCodes in
                 batch.spillCodes.withUnsafeBufferPointer { spillCodes in
                     for row in 0 ..< n {
-                        let stored = Int64(firstRow + row)
+                        let stored = UInt32(firstRow + row)
                         appendEntry(row: stored, list: Int(batch.primary[row]), codes: primaryCodes.baseAddress.map { $0 + row * width },
                                     vector: values.baseAddress.map { $0 + row * d })
                         if !batch.spill.isEmpty, batch.spill[row] >= 0 {
@@ -143,7 +156,7 @@ public struct IVFIndex: Sendable {
         externalIDs.append(contentsOf: batch.ids)
     }
 
-    private mutating func appendEntry(row: Int64, list: Int, codes: UnsafePointer<UInt8>?, vector: UnsafePointer<Float>?) {
+    private mutating func appendEntry(row: UInt32, list: Int, codes: UnsafePointer<UInt8>?, vector: UnsafePointer<Float>?) {
         let config = model.configuration
         switch config.encoding {
         case .fastScan: lists[list].appendFastScan(row: row, entryCodes: codes!, paddedSubspaces: config.paddedSubspaces)
@@ -213,9 +226,9 @@ public struct IVFIndex: Sendable {
         parameters.reorderK > 0 && rawVectors.precision != .none && model.configuration.encoding != .flat
     }
 
-    private func scan(prepared queries: UnsafePointer<Float>, count: Int, probes: [Int32], nprobe: Int,
-                      parameters: SearchParameters, threads: Int, coarseDistances: [Float]?,
-                      candidatesOnly: Bool) -> SearchResults {
+    func scan(prepared queries: UnsafePointer<Float>, count: Int, probes: [Int32], nprobe: Int,
+              parameters: SearchParameters, threads: Int, coarseDistances: [Float]?,
+              candidatesOnly: Bool, queriesPerScan: Int = IVFIndex.defaultQueriesPerScan) -> SearchResults {
         precondition(probes.count == count * nprobe)
         precondition(coarseDistances == nil || coarseDistances!.count == probes.count)
         let k = parameters.k
@@ -226,31 +239,54 @@ public struct IVFIndex: Sendable {
         if candidatesOnly && reranking {
             results.exactDistances = [Float](repeating: .infinity, count: count * slots)
         }
+        // FastScan batches scan each list once for all the batch's queries that probe it.
+        let heapBudget = (8 << 20) / (candidateCount * 32)
+        let batch = configuration.encoding == .fastScan
+            ? max(1, min(queriesPerScan, heapBudget, (count + threads - 1) / max(1, threads))) : 1
         results.ids.withUnsafeMutableBufferPointer { outIds in
             results.distances.withUnsafeMutableBufferPointer { outDistances in
                 results.exactDistances.withUnsafeMutableBufferPointer { outExact in
-                    let output = UncheckedSendable((outIds.baseAddress!, outDistances.baseAddress!, outExact.baseAddress))
-                    parallelFor(count: count, threads: threads, chunk: 8) { range, _ in
-                        var scanner = ListScanner(index: self, candidates: candidateCount, dedupe: model.isSpilling)
-                        var best = TopK(capacity: k)
-                        let (ids, distances, exact) = output.value
-                        for query in range {
-                            let q = queries + query * model.dimension
-                            let probed = probes[query * nprobe ..< (query + 1) * nprobe]
-                            scanner.scan(query: q, lists: probed, coarse: coarseDistances?[query * nprobe ..< (query + 1) * nprobe])
-                            let base = query * slots
-                            if reranking && candidatesOnly {
-                                scanner.exactCandidates(query: q, ids: ids + base, estimates: distances + base,
-                                                        exact: exact! + base, slots: slots)
-                            } else if reranking {
-                                scanner.rerank(query: q, into: &best)
-                                best.drainSorted(into: distances + base, ids + base, slots: slots)
-                            } else {
-                                scanner.heap.drainSorted(into: distances + base, ids + base, slots: slots)
-                            }
-                            // Rows → external ids.
-                            for i in base ..< base + slots where ids[i] >= 0 {
-                                ids[i] = externalIDs[Int(ids[i])]
+                    externalIDs.withUnsafeBufferPointer { externalIDs in
+                        probes.withUnsafeBufferPointer { probes in
+                            (coarseDistances ?? []).withUnsafeBufferPointer { coarse in
+                                let shared = UncheckedSendable((outIds.baseAddress!, outDistances.baseAddress!, outExact.baseAddress,
+                                                                externalIDs.baseAddress, probes, coarseDistances == nil ? nil : coarse))
+                                parallelFor(count: count, threads: threads, chunk: batch) { range, _ in
+                                    let (ids, distances, exact, external, probes, coarse) = shared.value
+                                    // Heaps hold rows; equal distances rank by external id, as shards merge.
+                                    var scanner = ListScanner(index: self, batchCapacity: batch, candidates: candidateCount,
+                                                              dedupe: model.isSpilling, tieKeys: external)
+                                    var best = TopK(capacity: k, tieKeys: external)
+                                    let rows = UnsafeMutablePointer<Int64>.allocate(capacity: candidateCount)
+                                    let exactScratch = UnsafeMutablePointer<Float>.allocate(capacity: candidateCount)
+                                    defer {
+                                        rows.deallocate()
+                                        exactScratch.deallocate()
+                                    }
+                                    let first = range.lowerBound
+                                    let span = range.lowerBound * nprobe ..< range.upperBound * nprobe
+                                    scanner.scan(queries: queries + first * model.dimension, count: range.count,
+                                                 lists: UnsafeBufferPointer(rebasing: probes[span]), nprobe: nprobe,
+                                                 coarse: coarse.map { UnsafeBufferPointer(rebasing: $0[span]) })
+                                    for query in range {
+                                        let q = queries + query * model.dimension
+                                        let local = query - first
+                                        let base = query * slots
+                                        if reranking && candidatesOnly {
+                                            scanner.exactCandidates(local, query: q, ids: ids + base, estimates: distances + base,
+                                                                    exact: exact! + base, slots: slots)
+                                        } else if reranking {
+                                            scanner.rerank(local, query: q, into: &best, rows: rows, distances: exactScratch)
+                                            best.drainSorted(into: distances + base, ids + base, slots: slots)
+                                        } else {
+                                            scanner.heaps.drainSorted(local, into: distances + base, ids + base, slots: slots)
+                                        }
+                                        // Rows → external ids.
+                                        for i in base ..< base + slots where ids[i] >= 0 {
+                                            ids[i] = external![Int(ids[i])]
+                                        }
+                                    }
+                                }
                             }
                         }
                     }

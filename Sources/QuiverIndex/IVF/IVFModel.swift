@@ -5,7 +5,8 @@ public struct IVFModel: Sendable, Equatable {
     public let centroids: Matrix
     public let centroidNorms: [Float]
     public let quantizer: ProductQuantizer?
-    /// How vectors pick lists: inner product for inner-product metrics, L2 otherwise.
+    /// How queries rank lists when probing: inner product for inner-product metrics, L2
+    /// otherwise. Stored vectors always join the list of their nearest centroid by L2 (see `assign`).
     public let comparison: CentroidComparison
     /// Increases with every retraining; lists and queries name the version they were built for.
     public var version: UInt64
@@ -83,9 +84,13 @@ public struct IVFModel: Sendable, Equatable {
         }
     }
 
-    /// Assigns prepared (already normalised, for cosine) vectors to lists. With spilling, the
-    /// second list minimises the SOAR loss `‖r‖² + λ·⟨r, r₁⟩²/‖r₁‖²` among the nearest centroids,
-    /// so its residual is as orthogonal as possible to the first one's.
+    /// Assigns prepared (already normalised, for cosine) vectors to lists: each joins the list of
+    /// its nearest centroid by L2, whatever the metric. The centroids are L2 k-means means, so
+    /// this keeps residuals small and lists even; ranking by ⟨x, c⟩ instead ignores ‖c‖² and lets
+    /// large-norm centroids pull in far points (on non-unit-norm data: residuals several times
+    /// larger, one list 76× the mean). Queries still probe by inner product for IP metrics. With
+    /// spilling, the second list minimises the SOAR loss `‖r‖² + λ·⟨r, r₁⟩²/‖r₁‖²` among the
+    /// nearest centroids by L2, so its residual is as orthogonal as possible to the first one's.
     public func assign(_ vectors: Matrix, threads: Int = 1) -> Assignment {
         vectors.values.withUnsafeBufferPointer { assign($0.baseAddress!, count: vectors.rows, threads: threads) }
     }
@@ -111,10 +116,10 @@ public struct IVFModel: Sendable, Equatable {
                         for (local, row) in range.enumerated() {
                             let negatedIP = block + local * k
                             let xNorm = vectorNorms[row]
-                            // Rank by the comparison in use; keep the nearest few for SOAR.
+                            // ‖x − c‖² − ‖x‖² ranks as L2; keep the nearest few for SOAR.
                             nearest.reset()
                             for c in 0 ..< k {
-                                let rank = comparison == .l2 ? centroidNorms[c] + 2 * negatedIP[c] : negatedIP[c]
+                                let rank = centroidNorms[c] + 2 * negatedIP[c]
                                 if rank <= nearest.threshold { nearest.push(distance: rank, id: Int64(c)) }
                             }
                             let ranked = nearest.drainSorted()

@@ -56,7 +56,7 @@ public enum IndexFile {
 
         out.section(tag: sections[0].tag) { out.write(array: ModelCodec.encode(index.model)) }
         out.section(tag: sections[1].tag) { out.write(array: index.lists.map { Int64($0.count) }) }
-        out.section(tag: sections[2].tag) { for list in index.lists { out.write(array: list.rows) } }
+        out.section(tag: sections[2].tag) { for list in index.lists { out.write(array: list.rows.map(Int64.init)) } }
         out.section(tag: sections[3].tag) { for list in index.lists { out.write(array: list.codes) } }
         out.section(tag: sections[4].tag) { for list in index.lists { out.write(array: list.vectors) } }
         out.section(tag: sections[5].tag) { out.write(array: index.externalIDs) }
@@ -275,8 +275,13 @@ public enum IndexFile {
         }
         let codes: [[UInt8]] = try file.readPerList(codesSection, counts: codeBytes)
         let vectors: [[Float]] = try file.readPerList(vectorsSection, counts: vectorFloats)
+        guard storedRows <= IVFIndex.maxRows else {
+            throw file.inconsistent(.externalIDs, expected: "at most \(IVFIndex.maxRows) rows (one index's limit)", found: "\(storedRows)")
+        }
+        // Rows are checked above to lie below storedRows, so they fit the lists' 32-bit rows.
         let lists = (0 ..< model.nlist).map { list in
-            InvertedList(count: Int(counts[list]), rows: rows[list], codes: codes[list], vectors: vectors[list])
+            InvertedList(count: Int(counts[list]), rows: rows[list].map { UInt32(truncatingIfNeeded: $0) },
+                         codes: codes[list], vectors: vectors[list])
         }
         return IVFIndex(model: model, lists: lists, externalIDs: externalIDs, rawVectors: rawVectors)
     }
