@@ -170,7 +170,9 @@ extension CallStreamTests {
                 return response
             }
         }
-        try await Task.sleep(for: .milliseconds(100))
+        // Two start (however slow the machine); a third must not, however long we wait.
+        for _ in 0 ..< 1000 where started.value.load(ordering: .relaxed) < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(200))
         #expect(started.value.load(ordering: .relaxed) == 2)
         release.value.store(5, ordering: .relaxed)
         try await serving.value
