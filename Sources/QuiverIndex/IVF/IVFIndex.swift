@@ -6,10 +6,12 @@ import CQuiverKernels
 /// optionally re-ranks the best `reorderK` candidates with raw vectors.
 public struct IVFIndex: Sendable {
     public let model: IVFModel
-    public private(set) var lists: [InvertedList]
+    public internal(set) var lists: [InvertedList]
     /// External id of each stored row.
-    public private(set) var externalIDs: [Int64]
-    public private(set) var rawVectors: RawVectorStore
+    public internal(set) var externalIDs: [Int64]
+    public internal(set) var rawVectors: RawVectorStore
+    /// Row by id and lists by row, when rows are changed by id (`enableRowLookup`).
+    public internal(set) var rowLookup: RowLookup?
 
     public init(model: IVFModel) {
         self.model = model
@@ -42,9 +44,9 @@ public struct IVFIndex: Sendable {
     /// List entries, spilled copies included.
     public var entryCount: Int { lists.reduce(0) { $0 + $1.count } }
 
-    /// Bytes held by codes, list row ids, external ids and raw vectors.
+    /// Bytes held by codes, list row ids, external ids, raw vectors and the row lookup.
     public var memoryBytes: Int {
-        lists.reduce(0) { $0 + $1.memoryBytes } + externalIDs.count * 8 + rawVectors.memoryBytes
+        lists.reduce(0) { $0 + $1.memoryBytes } + externalIDs.count * 8 + rawVectors.memoryBytes + (rowLookup?.memoryBytes ?? 0)
     }
 
     // MARK: - Adding
@@ -154,6 +156,13 @@ public struct IVFIndex: Sendable {
             if rawVectors.precision != .none { rawVectors.append(values.baseAddress!, count: n) }
         }
         externalIDs.append(contentsOf: batch.ids)
+        if rowLookup != nil {
+            for row in 0 ..< n {
+                let stored = UInt32(firstRow + row)
+                trackEntry(list: batch.primary[row], row: stored, id: batch.ids[row])
+                if !batch.spill.isEmpty, batch.spill[row] >= 0 { trackEntry(list: batch.spill[row], row: stored, id: batch.ids[row]) }
+            }
+        }
     }
 
     private mutating func appendEntry(row: UInt32, list: Int, codes: UnsafePointer<UInt8>?, vector: UnsafePointer<Float>?) {

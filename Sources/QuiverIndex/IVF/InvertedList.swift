@@ -51,6 +51,47 @@ public struct InvertedList: Sendable, Equatable {
         if floatsPerEntry > 0 { vectors.reserveCapacity(vectors.count + additional * floatsPerEntry) }
     }
 
+    /// Removes entry `index` by moving the last entry into its place (entry order carries no
+    /// meaning: ties rank by external id). `width` is the code bytes per entry (padded
+    /// subspaces for FastScan), `dimension` the floats per entry of IVF_FLAT lists.
+    mutating func removeEntry(at index: Int, encoding: ListEncoding, width: Int, dimension: Int) {
+        precondition(index >= 0 && index < count)
+        let last = count - 1
+        switch encoding {
+        case .fastScan:
+            let block = Int(QUIVER_FASTSCAN_BLOCK_VECTORS)
+            var moved = [UInt8](repeating: 0, count: width)
+            codes.withUnsafeMutableBufferPointer { packed in
+                if index != last {
+                    quiver_fastscan_get_entry(packed.baseAddress!, width, last, &moved)
+                    quiver_fastscan_set_entry(packed.baseAddress!, width, index, moved)
+                }
+                // Leave the freed slot zeroed, as a growing list's fresh slots are.
+                let zero = [UInt8](repeating: 0, count: width)
+                quiver_fastscan_set_entry(packed.baseAddress!, width, last, zero)
+            }
+            if last % block == 0 { codes.removeLast(quiver_fastscan_packed_size(block, width)) }
+        case .pq8:
+            if index != last {
+                for byte in 0 ..< width { codes[index * width + byte] = codes[last * width + byte] }
+            }
+            codes.removeLast(width)
+        case .flat:
+            if index != last {
+                for value in 0 ..< dimension { vectors[index * dimension + value] = vectors[last * dimension + value] }
+            }
+            vectors.removeLast(dimension)
+        }
+        rows[index] = rows[last]
+        rows.removeLast()
+        count -= 1
+    }
+
+    /// Empties the list.
+    mutating func removeAll() {
+        self = InvertedList()
+    }
+
     /// The codes of entry `index` (FastScan lists are unpacked), `subspaces` bytes.
     public func entryCodes(_ index: Int, paddedSubspaces m: Int, fastScan: Bool) -> [UInt8] {
         if !fastScan { return Array(codes[index * m ..< (index + 1) * m]) }

@@ -37,6 +37,30 @@ public struct RawVectorStore: Sendable, Equatable {
         }
     }
 
+    /// Overwrites the vector of `row` (a repair brings a newer copy of the same id).
+    mutating func set(row: Int, _ vector: UnsafePointer<Float>) {
+        switch precision {
+        case .none: break
+        case .float32:
+            floats.withUnsafeMutableBufferPointer { ($0.baseAddress! + row * dimension).update(from: vector, count: dimension) }
+        case .float16:
+            halves.withUnsafeMutableBufferPointer { Kernels.floatToHalf(vector, $0.baseAddress! + row * dimension, count: dimension) }
+        }
+    }
+
+    /// The vector of `row` as float32 (float16 widened exactly).
+    func vector(row: Int) -> [Float] {
+        switch precision {
+        case .none: return []
+        case .float32: return Array(floats[row * dimension ..< (row + 1) * dimension])
+        case .float16:
+            return [Float](unsafeUninitializedCapacity: dimension) { out, initialized in
+                halves.withUnsafeBufferPointer { Kernels.halfToFloat($0.baseAddress! + row * dimension, out.baseAddress!, count: dimension) }
+                initialized = dimension
+            }
+        }
+    }
+
     /// Exact distances between a prepared query and stored rows (−1: +∞), in `distances`.
     func distances(query: UnsafePointer<Float>, rows: UnsafePointer<Int64>, count: Int, metric: Metric,
                    into distances: UnsafeMutablePointer<Float>) {
