@@ -146,7 +146,8 @@ final class ShardCollection: @unchecked Sendable {
 
     var statistics: Statistics {
         indexLock.withReadLock {
-            Statistics(vectors: index.count, codeBytes: index.memoryBytes - index.rawVectors.memoryBytes,
+            Statistics(vectors: index.liveCount,
+                       codeBytes: index.memoryBytes - index.rawVectors.memoryBytes - (index.rowLookup?.memoryBytes ?? 0),
                        rawBytes: index.rawVectors.memoryBytes, ownership: ownership)
         }
     }

@@ -109,4 +109,31 @@ import Testing
         #expect(throws: IndexError.self) { try index.replace(list: 4, with: index.export(list: 3)) }
         #expect(index.digest(of: 3) == before)
     }
+
+    @Test(arguments: [ListEncoding.fastScan, .pq8, .flat])
+    func liveRowsRebuildTheIndex(_ encoding: ListEncoding) throws {
+        let model = try Self.model(encoding)
+        var index = IVFIndex(model: model)
+        index.enableRowLookup()
+        try index.upsert(try Self.batch(model, rows: 0 ..< 1200))
+        index.remove(ids: (0 ..< 1200).filter { $0 % 5 == 0 }.map(Int64.init))
+        // A row copied into a third list by a repair.
+        var crowdedList = index.export(list: 0)
+        let moved = index.export(list: 1).ids.first { !index.lists(of: $0).contains(0) }!
+        let source = index.export(list: 1)
+        let at = source.ids.firstIndex(of: moved)!
+        let width = EncodedBatch.codeWidth(model.configuration)
+        crowdedList.ids.append(moved)
+        crowdedList.codes += source.codes[at * width ..< (at + 1) * width]
+        crowdedList.vectors += source.vectors[at * model.dimension ..< (at + 1) * model.dimension]
+        try index.replace(list: 0, with: crowdedList)
+        let live = index.liveRows(rowsPerBatch: 100)
+        var rebuilt = IVFIndex(model: model)
+        rebuilt.enableRowLookup()
+        for batch in live.batches { try rebuilt.upsert(batch) }
+        for list in live.lists { try rebuilt.replace(list: list.list, with: list) }
+        #expect(rebuilt.liveCount == index.liveCount && rebuilt.count == index.liveCount)
+        for list in 0 ..< model.nlist { #expect(rebuilt.digest(of: list) == index.digest(of: list)) }
+        #expect(try Self.search(rebuilt).ids == Self.search(index).ids)
+    }
 }

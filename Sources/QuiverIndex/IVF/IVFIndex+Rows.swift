@@ -191,6 +191,67 @@ extension IVFIndex {
         }
     }
 
+    /// The live rows as batches (each row once: its raw vector and the codes of up to two lists),
+    /// plus the lists that hold a row with more than two entries, which only a list copy can
+    /// express: replayed in this order (`upsert` the batches, then `replace` the lists) they
+    /// rebuild this index. What a worker rewrites its segments from.
+    public func liveRows(rowsPerBatch: Int = 8192) -> (batches: [EncodedBatch], lists: [ListExport]) {
+        let config = configuration
+        let width = EncodedBatch.codeWidth(config)
+        let d = model.dimension
+        let fastScan = config.encoding == .fastScan
+        var firstList = [Int32](repeating: -1, count: externalIDs.count)
+        var firstPosition = [Int32](repeating: -1, count: externalIDs.count)
+        var secondList = [Int32](repeating: -1, count: externalIDs.count)
+        var secondPosition = [Int32](repeating: -1, count: externalIDs.count)
+        var crowded = Set<Int>()
+        for (list, entries) in lists.enumerated() {
+            for (position, row) in entries.rows.enumerated() {
+                let r = Int(row)
+                if firstList[r] < 0 {
+                    (firstList[r], firstPosition[r]) = (Int32(list), Int32(position))
+                } else if secondList[r] < 0 {
+                    (secondList[r], secondPosition[r]) = (Int32(list), Int32(position))
+                } else {
+                    crowded.insert(list)
+                }
+            }
+        }
+        var batches: [EncodedBatch] = []
+        var batch = EncodedBatch(ids: [], primary: [], spill: [], primaryCodes: [], spillCodes: [], vectors: [])
+        let spilling = secondList.contains { $0 >= 0 }
+        func flush() {
+            if batch.count > 0 {
+                if !spilling { batch.spill = [] }
+                batches.append(batch)
+            }
+            batch = EncodedBatch(ids: [], primary: [], spill: [], primaryCodes: [], spillCodes: [], vectors: [])
+        }
+        for row in 0 ..< externalIDs.count where firstList[row] >= 0 {
+            let primary = Int(firstList[row])
+            batch.ids.append(externalIDs[row])
+            batch.primary.append(firstList[row])
+            batch.spill.append(secondList[row])
+            if width > 0 {
+                batch.primaryCodes += lists[primary].entryCodes(Int(firstPosition[row]), paddedSubspaces: width, fastScan: fastScan)
+                if spilling {
+                    batch.spillCodes += secondList[row] >= 0
+                        ? lists[Int(secondList[row])].entryCodes(Int(secondPosition[row]), paddedSubspaces: width, fastScan: fastScan)
+                        : [UInt8](repeating: 0, count: width)
+                }
+            }
+            if config.encoding == .flat {
+                let position = Int(firstPosition[row])
+                batch.vectors += lists[primary].vectors[position * d ..< (position + 1) * d]
+            } else if rawVectors.precision != .none {
+                batch.vectors += rawVectors.vector(row: row)
+            }
+            if batch.count == rowsPerBatch { flush() }
+        }
+        flush()
+        return (batches, crowded.sorted().map { export(list: $0) })
+    }
+
     /// The same lists and rows without the slots of removed rows (rows renumbered).
     public func compacted() -> IVFIndex {
         var rebuilt = IVFIndex(model: model)

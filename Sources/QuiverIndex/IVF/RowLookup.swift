@@ -65,7 +65,7 @@ public struct RowLookup: Sendable, Equatable {
         return lists[2 * r] < 0
     }
 
-    var memoryBytes: Int { rowsByID.memoryBytes + lists.count * 4 }
+    public var memoryBytes: Int { rowsByID.memoryBytes + lists.count * 4 }
 }
 
 /// A list's entries as another replica holds them: what a repair copies.

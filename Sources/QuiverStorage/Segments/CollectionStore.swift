@@ -30,10 +30,13 @@ public final class CollectionStore {
     /// What `open` rebuilt from the folder.
     public struct Opened {
         public let store: CollectionStore
-        /// The index built on the stored model with every committed record appended.
+        /// The index built on the stored model with every committed record applied (row lookup on).
         public let index: IVFIndex
         /// Bytes of a torn final record cut off the active segment (0 after a clean stop).
         public let truncatedBytes: Int
+        /// Committed records that failed their checks and were skipped: their rows are missing
+        /// until the lists they touched are repaired from a replica.
+        public let damage: [SegmentDamage]
     }
 
     public let name: String
@@ -153,7 +156,9 @@ public final class CollectionStore {
         try removeLeftovers(folder: folder, manifest: manifest)
 
         var index = IVFIndex(model: model)
+        index.enableRowLookup()
         var truncated = 0
+        var damage: [SegmentDamage] = []
         var activeLength = 0
         for segment in manifest.segments {
             let path = folder + "/" + SegmentFile.name(number: segment.number)
@@ -162,34 +167,81 @@ public final class CollectionStore {
                 activeLength = 0
                 continue
             }
-            let replayed = try SegmentFile.replay(path: path, segment: segment) { batch, offset throws(CollectionStoreError) in
+            let replayed = try SegmentFile.replay(path: path, segment: segment) { entry, offset throws(CollectionStoreError) in
                 do {
-                    try index.append(batch)
+                    switch entry {
+                    case .batch(let batch): try index.upsert(batch)
+                    case .deletion(let ids): index.remove(ids: ids)
+                    case .list(let export): try index.replace(list: export.list, with: export)
+                    }
                 } catch {
                     throw .corruptRecord(path: path, offset: offset, reason: "record does not fit the model: \(error)")
                 }
             }
             truncated += replayed.truncatedBytes
+            damage += replayed.damage
             activeLength = replayed.length
         }
         let active = try SegmentAppender(folder: folder, number: manifest.segments.last!.number, length: activeLength)
         let store = CollectionStore(name: name, folder: folder, model: model, manifest: manifest, storedRows: index.count,
                                     options: options, active: active)
-        return Opened(store: store, index: index, truncatedBytes: truncated)
+        return Opened(store: store, index: index, truncatedBytes: truncated, damage: damage)
     }
 
     // MARK: - Changes
 
     /// Appends `batch` as one record and syncs it; when this returns, the rows survive a crash.
+    /// Replayed, it replaces stored rows with the same ids.
     public func append(_ batch: EncodedBatch) throws(CollectionStoreError) {
         guard batch.count > 0 else { return }
-        let record = SegmentRecord.encode(batch, dimension: model.dimension)
+        try appendRecord(SegmentRecord.encode(batch, dimension: model.dimension))
+        storedRows += batch.count
+    }
+
+    /// Records the removal of `ids`, synced.
+    public func appendDeletion(_ ids: [Int64]) throws(CollectionStoreError) {
+        guard !ids.isEmpty else { return }
+        try appendRecord(SegmentRecord.encode(deletion: ids))
+    }
+
+    /// Records that a list holds exactly `export`'s entries (a repair's copy, or an empty list
+    /// this worker gave up), synced.
+    public func appendList(_ export: ListExport) throws(CollectionStoreError) {
+        try appendRecord(SegmentRecord.encode(list: export, codeWidth: EncodedBatch.codeWidth(model.configuration),
+                                              dimension: model.dimension))
+        storedRows += export.count
+    }
+
+    private func appendRecord(_ record: [UInt8]) throws(CollectionStoreError) {
         guard let current = active else { throw .unusableAfterFailedWrite(path: folder) }
         if current.length > 0, current.length + record.count > options.segmentBytesLimit {
             try rotate(from: current)
         }
         try active!.append(record)
-        storedRows += batch.count
+    }
+
+    /// Replaces every segment with a fresh one holding `index`'s lists (compaction: removed and
+    /// replaced rows, and damaged records, are gone afterwards). The new segment is written and
+    /// synced first, then the manifest is switched to it in one atomic replace, then the old
+    /// files are deleted; a crash at any point leaves either the old set or the new one.
+    public func rewrite(from index: IVFIndex) throws(CollectionStoreError) {
+        let number = manifest.nextSegmentNumber
+        let fresh = try SegmentAppender(folder: folder, number: number, length: 0)
+        let width = EncodedBatch.codeWidth(model.configuration)
+        let live = index.liveRows()
+        for batch in live.batches { try fresh.append(SegmentRecord.encode(batch, dimension: model.dimension)) }
+        for list in live.lists { try fresh.append(SegmentRecord.encode(list: list, codeWidth: width, dimension: model.dimension)) }
+        try FileSystem.syncDirectory(folder)
+        let old = manifest.segments.map(\.number)
+        active?.closeFile()
+        active = fresh
+        var next = manifest
+        next.segments = [.init(number: number, committedBytes: fresh.length, sealed: false)]
+        next.nextSegmentNumber = number + 1
+        try commit(next)
+        for segment in old { try? FileSystem.remove(folder + "/" + SegmentFile.name(number: segment)) }
+        try FileSystem.syncDirectory(folder)
+        storedRows = index.liveCount
     }
 
     /// Seals the active segment and starts the next. The manifest names the new segment before

@@ -11,7 +11,9 @@ import QuiverIndex
 /// append is cut off again before the next one. So a crash can damage only the record being
 /// written, at the very end of the active segment, and those rows were never acknowledged.
 /// Everything else is committed: a bad record below the manifest's committed length, in a
-/// sealed segment, or followed by an intact record is corruption and stops the open.
+/// sealed segment, or followed by an intact record is damage. Replay skips it (resuming at the
+/// next intact record) and reports it, so one bad record costs the rows it held — which the
+/// coordinator repairs from a replica — rather than the whole collection.
 enum SegmentFile {
     static func name(number: UInt64) -> String {
         let digits = String(number)
@@ -30,12 +32,14 @@ enum SegmentFile {
         var length: Int
         /// Bytes of a torn tail record that were cut off.
         var truncatedBytes: Int
+        /// Committed records that failed their checks and were skipped.
+        var damage: [SegmentDamage] = []
     }
 
-    /// Hands every record's batch and offset to `body` in file order. A torn tail of the active
-    /// segment is truncated away; any other damage throws `corruptRecord` with the offset.
+    /// Hands every record's entry and offset to `body` in file order. A torn tail of the active
+    /// segment is truncated away; damaged committed records are skipped and reported.
     static func replay(path: String, segment: CollectionManifest.Segment,
-                       body: (EncodedBatch, _ offset: Int) throws(CollectionStoreError) -> Void) throws(CollectionStoreError) -> Replayed {
+                       body: (SegmentEntry, _ offset: Int) throws(CollectionStoreError) -> Void) throws(CollectionStoreError) -> Replayed {
         let fd = open(path, (segment.sealed ? O_RDONLY : O_RDWR) | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { throw .segmentMissing(path: path, committedBytes: segment.committedBytes) }
@@ -53,6 +57,7 @@ enum SegmentFile {
 
         var headerBytes = [UInt8](repeating: 0, count: SegmentRecord.headerSize)
         var offset = 0
+        var damage: [SegmentDamage] = []
         while offset < size {
             let problem: String
             let got = try FileSystem.read(fd, into: &headerBytes, at: offset, path: path)
@@ -66,8 +71,8 @@ enum SegmentFile {
                     _ = try FileSystem.read(fd, into: &payload, at: offset + SegmentRecord.headerSize, path: path)
                     let computed = payload.withUnsafeBytes { Kernels.crc32c($0) }
                     if computed == header.payloadCRC {
-                        let batch = payload.withUnsafeBytes { SegmentRecord.decodePayload($0, header: header) }
-                        try body(batch, offset)
+                        let entry = payload.withUnsafeBytes { SegmentRecord.decodePayload($0, header: header) }
+                        try body(entry, offset)
                         offset += header.recordLength
                         continue
                     }
@@ -77,19 +82,21 @@ enum SegmentFile {
                 problem = "record header is damaged (bad magic, checksum or shape)"
             }
 
-            if segment.sealed || offset < segment.committedBytes {
-                throw .corruptRecord(path: path, offset: offset, reason: problem)
-            }
-            if let intact = try findIntactHeader(fd: fd, path: path, from: offset + 1, size: size) {
-                throw .corruptRecord(path: path, offset: offset, reason: problem + "; an intact record follows at byte \(intact)")
+            let intact = try findIntactHeader(fd: fd, path: path, from: offset + 1, size: size)
+            if segment.sealed || offset < segment.committedBytes || intact != nil {
+                // Committed bytes (or bytes an intact record follows) that fail their checks.
+                let resume = intact ?? size
+                damage.append(SegmentDamage(path: path, offset: offset, length: resume - offset, reason: problem))
+                offset = resume
+                continue
             }
             // A torn tail: the record being written when the process stopped, never acknowledged.
             if ftruncate(fd, off_t(offset)) != 0 || fsync(fd) != 0 {
                 throw FileSystem.failure(path, "truncating the torn record at byte \(offset)")
             }
-            return Replayed(length: offset, truncatedBytes: size - offset)
+            return Replayed(length: offset, truncatedBytes: size - offset, damage: damage)
         }
-        return Replayed(length: offset, truncatedBytes: 0)
+        return Replayed(length: offset, truncatedBytes: 0, damage: damage)
     }
 
     /// The offset of the first record header with a valid checksum at or after `start`.
@@ -117,6 +124,16 @@ enum SegmentFile {
         }
         return nil
     }
+}
+
+/// A committed stretch of a segment file that failed its checks and was skipped on replay.
+public struct SegmentDamage: Sendable, Equatable, CustomStringConvertible {
+    public let path: String
+    public let offset: Int
+    public let length: Int
+    public let reason: String
+
+    public var description: String { "\(path): \(length) bytes at byte \(offset) skipped (\(reason))" }
 }
 
 /// The segment that receives appends. Each append is one write and one sync; a failed append

@@ -4,16 +4,29 @@ import QuiverIndex
 #error("Segment records are little-endian and arrays are copied without byte swapping")
 #endif
 
-/// The byte form of one `EncodedBatch` in a segment file: a fixed header, then the batch's
+/// What one segment record holds.
+public enum SegmentEntry: Sendable, Equatable {
+    /// Rows to store, replacing any stored rows with the same ids.
+    case batch(EncodedBatch)
+    /// Ids to remove.
+    case deletion([Int64])
+    /// The whole content of one list (a repair's copy from another replica, or a released list
+    /// when empty): the list holds exactly these entries afterwards.
+    case list(ListExport)
+}
+
+/// The byte form of one `SegmentEntry` in a segment file: a fixed header, then the entry's
 /// arrays back to back, each copied in one piece.
 ///
 /// Layout (little-endian, no padding):
 ///
-///     header   magic "QVSR" (4) · flags u32 (bit 0: spill lists, bit 1: vectors) · row count u32
-///              · code width u32 · vector dimension u32 (0 without vectors) · payload length u64
-///              · payload CRC-32C u32 · header CRC-32C u32 (of the 32 bytes before it)
-///     payload  ids n×i64 · primary lists n×i32 · [spill lists n×i32] · primary codes n×width
-///              · [spill codes n×width] · [vectors n×dimension f32]
+///     header   magic "QVSR" (4) · flags u32 (bit 0: spill lists, bit 1: vectors, bits 8–15: kind)
+///              · row count u32 · code width u32 · vector dimension u32 (0 without vectors)
+///              · payload length u64 · payload CRC-32C u32 · header CRC-32C u32 (of the 32 bytes before it)
+///     payload  kind 0, batch:    ids n×i64 · primary lists n×i32 · [spill lists n×i32] · primary codes n×width
+///                                · [spill codes n×width] · [vectors n×dimension f32]
+///              kind 1, deletion: ids n×i64
+///              kind 2, list:     list id i32 · ids n×i64 · codes n×width · [vectors n×dimension f32]
 ///
 /// The header has its own checksum so that a reader can tell a damaged header from a torn
 /// one, and can search the bytes after a bad record for intact ones (see `SegmentFile`).
@@ -22,6 +35,14 @@ enum SegmentRecord {
     static let headerSize = 36
     static let spillFlag: UInt32 = 1
     static let vectorsFlag: UInt32 = 2
+    static let kindShift: UInt32 = 8
+    static let kindMask: UInt32 = 0xFF << 8
+
+    enum Kind: UInt32 {
+        case batch = 0
+        case deletion = 1
+        case list = 2
+    }
 
     struct Header: Equatable {
         var flags: UInt32
@@ -33,14 +54,28 @@ enum SegmentRecord {
 
         var hasSpill: Bool { flags & SegmentRecord.spillFlag != 0 }
         var hasVectors: Bool { flags & SegmentRecord.vectorsFlag != 0 }
+        var kind: Kind? { Kind(rawValue: (flags & SegmentRecord.kindMask) >> SegmentRecord.kindShift) }
         var recordLength: Int { SegmentRecord.headerSize + payloadLength }
 
         /// The payload length the shape implies; a stored length that differs means a damaged
-        /// header. nil when it overflows (the fields are u32, so only the product can).
+        /// header. nil when it overflows (the fields are u32, so only the product can) or the
+        /// kind is unknown.
         var expectedPayloadLength: Int? {
-            let perRow = 8 + 4 + (hasSpill ? 4 : 0) + codeWidth * (hasSpill ? 2 : 1) + (hasVectors ? dimension * 4 : 0)
+            let perRow: Int
+            var fixed = 0
+            switch kind {
+            case .batch: perRow = 8 + 4 + (hasSpill ? 4 : 0) + codeWidth * (hasSpill ? 2 : 1) + (hasVectors ? dimension * 4 : 0)
+            case .deletion:
+                guard !hasSpill, !hasVectors, codeWidth == 0 else { return nil }
+                perRow = 8
+            case .list:
+                guard !hasSpill else { return nil }
+                perRow = 8 + codeWidth + (hasVectors ? dimension * 4 : 0)
+                fixed = 4
+            case nil: return nil
+            }
             let (total, overflow) = rows.multipliedReportingOverflow(by: perRow)
-            return overflow ? nil : total
+            return overflow ? nil : total + fixed
         }
     }
 
@@ -49,34 +84,55 @@ enum SegmentRecord {
         let n = batch.count
         let hasSpill = !batch.spill.isEmpty
         let hasVectors = !batch.vectors.isEmpty
-        let codeWidth = n > 0 ? batch.primaryCodes.count / n : 0
-        let payloadLength = batch.ids.count * 8 + batch.primary.count * 4 + batch.spill.count * 4
-            + batch.primaryCodes.count + batch.spillCodes.count + batch.vectors.count * 4
-        let total = headerSize + payloadLength
-        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-            let raw = UnsafeMutableRawBufferPointer(buffer)
-            var offset = headerSize
-            func copy<T: BitwiseCopyable>(_ array: [T]) {
-                array.withUnsafeBytes { source in
-                    guard source.count > 0 else { return }
-                    UnsafeMutableRawBufferPointer(rebasing: raw[offset ..< offset + source.count]).copyMemory(from: source)
-                    offset += source.count
-                }
-            }
+        return record(kind: .batch, rows: n, codeWidth: n > 0 ? batch.primaryCodes.count / n : 0,
+                      dimension: hasVectors ? dimension : 0, spill: hasSpill) { copy in
             copy(batch.ids)
             copy(batch.primary)
             copy(batch.spill)
             copy(batch.primaryCodes)
             copy(batch.spillCodes)
             copy(batch.vectors)
-            let payloadCRC = Kernels.crc32c(UnsafeRawBufferPointer(rebasing: raw[headerSize ..< total]))
+        }
+    }
 
-            let flags = (hasSpill ? spillFlag : 0) | (hasVectors ? vectorsFlag : 0)
+    static func encode(deletion ids: [Int64]) -> [UInt8] {
+        record(kind: .deletion, rows: ids.count, codeWidth: 0, dimension: 0, spill: false) { copy in copy(ids) }
+    }
+
+    static func encode(list export: ListExport, codeWidth: Int, dimension: Int) -> [UInt8] {
+        record(kind: .list, rows: export.count, codeWidth: codeWidth, dimension: export.vectors.isEmpty ? 0 : dimension,
+               spill: false) { copy in
+            copy([Int32(export.list)])
+            copy(export.ids)
+            copy(export.codes)
+            copy(export.vectors)
+        }
+    }
+
+    /// A record whose payload `fill` writes, array by array, in the layout's order.
+    private static func record(kind: Kind, rows n: Int, codeWidth: Int, dimension: Int, spill hasSpill: Bool,
+                               fill: (inout RecordParts) -> Void) -> [UInt8] {
+        var collected = RecordParts()
+        fill(&collected)
+        let parts = collected.parts
+        let payloadLength = parts.reduce(0) { $0 + $1.count }
+        let total = headerSize + payloadLength
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            var offset = headerSize
+            for part in parts where !part.isEmpty {
+                part.withUnsafeBytes { source in
+                    UnsafeMutableRawBufferPointer(rebasing: raw[offset ..< offset + source.count]).copyMemory(from: source)
+                }
+                offset += part.count
+            }
+            let payloadCRC = Kernels.crc32c(UnsafeRawBufferPointer(rebasing: raw[headerSize ..< total]))
+            let flags = (hasSpill ? spillFlag : 0) | (dimension > 0 ? vectorsFlag : 0) | (kind.rawValue << kindShift)
             raw.copyBytes(from: magic)
             raw.storeBytes(of: flags.littleEndian, toByteOffset: 4, as: UInt32.self)
             raw.storeBytes(of: UInt32(n).littleEndian, toByteOffset: 8, as: UInt32.self)
             raw.storeBytes(of: UInt32(codeWidth).littleEndian, toByteOffset: 12, as: UInt32.self)
-            raw.storeBytes(of: UInt32(hasVectors ? dimension : 0).littleEndian, toByteOffset: 16, as: UInt32.self)
+            raw.storeBytes(of: UInt32(dimension).littleEndian, toByteOffset: 16, as: UInt32.self)
             raw.storeBytes(of: UInt64(payloadLength).littleEndian, toByteOffset: 20, as: UInt64.self)
             raw.storeBytes(of: payloadCRC.littleEndian, toByteOffset: 28, as: UInt32.self)
             let headerCRC = Kernels.crc32c(UnsafeRawBufferPointer(rebasing: raw[0 ..< 32]))
@@ -95,14 +151,14 @@ enum SegmentRecord {
         guard payloadLength <= UInt64(Int.max) else { return nil }
         let header = Header(flags: u32(4), rows: Int(u32(8)), codeWidth: Int(u32(12)), dimension: Int(u32(16)),
                             payloadLength: Int(payloadLength), payloadCRC: u32(28))
-        guard header.flags & ~(spillFlag | vectorsFlag) == 0,
+        guard header.flags & ~(spillFlag | vectorsFlag | kindMask) == 0, header.kind != nil,
               header.hasVectors == (header.dimension > 0),
               header.expectedPayloadLength == header.payloadLength else { return nil }
         return header
     }
 
-    /// The batch in a payload whose length and checksum the caller has verified.
-    static func decodePayload(_ payload: UnsafeRawBufferPointer, header: Header) -> EncodedBatch {
+    /// The entry in a payload whose length and checksum the caller has verified.
+    static func decodePayload(_ payload: UnsafeRawBufferPointer, header: Header) -> SegmentEntry {
         let n = header.rows
         var offset = 0
         func take<T: BitwiseCopyable>(_: T.Type, _ count: Int) -> [T] {
@@ -115,13 +171,33 @@ enum SegmentRecord {
                 initialized = count
             }
         }
-        let ids = take(Int64.self, n)
-        let primary = take(Int32.self, n)
-        let spill = take(Int32.self, header.hasSpill ? n : 0)
-        let primaryCodes = take(UInt8.self, n * header.codeWidth)
-        let spillCodes = take(UInt8.self, header.hasSpill ? n * header.codeWidth : 0)
-        let vectors = take(Float.self, header.hasVectors ? n * header.dimension : 0)
-        return EncodedBatch(ids: ids, primary: primary, spill: spill, primaryCodes: primaryCodes,
-                            spillCodes: spillCodes, vectors: vectors)
+        switch header.kind! {
+        case .batch:
+            let ids = take(Int64.self, n)
+            let primary = take(Int32.self, n)
+            let spill = take(Int32.self, header.hasSpill ? n : 0)
+            let primaryCodes = take(UInt8.self, n * header.codeWidth)
+            let spillCodes = take(UInt8.self, header.hasSpill ? n * header.codeWidth : 0)
+            let vectors = take(Float.self, header.hasVectors ? n * header.dimension : 0)
+            return .batch(EncodedBatch(ids: ids, primary: primary, spill: spill, primaryCodes: primaryCodes,
+                                       spillCodes: spillCodes, vectors: vectors))
+        case .deletion:
+            return .deletion(take(Int64.self, n))
+        case .list:
+            let list = take(Int32.self, 1)[0]
+            let ids = take(Int64.self, n)
+            let codes = take(UInt8.self, n * header.codeWidth)
+            let vectors = take(Float.self, header.hasVectors ? n * header.dimension : 0)
+            return .list(ListExport(list: Int(list), ids: ids, codes: codes, vectors: vectors))
+        }
+    }
+}
+
+/// Collects a record's arrays, each copied byte for byte.
+struct RecordParts {
+    fileprivate(set) var parts: [[UInt8]] = []
+
+    mutating func callAsFunction<Element: BitwiseCopyable>(_ array: [Element]) {
+        parts.append(array.withUnsafeBytes { Array($0) })
     }
 }
