@@ -48,12 +48,18 @@ final class ShardCollection: @unchecked Sendable {
     private let store: CollectionStore
     private var retired = false
 
-    init(store: CollectionStore, index: IVFIndex) {
+    /// Committed records skipped as damaged when the collection was opened; cleared by `compact`.
+    private(set) var damagedRecords: Int
+
+    init(store: CollectionStore, index: IVFIndex, damagedRecords: Int = 0) {
         name = store.name
         model = store.model
         encoder = IVFIndex(model: store.model)
+        var index = index
+        index.enableRowLookup()
         self.index = index
         self.store = store
+        self.damagedRecords = damagedRecords
         ownership = ListOwnership(shardMapVersion: store.manifest.shardMapVersion, lists: store.manifest.ownedLists,
                                   nlist: store.model.nlist)
     }
@@ -66,23 +72,77 @@ final class ShardCollection: @unchecked Sendable {
 
     var currentOwnership: ListOwnership { indexLock.withReadLock { ownership } }
 
-    /// Makes `batch` durable, then visible to searches. The caller has validated it against the model.
+    /// Makes `batch` durable, then visible to searches, replacing stored rows with the same ids
+    /// (so a batch sent twice is stored once). The caller has validated it against the model.
     func append(_ batch: EncodedBatch) throws(WorkerWriteError) {
+        try write({ () throws(CollectionStoreError) in try store.append(batch) }) { () throws(IndexError) in
+            try index.upsert(batch)
+        }
+    }
+
+    /// Removes `ids` durably; returns how many were stored.
+    func delete(_ ids: [Int64]) throws(WorkerWriteError) -> Int {
+        var removed = 0
+        try write({ () throws(CollectionStoreError) in try store.appendDeletion(ids) }) { () throws(IndexError) in
+            removed = index.remove(ids: ids)
+        }
+        return removed
+    }
+
+    /// Makes a list hold exactly `export`'s entries, durably. The caller has checked ownership.
+    func replace(list export: ListExport) throws(WorkerWriteError) {
+        // Checked against the model before anything is written, so a bad copy changes nothing.
+        do {
+            var probe = IVFIndex(model: model)
+            probe.enableRowLookup()
+            try probe.replace(list: export.list, with: export)
+        } catch {
+            throw .invalid("list \(export.list): \(error)")
+        }
+        try write({ () throws(CollectionStoreError) in try store.appendList(export) }) { () throws(IndexError) in
+            try index.replace(list: export.list, with: export)
+        }
+    }
+
+    /// Writes the store, then applies the same change in memory, both under the write lock.
+    private func write(_ durable: () throws(CollectionStoreError) -> Void,
+                       then apply: () throws(IndexError) -> Void) throws(WorkerWriteError) {
         writeLock.lock()
         defer { writeLock.unlock() }
         guard !retired else { throw .retired(name) }
         do {
-            try store.append(batch)
+            try durable()
         } catch {
             throw .store(error)
         }
         do {
-            try indexLock.withWriteLock { () throws(IndexError) in try index.append(batch) }
+            try indexLock.withWriteLock { () throws(IndexError) in try apply() }
         } catch {
-            // Validated before storing, so this means a bug; the rows are durable and come back on restart.
-            throw .inconsistent("rows were stored but could not be added to the in-memory index: \(error)")
+            // Validated before storing, so this means a bug; the change is durable and comes back on restart.
+            throw .inconsistent("a change was stored but could not be applied to the in-memory index: \(error)")
         }
     }
+
+    /// Rewrites the segments from the live rows and drops removed rows from memory; returns the
+    /// segment bytes before and after.
+    func compact() throws(WorkerWriteError) -> (before: Int, after: Int) {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        guard !retired else { throw .retired(name) }
+        let before = store.diskBytes
+        let compacted = indexLock.withReadLock { index.compacted() }
+        do {
+            try store.rewrite(from: compacted)
+        } catch {
+            throw .store(error)
+        }
+        indexLock.withWriteLock { index = compacted }
+        damagedRecords = 0
+        return (before, store.diskBytes)
+    }
+
+    /// Rows removed or replaced whose space a compaction would free.
+    var deadRows: Int { indexLock.withReadLock { index.rowLookup?.deadRows ?? 0 } }
 
     func assign(shardMapVersion: UInt64, lists: [Int32]) throws(WorkerWriteError) {
         writeLock.lock()
@@ -159,4 +219,6 @@ enum WorkerWriteError: Error {
     case retired(String)
     case store(CollectionStoreError)
     case inconsistent(String)
+    /// The change does not fit the model (a bad list copy).
+    case invalid(String)
 }

@@ -46,11 +46,16 @@ public final class ShardWorker: @unchecked Sendable {
     /// of one collection cannot both create it.
     private let lifecycleLock = NSLock()
 
-    private init(dataDirectory: String, options: Options, logger: Logger, collections: [String: ShardCollection]) {
+    /// Random id of the data folder (see `DataFolder`).
+    public let folderID: String
+
+    private init(dataDirectory: String, options: Options, logger: Logger, collections: [String: ShardCollection],
+                 folderID: String) {
         self.dataDirectory = dataDirectory
         self.options = options
         self.logger = logger
         self.collections = collections
+        self.folderID = folderID
         reportedID = options.workerID
     }
 
@@ -77,18 +82,35 @@ public final class ShardWorker: @unchecked Sendable {
     /// Opens every collection under `dataDirectory` and replays its segments. A collection whose
     /// committed data is damaged stops the start-up: serving without it would hide the loss.
     public static func open(dataDirectory: String, options: Options, logger: Logger = Logger(label: "quiver.worker")) throws(CollectionStoreError) -> ShardWorker {
+        let folderID = try DataFolder.identity(dataDirectory: dataDirectory)
         var collections: [String: ShardCollection] = [:]
         for name in try CollectionStore.existingCollections(dataDirectory: dataDirectory) {
-            let opened = try CollectionStore.open(dataDirectory: dataDirectory, name: name, options: options.store)
+            let opened: CollectionStore.Opened
+            do {
+                opened = try CollectionStore.open(dataDirectory: dataDirectory, name: name, options: options.store)
+            } catch {
+                // One unreadable collection must not take the others down: set it aside (kept
+                // for inspection), serve the rest; the coordinator re-installs it and its lists
+                // are refilled from replicas.
+                let aside = try DataFolder.setAside(collection: name, dataDirectory: dataDirectory)
+                logger.error("collection cannot be opened; moved aside, to be refilled from replicas",
+                             metadata: ["collection": "\(name)", "error": "\(error)", "moved_to": "\(aside)"])
+                continue
+            }
             if opened.truncatedBytes > 0 {
                 logger.warning("cut off a torn final record (never acknowledged)",
                                metadata: ["collection": "\(name)", "bytes": "\(opened.truncatedBytes)"])
             }
-            logger.info("opened collection", metadata: ["collection": "\(name)", "rows": "\(opened.index.count)",
+            for damage in opened.damage {
+                logger.error("skipped a damaged committed record; its rows are missing until repaired from a replica",
+                             metadata: ["collection": "\(name)", "damage": "\(damage)"])
+            }
+            logger.info("opened collection", metadata: ["collection": "\(name)", "rows": "\(opened.index.liveCount)",
                                                          "model_version": "\(opened.store.model.version)"])
-            collections[name] = ShardCollection(store: opened.store, index: opened.index)
+            collections[name] = ShardCollection(store: opened.store, index: opened.index, damagedRecords: opened.damage.count)
         }
-        return ShardWorker(dataDirectory: dataDirectory, options: options, logger: logger, collections: collections)
+        return ShardWorker(dataDirectory: dataDirectory, options: options, logger: logger, collections: collections,
+                           folderID: folderID)
     }
 
     func collection(_ name: String) throws(RPCError) -> ShardCollection {
@@ -186,19 +208,20 @@ public final class ShardWorker: @unchecked Sendable {
             throw .failedPrecondition("AssignLists: shard map version \(request.shardMapVersion) is older than this worker's "
                 + "\(current.shardMapVersion) for \"\(collection.name)\"; refresh the shard map and retry")
         }
-        if request.releaseUnowned {
-            let kept = Set(lists)
-            let holding = collection.read { index, _ in
-                index.lists.indices.filter { index.lists[$0].count > 0 && !kept.contains(Int32($0)) }
-            }
-            guard holding.isEmpty else {
-                throw RPCError(code: .unimplemented, message: "AssignLists: release_unowned would delete data of \(holding.count) lists "
-                    + "(first: \(holding[0])); this worker cannot release stored lists yet — assign with release_unowned = false "
-                    + "(the lists stop being searched) or drop the collection")
-            }
-        }
         do throws(WorkerWriteError) {
             try collection.assign(shardMapVersion: request.shardMapVersion, lists: lists)
+            if request.releaseUnowned {
+                // Lists given up are emptied durably, then the space goes in one compaction.
+                let kept = Set(lists)
+                let holding = collection.read { index, _ in
+                    index.lists.indices.filter { index.lists[$0].count > 0 && !kept.contains(Int32($0)) }
+                }
+                for list in holding { try collection.replace(list: ListExport(list: list, ids: [], codes: [], vectors: [])) }
+                if !holding.isEmpty {
+                    _ = try collection.compact()
+                    logger.info("released lists", metadata: ["collection": "\(collection.name)", "lists": "\(holding.count)"])
+                }
+            }
         } catch {
             throw RPCError(error, collection: collection.name)
         }
@@ -228,6 +251,7 @@ public final class ShardWorker: @unchecked Sendable {
         var response = Quiver_V1_WorkerStatsResponse()
         response.workerID = workerID
         response.version = Self.version
+        response.folderID = folderID
         let elapsed = ContinuousClock.now - started
         response.uptimeSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         for collection in allCollections where request.collection.isEmpty || collection.name == request.collection {
@@ -241,6 +265,8 @@ public final class ShardWorker: @unchecked Sendable {
             entry.codeBytes = UInt64(statistics.codeBytes)
             entry.rawBytes = UInt64(statistics.rawBytes)
             entry.queriesServed = collection.queriesServed.load(ordering: .relaxed)
+            entry.damagedRecords = UInt32(clamping: collection.damagedRecords)
+            entry.deadRows = UInt64(collection.deadRows)
             response.collections.append(entry)
             response.vectors += entry.vectors
             response.listsOwned += entry.listsOwned
@@ -307,6 +333,8 @@ extension RPCError {
             self.init(error)
         case .inconsistent(let message):
             self.init(code: .internalError, message: message)
+        case .invalid(let message):
+            self.init(code: .invalidArgument, message: message)
         }
     }
 }

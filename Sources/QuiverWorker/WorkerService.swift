@@ -114,6 +114,48 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
         worker.stats(request)
     }
 
+    public func deleteIDs(request: Quiver_V1_DeleteIDsRequest, context: ServerContext) async throws -> Quiver_V1_DeleteIDsResponse {
+        let worker = worker
+        return try await offload { () throws(RPCError) in try worker.deleteIDs(request) }
+    }
+
+    public func lookupIDs(request: Quiver_V1_LookupIDsRequest, context: ServerContext) async throws -> Quiver_V1_LookupIDsResponse {
+        let worker = worker
+        return try await offload { () throws(RPCError) in try worker.lookupIDs(request) }
+    }
+
+    public func exportList(request: Quiver_V1_ExportListRequest, response: RPCWriter<Quiver_V1_ListChunk>,
+                           context: ServerContext) async throws {
+        let worker = worker
+        let chunks = try await offload { () throws(RPCError) in try worker.exportList(request) }
+        for chunk in chunks { try await response.write(chunk) }
+    }
+
+    public func importList(request: RPCAsyncSequence<Quiver_V1_ListChunk, any Error>,
+                           context: ServerContext) async throws -> Quiver_V1_ImportListResponse {
+        var chunks: [Quiver_V1_ListChunk] = []
+        var bytes = 0
+        for try await chunk in request {
+            bytes += chunk.ids.count + chunk.codes.count + chunk.vectors.count
+            guard bytes <= worker.options.maxModelBytes else {
+                throw RPCError(code: .resourceExhausted, message: "ImportList: a list copy larger than \(worker.options.maxModelBytes) bytes")
+            }
+            chunks.append(chunk)
+        }
+        let (worker, received) = (worker, chunks)
+        return try await offload { () throws(RPCError) in try worker.importList(received) }
+    }
+
+    public func listDigests(request: Quiver_V1_ListDigestsRequest, context: ServerContext) async throws -> Quiver_V1_ListDigestsResponse {
+        let worker = worker
+        return try await offload { () throws(RPCError) in try worker.listDigests(request) }
+    }
+
+    public func compact(request: Quiver_V1_CompactRequest, context: ServerContext) async throws -> Quiver_V1_CompactResponse {
+        let worker = worker
+        return try await offload { () throws(RPCError) in try worker.compact(request) }
+    }
+
     public func dropCollection(request: Quiver_V1_WorkerDropCollectionRequest,
                                context: ServerContext) async throws -> Quiver_V1_WorkerDropCollectionResponse {
         let worker = worker

@@ -198,7 +198,6 @@ import Testing
         expectStatus(.failedPrecondition) { _ = try worker.assignLists(Requests.assign("docs", modelVersion: 3, shardMapVersion: 2, lists: [0])) }
         expectStatus(.invalidArgument) { _ = try worker.assignLists(Requests.assign("docs", shardMapVersion: 2, lists: [3, 1])) }
         expectStatus(.invalidArgument) { _ = try worker.assignLists(Requests.assign("docs", shardMapVersion: 2, lists: [0, 8])) }
-        expectStatus(.unimplemented) { _ = try worker.assignLists(Requests.assign("docs", shardMapVersion: 2, lists: [0], release: true)) }
         _ = try worker.assignLists(Requests.assign("docs", shardMapVersion: 5, lists: allLists))
         expectStatus(.failedPrecondition) { _ = try worker.assignLists(Requests.assign("docs", shardMapVersion: 4, lists: allLists)) }
 
@@ -208,6 +207,68 @@ import Testing
         let restarted = try openWorker(dir)
         #expect(restarted.stats(.init()).vectors == 110)
         #expect(try restarted.searchLists(Requests.search("docs", queries: queries, lists: allLists, k: 4)).ids == baseline.ids)
+    }
+
+    @Test func releasingListsDeletesTheirDataDurably() async throws {
+        let dir = try TemporaryDirectory()
+        let (worker, _, _) = try await loadedWorker(dir, rows: 100)
+        let before = worker.stats(.init()).vectors
+        let kept = try worker.listDigests(Requests.digests("docs")).lists
+        _ = try worker.assignLists(Requests.assign("docs", shardMapVersion: 2, lists: [0], release: true))
+        let after = worker.stats(.init())
+        let digests = try worker.listDigests(Requests.digests("docs"))
+        #expect(try WireArrays.unpack(digests.lists, as: Int32.self, field: "lists") == [0])
+        #expect(after.vectors < before && after.collections[0].deadRows == 0)
+        #expect(!kept.isEmpty)
+        let restarted = try openWorker(dir)
+        #expect(restarted.stats(.init()).vectors == after.vectors)
+    }
+
+    @Test func deletesCopiesAndLookupsByID() async throws {
+        let dir = try TemporaryDirectory()
+        let (worker, model, data) = try await loadedWorker(dir, rows: 100)
+        var lookup = Quiver_V1_LookupIDsRequest()
+        lookup.collection = "docs"
+        lookup.modelVersion = 1
+        lookup.ids = WireArrays.pack([Int64(3), 4, 999])
+        let found = try worker.lookupIDs(lookup)
+        #expect(try WireArrays.unpack(found.foundIds, as: Int64.self, field: "") == [3, 4])
+        #expect(try WireArrays.unpack(found.vectors, as: Float.self, field: "").count == 2 * model.dimension)
+        var delete = Quiver_V1_DeleteIDsRequest()
+        delete.collection = "docs"
+        delete.modelVersion = 1
+        delete.ids = WireArrays.pack([Int64(3), 4, 999])
+        #expect(try worker.deleteIDs(delete).removed == 2)
+        #expect(try worker.deleteIDs(delete).removed == 0)
+        #expect(worker.stats(.init()).vectors == 98)
+        let hits = try worker.searchLists(Requests.search("docs", queries: data.gathering(3 ..< 5), lists: allLists, k: 5))
+        #expect(!hits.ids.contains(3) && !hits.ids.contains(4))
+
+        // Every list copied into a second worker makes the two answer alike, and survives its restart.
+        let otherDir = try TemporaryDirectory()
+        let other = try openWorker(otherDir)
+        _ = try other.installModel(collection: "docs", version: 1, bytes: ModelCodec.encode(model))
+        _ = try other.assignLists(Requests.assign("docs", shardMapVersion: 1, lists: allLists))
+        for list in allLists {
+            var export = Quiver_V1_ExportListRequest()
+            export.collection = "docs"
+            export.modelVersion = 1
+            export.list = list
+            let chunks = try worker.exportList(export)
+            let imported = try other.importList(chunks)
+            #expect(imported.entries == chunks[0].totalEntries)
+        }
+        #expect(try other.listDigests(Requests.digests("docs")) == worker.listDigests(Requests.digests("docs")))
+        let query = Requests.search("docs", queries: data.gathering(0 ..< 10), lists: allLists, k: 5)
+        #expect(try other.searchLists(query).ids == worker.searchLists(query).ids)
+        #expect(try openWorker(otherDir).listDigests(Requests.digests("docs")) == worker.listDigests(Requests.digests("docs")))
+        // A copy of a list the worker does not own is refused.
+        _ = try other.assignLists(Requests.assign("docs", shardMapVersion: 2, lists: [0]))
+        var export = Quiver_V1_ExportListRequest()
+        export.collection = "docs"
+        export.modelVersion = 1
+        export.list = 1
+        expectStatus(.failedPrecondition) { _ = try other.importList(try worker.exportList(export)) }
     }
 
     @Test func aRestartedWorkerServesTheSameData() async throws {

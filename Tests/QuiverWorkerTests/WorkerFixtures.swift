@@ -62,6 +62,13 @@ enum Requests {
         return request
     }
 
+    static func digests(_ collection: String, modelVersion: UInt64 = 1) -> Quiver_V1_ListDigestsRequest {
+        var request = Quiver_V1_ListDigestsRequest()
+        request.collection = collection
+        request.modelVersion = modelVersion
+        return request
+    }
+
     static func stream<Element: Sendable>(_ elements: [Element]) -> RPCAsyncSequence<Element, any Error> {
         RPCAsyncSequence(wrapping: AsyncThrowingStream<Element, any Error> { continuation in
             for element in elements { continuation.yield(element) }

@@ -84,8 +84,9 @@ public struct ScatterPlan: Sendable, Equatable {
     ///     replicas while every list of one shard in one batch still goes to the same worker.
     ///     Rotation 0 picks each shard's first live replica; the ring placement already spreads
     ///     first replicas over the workers.
+    ///   - replicas: replicas that are behind on a list are never asked for it.
     public init(probes: [Int32], queryCount: Int, nprobe: Int, shardMap: ShardMap,
-                unavailable: Set<WorkerID> = [], rotation: Int = 0) throws(ScatterError) {
+                unavailable: Set<WorkerID> = [], replicas: ReplicaStates = ReplicaStates(), rotation: Int = 0) throws(ScatterError) {
         guard probes.count == queryCount * nprobe else {
             throw .shapeMismatch("\(probes.count) probes for \(queryCount) queries × nprobe \(nprobe)")
         }
@@ -96,13 +97,13 @@ public struct ScatterPlan: Sendable, Equatable {
                 pairs.append(ProbedList(query: query, list: list))
             }
         }
-        try self.init(lists: pairs, shardMap: shardMap, unavailable: unavailable, rotation: rotation)
+        try self.init(lists: pairs, shardMap: shardMap, unavailable: unavailable, replicas: replicas, rotation: rotation)
     }
 
     /// Plans an arbitrary set of pairs, e.g. those a failed worker did not answer, excluding the
     /// workers already tried so that each retry moves to another replica.
     public init(lists pairs: [ProbedList], shardMap: ShardMap, unavailable: Set<WorkerID> = [],
-                rotation: Int = 0) throws(ScatterError) {
+                replicas: ReplicaStates = ReplicaStates(), rotation: Int = 0) throws(ScatterError) {
         // The replica chosen per shard, decided once per plan.
         var chosen: [Int: WorkerID?] = [:]
         var perWorker: [WorkerID: [ProbedList]] = [:]
@@ -112,13 +113,20 @@ public struct ScatterPlan: Sendable, Equatable {
                 throw .listOutOfRange(list: pair.list, nlist: shardMap.nlist)
             }
             let shard = shardMap.shardOfList[Int(pair.list)]
-            let worker: WorkerID?
+            var worker: WorkerID?
             if let decided = chosen[shard] {
                 worker = decided
             } else {
                 let live = shardMap.shardReplicas[shard].filter { !unavailable.contains($0) }
                 worker = live.isEmpty ? nil : live[rotation.magnitudeModulo(live.count)]
                 chosen[shard] = worker
+            }
+            // The shard's chosen replica may be behind on this list: another live one serves it.
+            if let picked = worker, !replicas.isServing(list: pair.list, worker: picked) {
+                let serving = shardMap.shardReplicas[shard].filter {
+                    !unavailable.contains($0) && replicas.isServing(list: pair.list, worker: $0)
+                }
+                worker = serving.isEmpty ? nil : serving[rotation.magnitudeModulo(serving.count)]
             }
             if let worker { perWorker[worker, default: []].append(pair) } else { unroutable.append(pair) }
         }

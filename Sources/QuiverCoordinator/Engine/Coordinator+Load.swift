@@ -189,13 +189,18 @@ extension Coordinator {
 
     func recordStored(_ name: String, incarnation: UInt64, rows: Int) {
         do {
-            try update(name, incarnation: incarnation) { entry in entry.record.vectorCount += UInt64(rows) }
+            try update(name, incarnation: incarnation) { entry in
+                entry.record.vectorCount = UInt64(max(0, Int64(entry.record.vectorCount) + Int64(rows)))
+            }
         } catch {
             logger.error("cannot persist the vector count of \(name): \(error)")
         }
     }
 
-    /// Prepares, assigns and routes one batch, and returns once every replica acknowledged it.
+    /// Prepares, assigns and routes one batch, and returns once every list it touches is stored
+    /// on its write quorum of serving replicas. Replicas that missed it are marked behind (and
+    /// that is persisted) before this returns, so an acknowledged write is never silently
+    /// missing from a replica that searches use.
     nonisolated func ingest(_ vectors: Matrix, ids: [Int64], serving: Serving) async throws(CoordinatorError) {
         let threads = threads
         let model = serving.model
@@ -209,30 +214,72 @@ extension Coordinator {
         } catch {
             throw .internalError("assigning a batch of \(serving.name): \(error)")
         }
-        let groups: [IngestGroup]
-        do {
-            groups = try LoadRouter.route(primary: assignment.primary, spill: assignment.spill, shardMap: serving.shardMap)
-        } catch {
-            throw .internalError(error.description)
-        }
-        let pool = pool
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
+        try await gates[serving.name].shared { () throws(CoordinatorError) in
+            // Routed with the shard map of this moment: a repair or a move may have changed it.
+            let current = try await self.serving(serving.name)
+            guard current.incarnation == serving.incarnation, current.model.version == model.version else {
+                throw .failedPrecondition("collection \"\(serving.name)\" was dropped or retrained during the load")
+            }
+            let groups: [IngestGroup]
+            do throws(RoutingError) {
+                groups = try LoadRouter.route(primary: assignment.primary, spill: assignment.spill, shardMap: current.shardMap)
+            } catch {
+                throw .internalError(error.description)
+            }
+            let pool = pool
+            let down = pool.down
+            let results = await withTaskGroup(of: (WorkerID, CoordinatorError?).self) { group in
                 for routed in groups {
                     group.addTask {
-                        try await pool.ingest(routed, vectors: prepared, ids: ids, collection: serving.name,
-                                              modelVersion: model.version, shardMapVersion: serving.shardMap.version)
+                        guard !down.contains(routed.worker) else {
+                            return (routed.worker, .unavailable("worker \(routed.worker) is down"))
+                        }
+                        do throws(CoordinatorError) {
+                            try await pool.ingest(routed, vectors: prepared, ids: ids, collection: current.name,
+                                                  modelVersion: model.version, shardMapVersion: current.shardMap.version)
+                            return (routed.worker, nil)
+                        } catch {
+                            return (routed.worker, error)
+                        }
                     }
                 }
-                try await group.waitForAll()
+                var results: [(WorkerID, CoordinatorError?)] = []
+                for await result in group { results.append(result) }
+                return results.sorted { $0.0 < $1.0 }
             }
-        } catch {
-            throw CoordinatorError.wrapping(error, context: "loading \(serving.name)")
+            if let refusal = results.compactMap(\.1).first(where: { $0.isRequestFault }) { throw refusal }
+            var touched = Set<Int32>()
+            for group in groups {
+                touched.formUnion(group.lists)
+                touched.formUnion(group.spillLists.filter { $0 >= 0 })
+            }
+            try await settleWrite(current, lists: touched, results: results, what: "\(vectors.rows) rows")
         }
         await recordStored(serving.name, incarnation: serving.incarnation, rows: vectors.rows)
         let collection = [("collection", serving.name)]
         Counter(label: QuiverMetrics.loadRows, dimensions: collection).increment(by: Int64(vectors.rows))
         Counter(label: QuiverMetrics.loadBytes, dimensions: collection).increment(by: Int64(vectors.values.count * 4))
+    }
+
+    /// Judges a write that went to every replica of `lists`: marks (durably) the replicas that
+    /// missed it behind, and fails unless every list reached its write quorum.
+    nonisolated func settleWrite(_ serving: Serving, lists: Set<Int32>, results: [(WorkerID, CoordinatorError?)],
+                                 what: String) async throws(CoordinatorError) {
+        let stored = Set(results.filter { $0.1 == nil }.map(\.0))
+        let replicas = await replicaStates(serving.name) ?? serving.replicas
+        let quorum = serving.settings.writeQuorum
+        let outcome = WriteOutcome(lists: lists, stored: stored, shardMap: serving.shardMap, replicas: replicas, writeQuorum: quorum)
+        if !outcome.newlyBehind.isEmpty {
+            try await markBehind(serving.name, incarnation: serving.incarnation, outcome.newlyBehind,
+                                 reason: "missed a write of \(what)")
+        }
+        guard outcome.isAcknowledged else {
+            let failures = results.compactMap { worker, error in error.map { "\(worker): \($0.description)" } }
+            let short = outcome.shortLists.prefix(3).map { "list \($0.list) on \($0.stored)" }.joined(separator: ", ")
+            throw .unavailable("\(what) of \(serving.name) did not reach the write quorum of \(quorum) serving replicas per list "
+                + "(\(short)\(outcome.shortLists.count > 3 ? ", …" : "")); nothing of it is acknowledged, send it again"
+                + (failures.isEmpty ? "" : " — " + failures.joined(separator: "; ")))
+        }
     }
 
     /// Checks one streamed batch: shape, byte length, finite values, non-negative ids.

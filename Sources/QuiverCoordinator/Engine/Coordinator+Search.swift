@@ -82,7 +82,7 @@ extension Coordinator {
         var plan: ScatterPlan
         do {
             plan = try ScatterPlan(probes: probes, queryCount: queryCount, nprobe: nprobe, shardMap: serving.shardMap,
-                                   unavailable: pool.down, rotation: rotation)
+                                   unavailable: pool.down, replicas: serving.replicas, rotation: rotation)
         } catch {
             throw .internalError(error.description)
         }
@@ -151,7 +151,7 @@ extension Coordinator {
             guard !unanswered.isEmpty else { break }
             do {
                 plan = try ScatterPlan(lists: unanswered, shardMap: serving.shardMap,
-                                       unavailable: pool.down.union(excluded), rotation: rotation)
+                                       unavailable: pool.down.union(excluded), replicas: serving.replicas, rotation: rotation)
             } catch {
                 throw .internalError(error.description)
             }

@@ -129,7 +129,9 @@ extension Coordinator {
         do {
             trained = try await offload { () throws -> (IVFModel, [Int]) in
                 var model = try IVFModel.train(sample: sample, configuration: configuration, threads: threads)
-                model.version = record.modelVersion + 1
+                // Unique across re-creations of the name, so a worker that missed a drop can
+                // never serve the old collection's rows as the new one's.
+                model.version = max(record.modelVersion + 1, UInt64(max(0, unixMilliseconds())))
                 // Expected list sizes for placement: how the training rows (and their spills) land.
                 var prepared = sample
                 model.prepare(&prepared)

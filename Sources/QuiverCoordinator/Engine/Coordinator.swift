@@ -22,10 +22,13 @@ public struct CoordinatorOptions: Sendable {
     public var workerSecurity: ClientSecurity
     /// The internal hop's shared secret, presented on every call to a worker.
     public var joinToken: JoinToken?
+    /// How long a worker may stay down before its lists are re-placed on other workers.
+    public var deadAfter: Duration
 
     public init(dataDirectory: String, workers: [String] = [], threads: Int = availableCores,
                 heartbeatInterval: Duration = .seconds(2), importRoot: ImportRoot? = nil,
-                workerSecurity: ClientSecurity = .plaintext, joinToken: JoinToken? = nil) {
+                workerSecurity: ClientSecurity = .plaintext, joinToken: JoinToken? = nil, deadAfter: Duration = .seconds(120)) {
+        self.deadAfter = deadAfter
         self.dataDirectory = dataDirectory
         self.workers = workers
         self.threads = max(1, threads)
@@ -48,6 +51,8 @@ public actor Coordinator {
         var record: CollectionRecord
         var model: IVFModel?
         var shardMap: ShardMap?
+        /// Replicas of lists that are behind, and lists being released.
+        var replicas = ReplicaStates()
         /// Distinguishes a collection from a later one with the same name.
         let incarnation: UInt64
         /// A training (from a file or a first load) is running.
@@ -61,6 +66,8 @@ public actor Coordinator {
         let model: IVFModel
         let shardMap: ShardMap
         let incarnation: UInt64
+        /// As of when the search or write began.
+        let replicas: ReplicaStates
     }
 
     let store: CoordinatorStore
@@ -68,6 +75,9 @@ public actor Coordinator {
     nonisolated let threads: Int
     nonisolated let logger: Logger
     nonisolated let files: ServerFiles
+    /// Orders each collection's writes against its repairs.
+    nonisolated let gates = WriteGates()
+    let deadAfter: Duration
     private let heartbeatInterval: Duration
     var entries: [String: Entry] = [:] {
         // A copy of what metrics scrapes read, outside the actor.
@@ -89,6 +99,7 @@ public actor Coordinator {
         self.threads = options.threads
         self.heartbeatInterval = options.heartbeatInterval
         files = ServerFiles(root: options.importRoot)
+        deadAfter = options.deadAfter
         store = try CoordinatorStore(root: options.dataDirectory)
         pool = WorkerPool(logger: logger, security: options.workerSecurity, joinToken: options.joinToken)
         var endpoints = try store.loadWorkers()
@@ -99,7 +110,7 @@ public actor Coordinator {
         try store.saveWorkers(pool.endpoints)
         for stored in try store.loadAll() {
             entries[stored.record.name] = Entry(record: stored.record, model: stored.model, shardMap: stored.shardMap,
-                                                incarnation: nextIncarnation)
+                                                replicas: stored.replicas, incarnation: nextIncarnation)
             nextIncarnation += 1
         }
     }
@@ -112,6 +123,7 @@ public actor Coordinator {
         while !Task.isCancelled {
             await pool.heartbeat()
             heartbeatDone.store(true, ordering: .relaxed)
+            await upkeep()
             try? await Task.sleep(for: heartbeatInterval)
         }
     }
@@ -229,7 +241,7 @@ public actor Coordinator {
             throw .failedPrecondition(notReadyMessage(entry.record))
         }
         return Serving(name: name, settings: entry.record.settings, model: model, shardMap: shardMap,
-                       incarnation: entry.incarnation)
+                       incarnation: entry.incarnation, replicas: entry.replicas)
     }
 
     func notReadyMessage(_ record: CollectionRecord) -> String {
@@ -317,8 +329,10 @@ public actor Coordinator {
             var status = Quiver_V1_WorkerStatus()
             status.workerID = member.endpoint.id
             status.address = member.endpoint.address
-            status.health = member.health
+            status.health = member.endpoint.draining == true && member.health != .down ? .draining : member.health
             status.lastSeenUnixMs = member.lastSeenUnixMs
+            status.folderID = member.endpoint.folderID ?? ""
+            status.listsBehind = UInt32(entries.values.reduce(0) { $0 + $1.replicas.lists(behindOn: member.endpoint.id).count })
             if let stats = member.stats {
                 status.listsOwned = stats.listsOwned
                 status.vectors = stats.vectors
@@ -331,6 +345,16 @@ public actor Coordinator {
             entries[name]!.shardMap.map { ShardMapWire.wire($0, collection: name) }
         }
         response.collections = listCollections()
+        for name in entries.keys.sorted() {
+            for (list, worker) in entries[name]!.replicas.behindReplicas {
+                var replica = Quiver_V1_ReplicaState()
+                replica.collection = name
+                replica.list = list
+                replica.workerID = worker
+                replica.state = .behind
+                response.unhealthyReplicas.append(replica)
+            }
+        }
         return response
     }
 }

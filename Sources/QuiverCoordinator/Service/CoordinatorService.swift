@@ -15,7 +15,7 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
         switch method.method {
         case "DescribeCollection", "ListCollections", "Search", "SearchStream", "ClusterStatus", "LoadStatus":
             return .role(.read)
-        case "CreateCollection", "DropCollection", "Train", "Load", "LoadFiles":
+        case "CreateCollection", "DropCollection", "Train", "Load", "LoadFiles", "Delete":
             return .role(.write)
         case "RegisterWorker":
             return .joinCredential
@@ -128,6 +128,20 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
             response.workersKnown = UInt32(try await coordinator.registerWorker(address: request.message.address,
                                                                                  id: request.message.workerID,
                                                                                  mayReaddress: mayReaddress))
+            return response
+        }
+    }
+
+    func delete(request: ServerRequest<Quiver_V1_DeleteRequest>,
+                context: ServerContext) async throws -> ServerResponse<Quiver_V1_DeleteResponse> {
+        try await respond { () throws(CoordinatorError) in try await coordinator.delete(request.message) }
+    }
+
+    func drainWorker(request: ServerRequest<Quiver_V1_DrainWorkerRequest>,
+                     context: ServerContext) async throws -> ServerResponse<Quiver_V1_DrainWorkerResponse> {
+        try await respond { () throws(CoordinatorError) in
+            var response = Quiver_V1_DrainWorkerResponse()
+            response.listsMoving = UInt32(try await coordinator.drain(request.message.workerID))
             return response
         }
     }

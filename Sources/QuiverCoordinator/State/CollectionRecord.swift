@@ -44,8 +44,13 @@ struct CollectionSettings: Codable, Sendable, Equatable {
     var anisotropicThreshold: Float?
     var rawVectors: RawVectorPrecision
     var replicationFactor: Int
+    /// Replicas that must store a write before it is acknowledged; nil or 0 = a majority.
+    var writeQuorumSetting: Int?
 
     var storesRawVectors: Bool { rawVectors != .none }
+
+    /// The write quorum in effect.
+    var writeQuorum: Int { ShardMap.writeQuorum(writeQuorumSetting ?? 0, replicationFactor: replicationFactor) }
 
     /// Checks a CreateCollection config and fills in the defaults.
     init(_ config: Quiver_V1_CollectionConfig, workersKnown: Int) throws(CoordinatorError) {
@@ -108,6 +113,9 @@ struct CollectionSettings: Codable, Sendable, Equatable {
             throw .invalidArgument("replication_factor \(replication) exceeds the \(workersKnown) registered workers")
         }
         guard config.nlist <= 1 << 22 else { throw .invalidArgument("nlist \(config.nlist) is larger than the supported 4194304") }
+        guard config.writeQuorum <= UInt32(replication) else {
+            throw .invalidArgument("write_quorum \(config.writeQuorum) exceeds the replication factor \(replication)")
+        }
         self.name = name
         self.dimension = dimension
         self.metric = metric
@@ -117,6 +125,7 @@ struct CollectionSettings: Codable, Sendable, Equatable {
         self.anisotropicThreshold = anisotropic
         self.rawVectors = raw
         self.replicationFactor = replication
+        writeQuorumSetting = Int(config.writeQuorum)
     }
 
     static func isValidName(_ name: String) -> Bool {
@@ -157,6 +166,7 @@ struct CollectionSettings: Codable, Sendable, Equatable {
         case .float16: .float16
         }
         config.replicationFactor = UInt32(replicationFactor)
+        config.writeQuorum = UInt32(writeQuorum)
         return config
     }
 }

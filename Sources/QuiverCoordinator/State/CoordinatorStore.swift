@@ -3,10 +3,27 @@ import QuiverCluster
 import QuiverIndex
 import QuiverStorage
 
+extension Array where Element == UInt8 {
+    /// The last occurrence of `pattern`.
+    func lastRange(of pattern: [UInt8]) -> Range<Int>? {
+        guard pattern.count <= count else { return nil }
+        var start = count - pattern.count
+        while start >= 0 {
+            if self[start ..< start + pattern.count].elementsEqual(pattern) { return start ..< start + pattern.count }
+            start -= 1
+        }
+        return nil
+    }
+}
+
 /// A registered worker as persisted: the identity and where to dial it.
 struct WorkerEndpoint: Codable, Sendable, Equatable, Hashable {
     var id: WorkerID
     var address: String
+    /// The id of the worker's data folder when last seen (nil until its first heartbeat).
+    var folderID: String?
+    /// Being emptied (DrainWorker): gets no new lists.
+    var draining: Bool?
 }
 
 /// What `CoordinatorStore.loadAll` recovers for one collection.
@@ -14,6 +31,7 @@ struct StoredCollection: Sendable {
     var record: CollectionRecord
     var model: IVFModel?
     var shardMap: ShardMap?
+    var replicas = ReplicaStates()
 }
 
 /// The coordinator's durable state under `--data-dir`:
@@ -77,6 +95,10 @@ struct CoordinatorStore: Sendable {
         try encode(map, to: directory(of: collection) + "/shard-map.json")
     }
 
+    func saveReplicas(_ replicas: ReplicaStates, collection: String) throws(CoordinatorError) {
+        try encode(replicas, to: directory(of: collection) + "/replicas.json")
+    }
+
     /// Removes model files other than the serving one (older versions after a retraining).
     func pruneModels(collection: String, keeping version: UInt64) {
         let directory = directory(of: collection)
@@ -122,6 +144,9 @@ struct CoordinatorStore: Sendable {
                     throw .internalError("\(modelPath): \(error.description)")
                 }
                 stored.shardMap = try decode(ShardMap.self, from: directory + "/shard-map.json")
+                if FileManager.default.fileExists(atPath: directory + "/replicas.json") {
+                    stored.replicas = try decode(ReplicaStates.self, from: directory + "/replicas.json")
+                }
             }
             // A training or first-load that was running when the process stopped is gone.
             if record.phase == .training {
@@ -136,6 +161,10 @@ struct CoordinatorStore: Sendable {
 
     // MARK: - JSON files
 
+    /// Every state file is JSON followed by a line `#crc32c <hex>` of the JSON bytes, so a
+    /// damaged file is refused by name instead of being half-understood.
+    private static let checksumMarker = Array("\n#crc32c ".utf8)
+
     private func encode(_ value: some Encodable, to path: String) throws(CoordinatorError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -145,8 +174,10 @@ struct CoordinatorStore: Sendable {
         } catch {
             throw .internalError("cannot encode \(path): \(error)")
         }
+        let json = [UInt8](data)
+        let crc = json.withUnsafeBytes { Kernels.crc32c($0) }
         do {
-            try AtomicFile.write([UInt8](data), to: path)
+            try AtomicFile.write(json + Self.checksumMarker + Array(String(crc, radix: 16).utf8) + [0x0A], to: path)
         } catch {
             throw .internalError(error.description)
         }
@@ -156,8 +187,19 @@ struct CoordinatorStore: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .internalError("cannot read \(path)")
         }
+        var bytes = [UInt8](data)
+        // Files written before checksums were added have none; every later one must match.
+        if let marker = bytes.lastRange(of: Self.checksumMarker) {
+            let stated = String(decoding: bytes[marker.upperBound...], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let json = Array(bytes[..<marker.lowerBound])
+            let crc = json.withUnsafeBytes { Kernels.crc32c($0) }
+            guard UInt32(stated, radix: 16) == crc else {
+                throw .internalError("\(path) is damaged: its checksum \(stated) does not match its contents (\(String(crc, radix: 16))); restore it from a backup")
+            }
+            bytes = json
+        }
         do {
-            return try JSONDecoder().decode(type, from: data)
+            return try JSONDecoder().decode(type, from: Data(bytes))
         } catch {
             throw .internalError("\(path) is damaged: \(error)")
         }

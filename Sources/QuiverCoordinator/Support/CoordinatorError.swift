@@ -31,6 +31,14 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// The request itself is at fault (the same request fails on any replica).
+    var isRequestFault: Bool {
+        switch self {
+        case .invalidArgument, .resourceExhausted, .alreadyExists: true
+        default: false
+        }
+    }
+
     public var rpcError: RPCError {
         switch self {
         case .invalidArgument(let message): RPCError(code: .invalidArgument, message: message)

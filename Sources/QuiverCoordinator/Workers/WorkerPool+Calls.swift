@@ -37,14 +37,16 @@ extension WorkerPool {
         }
     }
 
+    /// Tells a worker the lists it owns. `release` deletes the data of lists it no longer owns:
+    /// only once every one of them has serving replicas elsewhere.
     func assignLists(_ lists: [Int32], collection: String, modelVersion: UInt64, shardMapVersion: UInt64,
-                     on worker: WorkerID) async throws(CoordinatorError) {
+                     release: Bool = false, on worker: WorkerID) async throws(CoordinatorError) {
         var request = Quiver_V1_AssignListsRequest()
         request.collection = collection
         request.modelVersion = modelVersion
         request.shardMapVersion = shardMapVersion
         request.listIds = WireArrays.pack(lists)
-        request.releaseUnowned = true
+        request.releaseUnowned = release
         do {
             _ = try await client(worker).assignLists(request, metadata: callMetadata, options: .worker(timeout: .seconds(60)))
             recordSuccess(worker)

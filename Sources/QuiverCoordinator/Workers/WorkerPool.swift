@@ -19,6 +19,8 @@ final class WorkerPool: Sendable {
         /// Searches travel as messages on one long-lived SearchListsStream.
         var searches: SearchStream
         var health: Quiver_V1_WorkerHealth = .suspect
+        /// When it was last marked down (nil while it is not).
+        var downSince: ContinuousClock.Instant?
         var consecutiveFailures = 0
         var lastSeenUnixMs: Int64 = 0
         var stats: Quiver_V1_WorkerStatsResponse?
@@ -40,8 +42,11 @@ final class WorkerPool: Sendable {
     /// already known at the same address.
     @discardableResult
     func add(_ endpoint: WorkerEndpoint) throws(CoordinatorError) -> Bool {
-        if let known = members.withLock({ $0[endpoint.id] }), known.endpoint.address == endpoint.address {
-            return false
+        var endpoint = endpoint
+        if let known = members.withLock({ $0[endpoint.id] }) {
+            if known.endpoint.address == endpoint.address { return false }
+            endpoint.folderID = endpoint.folderID ?? known.endpoint.folderID
+            endpoint.draining = endpoint.draining ?? known.endpoint.draining
         }
         guard let address = HostAndPort(endpoint.address), address.port > 0 else {
             throw .invalidArgument("worker address \"\(endpoint.address)\" is not host:port")
@@ -107,6 +112,26 @@ final class WorkerPool: Sendable {
         members.withLock { $0.values.filter { $0.health != .down }.map(\.endpoint.id) }.sorted()
     }
 
+    /// Workers that have been down for longer than `grace`, by id.
+    func downLongerThan(_ grace: Duration) -> [WorkerID] {
+        let now = ContinuousClock.now
+        return members.withLock { members in
+            members.values.filter { $0.downSince.map { now - $0 > grace } ?? false }.map(\.endpoint.id)
+        }.sorted()
+    }
+
+    func setFolderID(_ folderID: String, of worker: WorkerID) {
+        members.withLock { $0[worker]?.endpoint.folderID = folderID }
+    }
+
+    func setDraining(_ draining: Bool, _ worker: WorkerID) {
+        members.withLock { $0[worker]?.endpoint.draining = draining ? true : nil }
+    }
+
+    func isDraining(_ worker: WorkerID) -> Bool {
+        members.withLock { $0[worker]?.endpoint.draining == true }
+    }
+
     /// Workers not to route searches to.
     var down: Set<WorkerID> {
         Set(members.withLock { $0.values.filter { $0.health == .down }.map(\.endpoint.id) })
@@ -120,6 +145,7 @@ final class WorkerPool: Sendable {
         members.withLock { members in
             guard members[worker] != nil else { return }
             members[worker]!.health = .healthy
+            members[worker]!.downSince = nil
             members[worker]!.consecutiveFailures = 0
             members[worker]!.lastSeenUnixMs = unixMilliseconds()
             if let stats { members[worker]!.stats = stats }
@@ -137,6 +163,7 @@ final class WorkerPool: Sendable {
             let before = member.health
             member.consecutiveFailures += 1
             member.health = unreachable || member.consecutiveFailures >= 3 ? .down : .suspect
+            if member.health == .down && member.downSince == nil { member.downSince = .now }
             members[worker] = member
             return (before != member.health, member.health)
         }

@@ -266,12 +266,13 @@ extension IVFIndex {
 }
 
 extension ListDigest {
-    mutating func insert(_ id: Int64) {
+    /// Counts `id` in (a digest of ids can be built anywhere, e.g. from a list copy in flight).
+    public mutating func insert(_ id: Int64) {
         count += 1
         checksum ^= Self.mix(id)
     }
 
-    mutating func remove(_ id: Int64) {
+    public mutating func remove(_ id: Int64) {
         count -= 1
         checksum ^= Self.mix(id)
     }

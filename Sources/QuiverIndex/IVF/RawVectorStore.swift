@@ -49,7 +49,7 @@ public struct RawVectorStore: Sendable, Equatable {
     }
 
     /// The vector of `row` as float32 (float16 widened exactly).
-    func vector(row: Int) -> [Float] {
+    public func vector(row: Int) -> [Float] {
         switch precision {
         case .none: return []
         case .float32: return Array(floats[row * dimension ..< (row + 1) * dimension])

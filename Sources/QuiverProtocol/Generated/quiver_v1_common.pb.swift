@@ -394,6 +394,11 @@ public nonisolated struct Quiver_V1_CollectionConfig: Sendable {
   /// Number of workers that hold each inverted list (>= 1; 0 = 1).
   public var replicationFactor: UInt32 = 0
 
+  /// Replicas of a list that must store a write before it is acknowledged (1 to
+  /// replication_factor; 0 = a majority, replication_factor / 2 + 1). An acknowledged write
+  /// survives the loss of any write_quorum - 1 of its replicas.
+  public var writeQuorum: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -723,7 +728,7 @@ nonisolated extension Quiver_V1_Coverage: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Quiver_V1_CollectionConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}nlist\0\u{3}pq_m\0\u{3}pq_nbits\0\u{3}anisotropic_threshold\0\u{3}store_raw_vectors\0\u{3}raw_vector_precision\0\u{3}replication_factor\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}nlist\0\u{3}pq_m\0\u{3}pq_nbits\0\u{3}anisotropic_threshold\0\u{3}store_raw_vectors\0\u{3}raw_vector_precision\0\u{3}replication_factor\0\u{3}write_quorum\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -741,6 +746,7 @@ nonisolated extension Quiver_V1_CollectionConfig: SwiftProtobuf.Message, SwiftPr
       case 8: try { try decoder.decodeSingularBoolField(value: &self.storeRawVectors) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.rawVectorPrecision) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.replicationFactor) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.writeQuorum) }()
       default: break
       }
     }
@@ -777,6 +783,9 @@ nonisolated extension Quiver_V1_CollectionConfig: SwiftProtobuf.Message, SwiftPr
     if self.replicationFactor != 0 {
       try visitor.visitSingularUInt32Field(value: self.replicationFactor, fieldNumber: 10)
     }
+    if self.writeQuorum != 0 {
+      try visitor.visitSingularUInt32Field(value: self.writeQuorum, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -791,6 +800,7 @@ nonisolated extension Quiver_V1_CollectionConfig: SwiftProtobuf.Message, SwiftPr
     if lhs.storeRawVectors != rhs.storeRawVectors {return false}
     if lhs.rawVectorPrecision != rhs.rawVectorPrecision {return false}
     if lhs.replicationFactor != rhs.replicationFactor {return false}
+    if lhs.writeQuorum != rhs.writeQuorum {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -105,6 +105,19 @@ public enum Quiver_V1_Coordinator: Sendable {
                 type: .clientStreaming
             )
         }
+        /// Namespace for "Delete" metadata.
+        public enum Delete: Sendable {
+            /// Request type for "Delete".
+            public typealias Input = Quiver_V1_DeleteRequest
+            /// Response type for "Delete".
+            public typealias Output = Quiver_V1_DeleteResponse
+            /// Descriptor for "Delete".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Coordinator"),
+                method: "Delete",
+                type: .unary
+            )
+        }
         /// Namespace for "LoadFiles" metadata.
         public enum LoadFiles: Sendable {
             /// Request type for "LoadFiles".
@@ -196,6 +209,19 @@ public enum Quiver_V1_Coordinator: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "DrainWorker" metadata.
+        public enum DrainWorker: Sendable {
+            /// Request type for "DrainWorker".
+            public typealias Input = Quiver_V1_DrainWorkerRequest
+            /// Response type for "DrainWorker".
+            public typealias Output = Quiver_V1_DrainWorkerResponse
+            /// Descriptor for "DrainWorker".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Coordinator"),
+                method: "DrainWorker",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "quiver.v1.Coordinator" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateCollection.descriptor,
@@ -204,13 +230,15 @@ public enum Quiver_V1_Coordinator: Sendable {
             DropCollection.descriptor,
             Train.descriptor,
             Load.descriptor,
+            Delete.descriptor,
             LoadFiles.descriptor,
             LoadStatus.descriptor,
             Search.descriptor,
             SearchStream.descriptor,
             ClusterStatus.descriptor,
             RegisterWorker.descriptor,
-            RemoveWorker.descriptor
+            RemoveWorker.descriptor,
+            DrainWorker.descriptor
         ]
     }
 }
@@ -349,6 +377,25 @@ extension Quiver_V1_Coordinator {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_LoadResponse>
 
+        /// Handle the "Delete" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes vectors by id. Answered once every list's write quorum of replicas removed them (a
+        /// > replica that could not is marked behind and repaired); ids not stored are ignored.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_DeleteRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_DeleteResponse` messages.
+        func delete(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_DeleteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_DeleteResponse>
+
         /// Handle the "LoadFiles" method.
         ///
         /// > Source IDL Documentation:
@@ -480,6 +527,26 @@ extension Quiver_V1_Coordinator {
             request: GRPCCore.StreamingServerRequest<Quiver_V1_RemoveWorkerRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_RemoveWorkerResponse>
+
+        /// Handle the "DrainWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Moves every list off a worker (admin), to be retired: it gets no new lists, its lists are
+        /// > copied to other workers and then released; ClusterStatus shows it DRAINING until it holds
+        /// > none.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_DrainWorkerRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_DrainWorkerResponse` messages.
+        func drainWorker(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_DrainWorkerRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_DrainWorkerResponse>
     }
 
     /// Service protocol for the "quiver.v1.Coordinator" service.
@@ -601,6 +668,25 @@ extension Quiver_V1_Coordinator {
             request: GRPCCore.StreamingServerRequest<Quiver_V1_LoadRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Quiver_V1_LoadResponse>
+
+        /// Handle the "Delete" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes vectors by id. Answered once every list's write quorum of replicas removed them (a
+        /// > replica that could not is marked behind and repaired); ids not stored are ignored.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_DeleteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Quiver_V1_DeleteResponse` message.
+        func delete(
+            request: GRPCCore.ServerRequest<Quiver_V1_DeleteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Quiver_V1_DeleteResponse>
 
         /// Handle the "LoadFiles" method.
         ///
@@ -733,6 +819,26 @@ extension Quiver_V1_Coordinator {
             request: GRPCCore.ServerRequest<Quiver_V1_RemoveWorkerRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Quiver_V1_RemoveWorkerResponse>
+
+        /// Handle the "DrainWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Moves every list off a worker (admin), to be retired: it gets no new lists, its lists are
+        /// > copied to other workers and then released; ClusterStatus shows it DRAINING until it holds
+        /// > none.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_DrainWorkerRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Quiver_V1_DrainWorkerResponse` message.
+        func drainWorker(
+            request: GRPCCore.ServerRequest<Quiver_V1_DrainWorkerRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Quiver_V1_DrainWorkerResponse>
     }
 
     /// Simple service protocol for the "quiver.v1.Coordinator" service.
@@ -852,6 +958,25 @@ extension Quiver_V1_Coordinator {
             request: GRPCCore.RPCAsyncSequence<Quiver_V1_LoadRequest, any Swift.Error>,
             context: GRPCCore.ServerContext
         ) async throws -> Quiver_V1_LoadResponse
+
+        /// Handle the "Delete" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes vectors by id. Answered once every list's write quorum of replicas removed them (a
+        /// > replica that could not is marked behind and repaired); ids not stored are ignored.
+        ///
+        /// - Parameters:
+        ///   - request: A `Quiver_V1_DeleteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Quiver_V1_DeleteResponse` to respond with.
+        func delete(
+            request: Quiver_V1_DeleteRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Quiver_V1_DeleteResponse
 
         /// Handle the "LoadFiles" method.
         ///
@@ -985,6 +1110,26 @@ extension Quiver_V1_Coordinator {
             request: Quiver_V1_RemoveWorkerRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Quiver_V1_RemoveWorkerResponse
+
+        /// Handle the "DrainWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Moves every list off a worker (admin), to be retired: it gets no new lists, its lists are
+        /// > copied to other workers and then released; ClusterStatus shows it DRAINING until it holds
+        /// > none.
+        ///
+        /// - Parameters:
+        ///   - request: A `Quiver_V1_DrainWorkerRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Quiver_V1_DrainWorkerResponse` to respond with.
+        func drainWorker(
+            request: Quiver_V1_DrainWorkerRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Quiver_V1_DrainWorkerResponse
     }
 }
 
@@ -1053,6 +1198,17 @@ extension Quiver_V1_Coordinator.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_LoadResponse>(),
             handler: { request, context in
                 try await self.load(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Quiver_V1_Coordinator.Method.Delete.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_DeleteRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_DeleteResponse>(),
+            handler: { request, context in
+                try await self.delete(
                     request: request,
                     context: context
                 )
@@ -1135,6 +1291,17 @@ extension Quiver_V1_Coordinator.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Quiver_V1_Coordinator.Method.DrainWorker.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_DrainWorkerRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_DrainWorkerResponse>(),
+            handler: { request, context in
+                try await self.drainWorker(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1207,6 +1374,17 @@ extension Quiver_V1_Coordinator.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
+    public func delete(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_DeleteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_DeleteResponse> {
+        let response = try await self.delete(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
     public func loadFiles(
         request: GRPCCore.StreamingServerRequest<Quiver_V1_LoadFilesRequest>,
         context: GRPCCore.ServerContext
@@ -1267,6 +1445,17 @@ extension Quiver_V1_Coordinator.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_RemoveWorkerResponse> {
         let response = try await self.removeWorker(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func drainWorker(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_DrainWorkerRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_DrainWorkerResponse> {
+        let response = try await self.drainWorker(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1349,6 +1538,19 @@ extension Quiver_V1_Coordinator.SimpleServiceProtocol {
         return GRPCCore.ServerResponse<Quiver_V1_LoadResponse>(
             message: try await self.load(
                 request: request.messages,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func delete(
+        request: GRPCCore.ServerRequest<Quiver_V1_DeleteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Quiver_V1_DeleteResponse> {
+        return GRPCCore.ServerResponse<Quiver_V1_DeleteResponse>(
+            message: try await self.delete(
+                request: request.message,
                 context: context
             ),
             metadata: [:]
@@ -1443,6 +1645,19 @@ extension Quiver_V1_Coordinator.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Quiver_V1_RemoveWorkerResponse> {
         return GRPCCore.ServerResponse<Quiver_V1_RemoveWorkerResponse>(
             message: try await self.removeWorker(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func drainWorker(
+        request: GRPCCore.ServerRequest<Quiver_V1_DrainWorkerRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Quiver_V1_DrainWorkerResponse> {
+        return GRPCCore.ServerResponse<Quiver_V1_DrainWorkerResponse>(
+            message: try await self.drainWorker(
                 request: request.message,
                 context: context
             ),
@@ -1600,6 +1815,30 @@ extension Quiver_V1_Coordinator {
             deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_LoadResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_LoadResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Delete" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes vectors by id. Answered once every list's write quorum of replicas removed them (a
+        /// > replica that could not is marked behind and repaired); ids not stored are ignored.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_DeleteRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_DeleteRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_DeleteResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func delete<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_DeleteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_DeleteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_DeleteResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DeleteResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "LoadFiles" method.
@@ -1767,6 +2006,31 @@ extension Quiver_V1_Coordinator {
             deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_RemoveWorkerResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_RemoveWorkerResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "DrainWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Moves every list off a worker (admin), to be retired: it gets no new lists, its lists are
+        /// > copied to other workers and then released; ClusterStatus shows it DRAINING until it holds
+        /// > none.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_DrainWorkerRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_DrainWorkerRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_DrainWorkerResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func drainWorker<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_DrainWorkerRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_DrainWorkerRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_DrainWorkerResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DrainWorkerResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1987,6 +2251,41 @@ extension Quiver_V1_Coordinator {
             try await self.client.clientStreaming(
                 request: request,
                 descriptor: Quiver_V1_Coordinator.Method.Load.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Delete" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes vectors by id. Answered once every list's write quorum of replicas removed them (a
+        /// > replica that could not is marked behind and repaired); ids not stored are ignored.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_DeleteRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_DeleteRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_DeleteResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func delete<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_DeleteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_DeleteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_DeleteResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DeleteResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Quiver_V1_Coordinator.Method.Delete.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2235,6 +2534,42 @@ extension Quiver_V1_Coordinator {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "DrainWorker" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Moves every list off a worker (admin), to be retired: it gets no new lists, its lists are
+        /// > copied to other workers and then released; ClusterStatus shows it DRAINING until it holds
+        /// > none.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_DrainWorkerRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_DrainWorkerRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_DrainWorkerResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func drainWorker<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_DrainWorkerRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_DrainWorkerRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_DrainWorkerResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DrainWorkerResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Quiver_V1_Coordinator.Method.DrainWorker.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2414,6 +2749,36 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_LoadRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_LoadResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Delete" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes vectors by id. Answered once every list's write quorum of replicas removed them (a
+    /// > replica that could not is marked behind and repaired); ids not stored are ignored.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Quiver_V1_DeleteRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func delete<Result>(
+        request: GRPCCore.ClientRequest<Quiver_V1_DeleteRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DeleteResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.delete(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_DeleteRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_DeleteResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2625,6 +2990,37 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             onResponse: handleResponse
         )
     }
+
+    /// Call the "DrainWorker" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Moves every list off a worker (admin), to be retired: it gets no new lists, its lists are
+    /// > copied to other workers and then released; ClusterStatus shows it DRAINING until it holds
+    /// > none.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Quiver_V1_DrainWorkerRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func drainWorker<Result>(
+        request: GRPCCore.ClientRequest<Quiver_V1_DrainWorkerRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DrainWorkerResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.drainWorker(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_DrainWorkerRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_DrainWorkerResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
 }
 
 // Helpers providing sugared APIs for 'ClientProtocol' methods.
@@ -2827,6 +3223,40 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             producer: producer
         )
         return try await self.load(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Delete" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes vectors by id. Answered once every list's write quorum of replicas removed them (a
+    /// > replica that could not is marked behind and repaired); ids not stored are ignored.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func delete<Result>(
+        _ message: Quiver_V1_DeleteRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DeleteResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Quiver_V1_DeleteRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.delete(
             request: request,
             options: options,
             onResponse: handleResponse
@@ -3063,6 +3493,41 @@ extension Quiver_V1_Coordinator.ClientProtocol {
             metadata: metadata
         )
         return try await self.removeWorker(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DrainWorker" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Moves every list off a worker (admin), to be retired: it gets no new lists, its lists are
+    /// > copied to other workers and then released; ClusterStatus shows it DRAINING until it holds
+    /// > none.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func drainWorker<Result>(
+        _ message: Quiver_V1_DrainWorkerRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DrainWorkerResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Quiver_V1_DrainWorkerRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.drainWorker(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -32,6 +32,46 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// Handling of caller-supplied ids that are already stored. An id stored with the same vector
+/// (a batch sent again) is never a conflict.
+public nonisolated enum Quiver_V1_DuplicateIDs: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// The batch is refused with ALREADY_EXISTS naming the ids; nothing of it is stored.
+  case reject // = 0
+
+  /// The stored vectors are replaced (upsert).
+  case replace // = 1
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .reject
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .reject
+    case 1: self = .replace
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .reject: return 0
+    case .replace: return 1
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Quiver_V1_DuplicateIDs] = [
+    .reject,
+    .replace,
+  ]
+
+}
+
 /// State of an asynchronous load job.
 public nonisolated enum Quiver_V1_LoadState: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
@@ -402,6 +442,19 @@ public nonisolated struct Quiver_V1_LoadRequest: Sendable {
   /// Clears the value of `batch`. Subsequent reads from it will return its default value.
   public mutating func clearBatch() {self._batch = nil}
 
+  /// Names the load (1-128 characters of [A-Za-z0-9_.-]), set in every message. Ids the
+  /// coordinator assigns are derived from (load_id, row), so a batch sent again after a failure
+  /// (on this stream or a new one) gets the same ids and is stored once. Empty: the stream is
+  /// its own load, and a resent batch gets new ids.
+  public var loadID: String = String()
+
+  /// Row of the load this batch starts at (0-based, across every stream of the load); required
+  /// with load_id, ignored without it.
+  public var firstRow: UInt64 = 0
+
+  /// What to do when a caller-supplied id is already stored with a different vector.
+  public var onDuplicateID: Quiver_V1_DuplicateIDs = .reject
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -437,6 +490,34 @@ public nonisolated struct Quiver_V1_LoadResponse: Sendable {
 
   /// Ids assigned to rows sent without ids, in stream order; empty when ids were supplied.
   public var assignedIds: [Quiver_V1_IdRange] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_DeleteRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  /// i64 bytes, the ids to remove.
+  public var ids: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_DeleteResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Ids that were stored (on at least one replica) and are removed.
+  public var removed: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -674,6 +755,12 @@ public nonisolated struct Quiver_V1_WorkerStatus: Sendable {
   /// Last successful heartbeat / RPC, milliseconds since the Unix epoch (UTC).
   public var lastSeenUnixMs: Int64 = 0
 
+  /// The id of the worker's data folder (see WorkerStatsResponse.folder_id).
+  public var folderID: String = String()
+
+  /// Replicas of lists on this worker that are not serving (behind or repairing).
+  public var listsBehind: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -693,7 +780,79 @@ public nonisolated struct Quiver_V1_ClusterStatusResponse: Sendable {
   /// All collections; each carries its current model_version and shard_map_version.
   public var collections: [Quiver_V1_CollectionInfo] = []
 
+  /// Every replica of a list that is not serving (behind or being repaired), sorted by
+  /// collection, list and worker; a replica not listed here is serving.
+  public var unhealthyReplicas: [Quiver_V1_ReplicaState] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The state of one list's copy on one worker.
+public nonisolated struct Quiver_V1_ReplicaState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  public var list: Int32 = 0
+
+  public var workerID: String = String()
+
+  public var state: Quiver_V1_ReplicaState.State = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum State: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// Complete: searches use it and writes count towards the quorum.
+    case serving // = 1
+
+    /// Missed writes (the worker was down, failed a write, lost or damaged its data, or the list
+    /// was newly placed on it): not searched, until repaired.
+    case behind // = 2
+
+    /// Being copied from a serving replica now.
+    case repairing // = 3
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .serving
+      case 2: self = .behind
+      case 3: self = .repairing
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .serving: return 1
+      case .behind: return 2
+      case .repairing: return 3
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Quiver_V1_ReplicaState.State] = [
+      .unspecified,
+      .serving,
+      .behind,
+      .repairing,
+    ]
+
+  }
 
   public init() {}
 }
@@ -747,6 +906,31 @@ public nonisolated struct Quiver_V1_RemoveWorkerResponse: Sendable {
 
   /// Workers known to the coordinator after the removal.
   public var workersKnown: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_DrainWorkerRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var workerID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_DrainWorkerResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Lists (summed over collections) that are being moved off the worker.
+  public var listsMoving: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -827,6 +1011,10 @@ public nonisolated struct Quiver_V1_SearchStreamResponse: Sendable {
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "quiver.v1"
+
+nonisolated extension Quiver_V1_DuplicateIDs: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DUPLICATE_IDS_REJECT\0\u{1}DUPLICATE_IDS_REPLACE\0")
+}
 
 nonisolated extension Quiver_V1_LoadState: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0LOAD_STATE_UNSPECIFIED\0\u{1}LOAD_STATE_PENDING\0\u{1}LOAD_STATE_TRAINING\0\u{1}LOAD_STATE_RUNNING\0\u{1}LOAD_STATE_SUCCEEDED\0\u{1}LOAD_STATE_FAILED\0")
@@ -1281,7 +1469,7 @@ nonisolated extension Quiver_V1_TrainResponse: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Quiver_V1_LoadRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LoadRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}batch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}batch\0\u{3}load_id\0\u{3}first_row\0\u{3}on_duplicate_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1291,6 +1479,9 @@ nonisolated extension Quiver_V1_LoadRequest: SwiftProtobuf.Message, SwiftProtobu
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._batch) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.loadID) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.firstRow) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.onDuplicateID) }()
       default: break
       }
     }
@@ -1307,12 +1498,24 @@ nonisolated extension Quiver_V1_LoadRequest: SwiftProtobuf.Message, SwiftProtobu
     try { if let v = self._batch {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if !self.loadID.isEmpty {
+      try visitor.visitSingularStringField(value: self.loadID, fieldNumber: 3)
+    }
+    if self.firstRow != 0 {
+      try visitor.visitSingularUInt64Field(value: self.firstRow, fieldNumber: 4)
+    }
+    if self.onDuplicateID != .reject {
+      try visitor.visitSingularEnumField(value: self.onDuplicateID, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Quiver_V1_LoadRequest, rhs: Quiver_V1_LoadRequest) -> Bool {
     if lhs.collection != rhs.collection {return false}
     if lhs._batch != rhs._batch {return false}
+    if lhs.loadID != rhs.loadID {return false}
+    if lhs.firstRow != rhs.firstRow {return false}
+    if lhs.onDuplicateID != rhs.onDuplicateID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1388,6 +1591,71 @@ nonisolated extension Quiver_V1_LoadResponse: SwiftProtobuf.Message, SwiftProtob
     if lhs.rowsAccepted != rhs.rowsAccepted {return false}
     if lhs.modelVersion != rhs.modelVersion {return false}
     if lhs.assignedIds != rhs.assignedIds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_DeleteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.ids) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if !self.ids.isEmpty {
+      try visitor.visitSingularBytesField(value: self.ids, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_DeleteRequest, rhs: Quiver_V1_DeleteRequest) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.ids != rhs.ids {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_DeleteResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}removed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.removed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.removed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.removed, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_DeleteResponse, rhs: Quiver_V1_DeleteResponse) -> Bool {
+    if lhs.removed != rhs.removed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1732,7 +2000,7 @@ nonisolated extension Quiver_V1_ClusterStatusRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Quiver_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}address\0\u{1}health\0\u{3}lists_owned\0\u{1}vectors\0\u{1}bytes\0\u{3}queries_served\0\u{3}last_seen_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}address\0\u{1}health\0\u{3}lists_owned\0\u{1}vectors\0\u{1}bytes\0\u{3}queries_served\0\u{3}last_seen_unix_ms\0\u{3}folder_id\0\u{3}lists_behind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1748,6 +2016,8 @@ nonisolated extension Quiver_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtob
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.queriesServed) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.lastSeenUnixMs) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.folderID) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.listsBehind) }()
       default: break
       }
     }
@@ -1778,6 +2048,12 @@ nonisolated extension Quiver_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtob
     if self.lastSeenUnixMs != 0 {
       try visitor.visitSingularInt64Field(value: self.lastSeenUnixMs, fieldNumber: 8)
     }
+    if !self.folderID.isEmpty {
+      try visitor.visitSingularStringField(value: self.folderID, fieldNumber: 9)
+    }
+    if self.listsBehind != 0 {
+      try visitor.visitSingularUInt32Field(value: self.listsBehind, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1790,6 +2066,8 @@ nonisolated extension Quiver_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtob
     if lhs.bytes != rhs.bytes {return false}
     if lhs.queriesServed != rhs.queriesServed {return false}
     if lhs.lastSeenUnixMs != rhs.lastSeenUnixMs {return false}
+    if lhs.folderID != rhs.folderID {return false}
+    if lhs.listsBehind != rhs.listsBehind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1797,7 +2075,7 @@ nonisolated extension Quiver_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Quiver_V1_ClusterStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{3}shard_maps\0\u{1}collections\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{3}shard_maps\0\u{1}collections\0\u{3}unhealthy_replicas\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1808,6 +2086,7 @@ nonisolated extension Quiver_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.workers) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.shardMaps) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.collections) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.unhealthyReplicas) }()
       default: break
       }
     }
@@ -1823,6 +2102,9 @@ nonisolated extension Quiver_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
     if !self.collections.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.collections, fieldNumber: 3)
     }
+    if !self.unhealthyReplicas.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.unhealthyReplicas, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1830,9 +2112,59 @@ nonisolated extension Quiver_V1_ClusterStatusResponse: SwiftProtobuf.Message, Sw
     if lhs.workers != rhs.workers {return false}
     if lhs.shardMaps != rhs.shardMaps {return false}
     if lhs.collections != rhs.collections {return false}
+    if lhs.unhealthyReplicas != rhs.unhealthyReplicas {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
+}
+
+nonisolated extension Quiver_V1_ReplicaState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReplicaState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}list\0\u{3}worker_id\0\u{1}state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.list) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if self.list != 0 {
+      try visitor.visitSingularInt32Field(value: self.list, fieldNumber: 2)
+    }
+    if !self.workerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.workerID, fieldNumber: 3)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_ReplicaState, rhs: Quiver_V1_ReplicaState) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.list != rhs.list {return false}
+    if lhs.workerID != rhs.workerID {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_ReplicaState.State: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATE_UNSPECIFIED\0\u{1}STATE_SERVING\0\u{1}STATE_BEHIND\0\u{1}STATE_REPAIRING\0")
 }
 
 nonisolated extension Quiver_V1_RegisterWorkerRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1955,6 +2287,66 @@ nonisolated extension Quiver_V1_RemoveWorkerResponse: SwiftProtobuf.Message, Swi
 
   public static func ==(lhs: Quiver_V1_RemoveWorkerResponse, rhs: Quiver_V1_RemoveWorkerResponse) -> Bool {
     if lhs.workersKnown != rhs.workersKnown {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_DrainWorkerRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DrainWorkerRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.workerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.workerID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_DrainWorkerRequest, rhs: Quiver_V1_DrainWorkerRequest) -> Bool {
+    if lhs.workerID != rhs.workerID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_DrainWorkerResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DrainWorkerResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lists_moving\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.listsMoving) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.listsMoving != 0 {
+      try visitor.visitSingularUInt32Field(value: self.listsMoving, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_DrainWorkerResponse, rhs: Quiver_V1_DrainWorkerResponse) -> Bool {
+    if lhs.listsMoving != rhs.listsMoving {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -119,6 +119,84 @@ public enum Quiver_V1_Worker: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "DeleteIDs" metadata.
+        public enum DeleteIDs: Sendable {
+            /// Request type for "DeleteIDs".
+            public typealias Input = Quiver_V1_DeleteIDsRequest
+            /// Response type for "DeleteIDs".
+            public typealias Output = Quiver_V1_DeleteIDsResponse
+            /// Descriptor for "DeleteIDs".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Worker"),
+                method: "DeleteIDs",
+                type: .unary
+            )
+        }
+        /// Namespace for "LookupIDs" metadata.
+        public enum LookupIDs: Sendable {
+            /// Request type for "LookupIDs".
+            public typealias Input = Quiver_V1_LookupIDsRequest
+            /// Response type for "LookupIDs".
+            public typealias Output = Quiver_V1_LookupIDsResponse
+            /// Descriptor for "LookupIDs".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Worker"),
+                method: "LookupIDs",
+                type: .unary
+            )
+        }
+        /// Namespace for "ExportList" metadata.
+        public enum ExportList: Sendable {
+            /// Request type for "ExportList".
+            public typealias Input = Quiver_V1_ExportListRequest
+            /// Response type for "ExportList".
+            public typealias Output = Quiver_V1_ListChunk
+            /// Descriptor for "ExportList".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Worker"),
+                method: "ExportList",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "ImportList" metadata.
+        public enum ImportList: Sendable {
+            /// Request type for "ImportList".
+            public typealias Input = Quiver_V1_ListChunk
+            /// Response type for "ImportList".
+            public typealias Output = Quiver_V1_ImportListResponse
+            /// Descriptor for "ImportList".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Worker"),
+                method: "ImportList",
+                type: .clientStreaming
+            )
+        }
+        /// Namespace for "ListDigests" metadata.
+        public enum ListDigests: Sendable {
+            /// Request type for "ListDigests".
+            public typealias Input = Quiver_V1_ListDigestsRequest
+            /// Response type for "ListDigests".
+            public typealias Output = Quiver_V1_ListDigestsResponse
+            /// Descriptor for "ListDigests".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Worker"),
+                method: "ListDigests",
+                type: .unary
+            )
+        }
+        /// Namespace for "Compact" metadata.
+        public enum Compact: Sendable {
+            /// Request type for "Compact".
+            public typealias Input = Quiver_V1_CompactRequest
+            /// Response type for "Compact".
+            public typealias Output = Quiver_V1_CompactResponse
+            /// Descriptor for "Compact".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "quiver.v1.Worker"),
+                method: "Compact",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "quiver.v1.Worker" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             InstallModel.descriptor,
@@ -127,7 +205,13 @@ public enum Quiver_V1_Worker: Sendable {
             SearchLists.descriptor,
             SearchListsStream.descriptor,
             Stats.descriptor,
-            DropCollection.descriptor
+            DropCollection.descriptor,
+            DeleteIDs.descriptor,
+            LookupIDs.descriptor,
+            ExportList.descriptor,
+            ImportList.descriptor,
+            ListDigests.descriptor,
+            Compact.descriptor
         ]
     }
 }
@@ -283,6 +367,117 @@ extension Quiver_V1_Worker {
             request: GRPCCore.StreamingServerRequest<Quiver_V1_WorkerDropCollectionRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_WorkerDropCollectionResponse>
+
+        /// Handle the "DeleteIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes rows by id from every list this worker holds them in (durably, before answering).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_DeleteIDsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_DeleteIDsResponse` messages.
+        func deleteIDs(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_DeleteIDsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_DeleteIDsResponse>
+
+        /// Handle the "LookupIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Which of the given ids this worker stores, with their lists and raw vectors: what the
+        /// > coordinator checks a batch of caller ids against before storing it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_LookupIDsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_LookupIDsResponse` messages.
+        func lookupIDs(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_LookupIDsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_LookupIDsResponse>
+
+        /// Handle the "ExportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The entries of one list, in chunks: the source side of a repair.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_ExportListRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_ListChunk` messages.
+        func exportList(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_ExportListRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ListChunk>
+
+        /// Handle the "ImportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces one list with exactly the streamed entries (durably): the receiving side of a
+        /// > repair. The list must be owned under the worker's shard map.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_ListChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_ImportListResponse` messages.
+        func importList(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_ListChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ImportListResponse>
+
+        /// Handle the "ListDigests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Entry count and id checksum of every owned list, to compare replicas.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_ListDigestsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_ListDigestsResponse` messages.
+        func listDigests(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_ListDigestsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ListDigestsResponse>
+
+        /// Handle the "Compact" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Rewrites the collection's segments from what it holds in memory: removed and replaced rows
+        /// > and skipped damaged records are gone afterwards.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_CompactRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_CompactResponse` messages.
+        func compact(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_CompactRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_CompactResponse>
     }
 
     /// Service protocol for the "quiver.v1.Worker" service.
@@ -422,6 +617,117 @@ extension Quiver_V1_Worker {
             request: GRPCCore.ServerRequest<Quiver_V1_WorkerDropCollectionRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Quiver_V1_WorkerDropCollectionResponse>
+
+        /// Handle the "DeleteIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes rows by id from every list this worker holds them in (durably, before answering).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_DeleteIDsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Quiver_V1_DeleteIDsResponse` message.
+        func deleteIDs(
+            request: GRPCCore.ServerRequest<Quiver_V1_DeleteIDsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Quiver_V1_DeleteIDsResponse>
+
+        /// Handle the "LookupIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Which of the given ids this worker stores, with their lists and raw vectors: what the
+        /// > coordinator checks a batch of caller ids against before storing it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_LookupIDsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Quiver_V1_LookupIDsResponse` message.
+        func lookupIDs(
+            request: GRPCCore.ServerRequest<Quiver_V1_LookupIDsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Quiver_V1_LookupIDsResponse>
+
+        /// Handle the "ExportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The entries of one list, in chunks: the source side of a repair.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_ExportListRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Quiver_V1_ListChunk` messages.
+        func exportList(
+            request: GRPCCore.ServerRequest<Quiver_V1_ExportListRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ListChunk>
+
+        /// Handle the "ImportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces one list with exactly the streamed entries (durably): the receiving side of a
+        /// > repair. The list must be owned under the worker's shard map.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Quiver_V1_ListChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Quiver_V1_ImportListResponse` message.
+        func importList(
+            request: GRPCCore.StreamingServerRequest<Quiver_V1_ListChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Quiver_V1_ImportListResponse>
+
+        /// Handle the "ListDigests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Entry count and id checksum of every owned list, to compare replicas.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_ListDigestsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Quiver_V1_ListDigestsResponse` message.
+        func listDigests(
+            request: GRPCCore.ServerRequest<Quiver_V1_ListDigestsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Quiver_V1_ListDigestsResponse>
+
+        /// Handle the "Compact" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Rewrites the collection's segments from what it holds in memory: removed and replaced rows
+        /// > and skipped damaged records are gone afterwards.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_CompactRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Quiver_V1_CompactResponse` message.
+        func compact(
+            request: GRPCCore.ServerRequest<Quiver_V1_CompactRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Quiver_V1_CompactResponse>
     }
 
     /// Simple service protocol for the "quiver.v1.Worker" service.
@@ -560,6 +866,118 @@ extension Quiver_V1_Worker {
             request: Quiver_V1_WorkerDropCollectionRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Quiver_V1_WorkerDropCollectionResponse
+
+        /// Handle the "DeleteIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes rows by id from every list this worker holds them in (durably, before answering).
+        ///
+        /// - Parameters:
+        ///   - request: A `Quiver_V1_DeleteIDsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Quiver_V1_DeleteIDsResponse` to respond with.
+        func deleteIDs(
+            request: Quiver_V1_DeleteIDsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Quiver_V1_DeleteIDsResponse
+
+        /// Handle the "LookupIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Which of the given ids this worker stores, with their lists and raw vectors: what the
+        /// > coordinator checks a batch of caller ids against before storing it.
+        ///
+        /// - Parameters:
+        ///   - request: A `Quiver_V1_LookupIDsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Quiver_V1_LookupIDsResponse` to respond with.
+        func lookupIDs(
+            request: Quiver_V1_LookupIDsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Quiver_V1_LookupIDsResponse
+
+        /// Handle the "ExportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The entries of one list, in chunks: the source side of a repair.
+        ///
+        /// - Parameters:
+        ///   - request: A `Quiver_V1_ExportListRequest` message.
+        ///   - response: A response stream of `Quiver_V1_ListChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func exportList(
+            request: Quiver_V1_ExportListRequest,
+            response: GRPCCore.RPCWriter<Quiver_V1_ListChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "ImportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces one list with exactly the streamed entries (durably): the receiving side of a
+        /// > repair. The list must be owned under the worker's shard map.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Quiver_V1_ListChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Quiver_V1_ImportListResponse` to respond with.
+        func importList(
+            request: GRPCCore.RPCAsyncSequence<Quiver_V1_ListChunk, any Swift.Error>,
+            context: GRPCCore.ServerContext
+        ) async throws -> Quiver_V1_ImportListResponse
+
+        /// Handle the "ListDigests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Entry count and id checksum of every owned list, to compare replicas.
+        ///
+        /// - Parameters:
+        ///   - request: A `Quiver_V1_ListDigestsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Quiver_V1_ListDigestsResponse` to respond with.
+        func listDigests(
+            request: Quiver_V1_ListDigestsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Quiver_V1_ListDigestsResponse
+
+        /// Handle the "Compact" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Rewrites the collection's segments from what it holds in memory: removed and replaced rows
+        /// > and skipped damaged records are gone afterwards.
+        ///
+        /// - Parameters:
+        ///   - request: A `Quiver_V1_CompactRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Quiver_V1_CompactResponse` to respond with.
+        func compact(
+            request: Quiver_V1_CompactRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Quiver_V1_CompactResponse
     }
 }
 
@@ -644,6 +1062,72 @@ extension Quiver_V1_Worker.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Quiver_V1_Worker.Method.DeleteIDs.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_DeleteIDsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_DeleteIDsResponse>(),
+            handler: { request, context in
+                try await self.deleteIDs(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Quiver_V1_Worker.Method.LookupIDs.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_LookupIDsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_LookupIDsResponse>(),
+            handler: { request, context in
+                try await self.lookupIDs(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Quiver_V1_Worker.Method.ExportList.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_ExportListRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_ListChunk>(),
+            handler: { request, context in
+                try await self.exportList(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Quiver_V1_Worker.Method.ImportList.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_ListChunk>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_ImportListResponse>(),
+            handler: { request, context in
+                try await self.importList(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Quiver_V1_Worker.Method.ListDigests.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_ListDigestsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_ListDigestsResponse>(),
+            handler: { request, context in
+                try await self.listDigests(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Quiver_V1_Worker.Method.Compact.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_CompactRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_CompactResponse>(),
+            handler: { request, context in
+                try await self.compact(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -710,6 +1194,72 @@ extension Quiver_V1_Worker.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_WorkerDropCollectionResponse> {
         let response = try await self.dropCollection(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func deleteIDs(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_DeleteIDsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_DeleteIDsResponse> {
+        let response = try await self.deleteIDs(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func lookupIDs(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_LookupIDsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_LookupIDsResponse> {
+        let response = try await self.lookupIDs(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func exportList(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_ExportListRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ListChunk> {
+        let response = try await self.exportList(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func importList(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_ListChunk>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ImportListResponse> {
+        let response = try await self.importList(
+            request: request,
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listDigests(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_ListDigestsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ListDigestsResponse> {
+        let response = try await self.listDigests(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func compact(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_CompactRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_CompactResponse> {
+        let response = try await self.compact(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -808,6 +1358,88 @@ extension Quiver_V1_Worker.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Quiver_V1_WorkerDropCollectionResponse> {
         return GRPCCore.ServerResponse<Quiver_V1_WorkerDropCollectionResponse>(
             message: try await self.dropCollection(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func deleteIDs(
+        request: GRPCCore.ServerRequest<Quiver_V1_DeleteIDsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Quiver_V1_DeleteIDsResponse> {
+        return GRPCCore.ServerResponse<Quiver_V1_DeleteIDsResponse>(
+            message: try await self.deleteIDs(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func lookupIDs(
+        request: GRPCCore.ServerRequest<Quiver_V1_LookupIDsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Quiver_V1_LookupIDsResponse> {
+        return GRPCCore.ServerResponse<Quiver_V1_LookupIDsResponse>(
+            message: try await self.lookupIDs(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func exportList(
+        request: GRPCCore.ServerRequest<Quiver_V1_ExportListRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Quiver_V1_ListChunk> {
+        return GRPCCore.StreamingServerResponse<Quiver_V1_ListChunk>(
+            metadata: [:],
+            producer: { writer in
+                try await self.exportList(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func importList(
+        request: GRPCCore.StreamingServerRequest<Quiver_V1_ListChunk>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Quiver_V1_ImportListResponse> {
+        return GRPCCore.ServerResponse<Quiver_V1_ImportListResponse>(
+            message: try await self.importList(
+                request: request.messages,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listDigests(
+        request: GRPCCore.ServerRequest<Quiver_V1_ListDigestsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Quiver_V1_ListDigestsResponse> {
+        return GRPCCore.ServerResponse<Quiver_V1_ListDigestsResponse>(
+            message: try await self.listDigests(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func compact(
+        request: GRPCCore.ServerRequest<Quiver_V1_CompactRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Quiver_V1_CompactResponse> {
+        return GRPCCore.ServerResponse<Quiver_V1_CompactResponse>(
+            message: try await self.compact(
                 request: request.message,
                 context: context
             ),
@@ -988,6 +1620,147 @@ extension Quiver_V1_Worker {
             deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_WorkerDropCollectionResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_WorkerDropCollectionResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "DeleteIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes rows by id from every list this worker holds them in (durably, before answering).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_DeleteIDsRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_DeleteIDsRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_DeleteIDsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func deleteIDs<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_DeleteIDsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_DeleteIDsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_DeleteIDsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DeleteIDsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "LookupIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Which of the given ids this worker stores, with their lists and raw vectors: what the
+        /// > coordinator checks a batch of caller ids against before storing it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_LookupIDsRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_LookupIDsRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_LookupIDsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func lookupIDs<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_LookupIDsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_LookupIDsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_LookupIDsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_LookupIDsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ExportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The entries of one list, in chunks: the source side of a repair.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_ExportListRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_ExportListRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_ListChunk` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func exportList<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_ExportListRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_ExportListRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_ListChunk>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_ListChunk>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ImportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces one list with exactly the streamed entries (durably): the receiving side of a
+        /// > repair. The list must be owned under the worker's shard map.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Quiver_V1_ListChunk` messages.
+        ///   - serializer: A serializer for `Quiver_V1_ListChunk` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_ImportListResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func importList<Result>(
+            request: GRPCCore.StreamingClientRequest<Quiver_V1_ListChunk>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_ListChunk>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_ImportListResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_ImportListResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListDigests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Entry count and id checksum of every owned list, to compare replicas.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_ListDigestsRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_ListDigestsRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_ListDigestsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listDigests<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_ListDigestsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_ListDigestsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_ListDigestsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_ListDigestsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Compact" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Rewrites the collection's segments from what it holds in memory: removed and replaced rows
+        /// > and skipped damaged records are gone afterwards.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_CompactRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_CompactRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_CompactResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func compact<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_CompactRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_CompactRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_CompactResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_CompactResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1246,6 +2019,211 @@ extension Quiver_V1_Worker {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "DeleteIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes rows by id from every list this worker holds them in (durably, before answering).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_DeleteIDsRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_DeleteIDsRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_DeleteIDsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func deleteIDs<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_DeleteIDsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_DeleteIDsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_DeleteIDsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DeleteIDsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Quiver_V1_Worker.Method.DeleteIDs.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "LookupIDs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Which of the given ids this worker stores, with their lists and raw vectors: what the
+        /// > coordinator checks a batch of caller ids against before storing it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_LookupIDsRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_LookupIDsRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_LookupIDsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func lookupIDs<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_LookupIDsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_LookupIDsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_LookupIDsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_LookupIDsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Quiver_V1_Worker.Method.LookupIDs.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ExportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The entries of one list, in chunks: the source side of a repair.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_ExportListRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_ExportListRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_ListChunk` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func exportList<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_ExportListRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_ExportListRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_ListChunk>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_ListChunk>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Quiver_V1_Worker.Method.ExportList.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ImportList" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces one list with exactly the streamed entries (durably): the receiving side of a
+        /// > repair. The list must be owned under the worker's shard map.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Quiver_V1_ListChunk` messages.
+        ///   - serializer: A serializer for `Quiver_V1_ListChunk` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_ImportListResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func importList<Result>(
+            request: GRPCCore.StreamingClientRequest<Quiver_V1_ListChunk>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_ListChunk>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_ImportListResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_ImportListResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.clientStreaming(
+                request: request,
+                descriptor: Quiver_V1_Worker.Method.ImportList.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListDigests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Entry count and id checksum of every owned list, to compare replicas.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_ListDigestsRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_ListDigestsRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_ListDigestsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listDigests<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_ListDigestsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_ListDigestsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_ListDigestsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_ListDigestsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Quiver_V1_Worker.Method.ListDigests.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Compact" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Rewrites the collection's segments from what it holds in memory: removed and replaced rows
+        /// > and skipped damaged records are gone afterwards.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Quiver_V1_CompactRequest` message.
+        ///   - serializer: A serializer for `Quiver_V1_CompactRequest` messages.
+        ///   - deserializer: A deserializer for `Quiver_V1_CompactResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func compact<Result>(
+            request: GRPCCore.ClientRequest<Quiver_V1_CompactRequest>,
+            serializer: some GRPCCore.MessageSerializer<Quiver_V1_CompactRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Quiver_V1_CompactResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_CompactResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Quiver_V1_Worker.Method.Compact.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1452,6 +2430,181 @@ extension Quiver_V1_Worker.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_WorkerDropCollectionRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_WorkerDropCollectionResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteIDs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes rows by id from every list this worker holds them in (durably, before answering).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Quiver_V1_DeleteIDsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteIDs<Result>(
+        request: GRPCCore.ClientRequest<Quiver_V1_DeleteIDsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DeleteIDsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.deleteIDs(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_DeleteIDsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_DeleteIDsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "LookupIDs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Which of the given ids this worker stores, with their lists and raw vectors: what the
+    /// > coordinator checks a batch of caller ids against before storing it.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Quiver_V1_LookupIDsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func lookupIDs<Result>(
+        request: GRPCCore.ClientRequest<Quiver_V1_LookupIDsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_LookupIDsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.lookupIDs(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_LookupIDsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_LookupIDsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ExportList" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The entries of one list, in chunks: the source side of a repair.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Quiver_V1_ExportListRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func exportList<Result>(
+        request: GRPCCore.ClientRequest<Quiver_V1_ExportListRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_ListChunk>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.exportList(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_ExportListRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_ListChunk>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ImportList" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Replaces one list with exactly the streamed entries (durably): the receiving side of a
+    /// > repair. The list must be owned under the worker's shard map.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Quiver_V1_ListChunk` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func importList<Result>(
+        request: GRPCCore.StreamingClientRequest<Quiver_V1_ListChunk>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_ImportListResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.importList(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_ListChunk>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_ImportListResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListDigests" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Entry count and id checksum of every owned list, to compare replicas.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Quiver_V1_ListDigestsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listDigests<Result>(
+        request: GRPCCore.ClientRequest<Quiver_V1_ListDigestsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_ListDigestsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listDigests(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_ListDigestsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_ListDigestsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Compact" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Rewrites the collection's segments from what it holds in memory: removed and replaced rows
+    /// > and skipped damaged records are gone afterwards.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Quiver_V1_CompactRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func compact<Result>(
+        request: GRPCCore.ClientRequest<Quiver_V1_CompactRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_CompactResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.compact(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Quiver_V1_CompactRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Quiver_V1_CompactResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1691,6 +2844,206 @@ extension Quiver_V1_Worker.ClientProtocol {
             metadata: metadata
         )
         return try await self.dropCollection(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeleteIDs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes rows by id from every list this worker holds them in (durably, before answering).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func deleteIDs<Result>(
+        _ message: Quiver_V1_DeleteIDsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_DeleteIDsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Quiver_V1_DeleteIDsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.deleteIDs(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "LookupIDs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Which of the given ids this worker stores, with their lists and raw vectors: what the
+    /// > coordinator checks a batch of caller ids against before storing it.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func lookupIDs<Result>(
+        _ message: Quiver_V1_LookupIDsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_LookupIDsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Quiver_V1_LookupIDsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.lookupIDs(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ExportList" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The entries of one list, in chunks: the source side of a repair.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func exportList<Result>(
+        _ message: Quiver_V1_ExportListRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Quiver_V1_ListChunk>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Quiver_V1_ExportListRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.exportList(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ImportList" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Replaces one list with exactly the streamed entries (durably): the receiving side of a
+    /// > repair. The list must be owned under the worker's shard map.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func importList<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Quiver_V1_ListChunk>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_ImportListResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Quiver_V1_ListChunk>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.importList(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListDigests" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Entry count and id checksum of every owned list, to compare replicas.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listDigests<Result>(
+        _ message: Quiver_V1_ListDigestsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_ListDigestsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Quiver_V1_ListDigestsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listDigests(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Compact" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Rewrites the collection's segments from what it holds in memory: removed and replaced rows
+    /// > and skipped damaged records are gone afterwards.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func compact<Result>(
+        _ message: Quiver_V1_CompactRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Quiver_V1_CompactResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Quiver_V1_CompactRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.compact(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -316,6 +316,13 @@ public nonisolated struct Quiver_V1_WorkerCollectionStats: Sendable {
   /// Queries (rows of SearchLists batches) answered for this collection.
   public var queriesServed: UInt64 = 0
 
+  /// Committed records that failed their checks when the collection was opened and were
+  /// skipped: the lists they touched may miss rows until repaired from a replica and compacted.
+  public var damagedRecords: UInt32 = 0
+
+  /// Rows removed or replaced but still taking space until the next compaction.
+  public var deadRows: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -330,6 +337,10 @@ public nonisolated struct Quiver_V1_WorkerStatsResponse: Sendable {
   public var workerID: String = String()
 
   public var version: String = String()
+
+  /// Random id of the worker's data folder, made when the folder was first used: a different
+  /// id under the same worker id means the data folder was lost or replaced.
+  public var folderID: String = String()
 
   /// Totals over all collections on the worker.
   public var vectors: UInt64 = 0
@@ -445,6 +456,198 @@ public nonisolated struct Quiver_V1_SearchListsStreamResponse: Sendable {
     case error(Quiver_V1_CallError)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_DeleteIDsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  public var modelVersion: UInt64 = 0
+
+  /// i64 bytes, the ids to remove; ids this worker does not hold are ignored.
+  public var ids: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_DeleteIDsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Ids that were stored here and are removed.
+  public var removed: UInt64 = 0
+
+  /// i64 bytes, those ids.
+  public var removedIds: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_LookupIDsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  public var modelVersion: UInt64 = 0
+
+  /// i64 bytes, the ids to look up.
+  public var ids: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_LookupIDsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// i64 bytes, the requested ids this worker stores, in request order.
+  public var foundIds: Data = Data()
+
+  /// f32 bytes, their stored raw vectors (found × dimension), as prepared (normalised for
+  /// cosine); empty when the collection keeps no raw vectors.
+  public var vectors: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_ExportListRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  public var modelVersion: UInt64 = 0
+
+  /// The list to copy; it must be owned by this worker.
+  public var list: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A run of one list's entries. An export streams the list as one or more chunks; an import
+/// receives them in the same order (every chunk names the same collection, model and list).
+public nonisolated struct Quiver_V1_ListChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  public var modelVersion: UInt64 = 0
+
+  public var list: Int32 = 0
+
+  /// Entries in the whole list (same in every chunk), so the receiver can tell a cut stream.
+  public var totalEntries: UInt32 = 0
+
+  /// i64 bytes, the entries' ids.
+  public var ids: Data = Data()
+
+  /// The entries' codes (entries × code width bytes, FastScan codes unpacked); empty for IVF_FLAT.
+  public var codes: Data = Data()
+
+  /// f32 bytes, entries × dimension: raw vectors when stored, the vectors of IVF_FLAT lists.
+  public var vectors: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_ImportListResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Entries the list holds now, and their id checksum (as ListDigests reports it).
+  public var entries: UInt32 = 0
+
+  public var checksum: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_ListDigestsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  public var modelVersion: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_ListDigestsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// i32 bytes, the owned lists, ascending.
+  public var lists: Data = Data()
+
+  /// u32 bytes, entries per list.
+  public var counts: Data = Data()
+
+  /// u64 bytes, per list the XOR of a 64-bit mix of each entry's id: equal on replicas that
+  /// hold the same ids.
+  public var checksums: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_CompactRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var collection: String = String()
+
+  public var modelVersion: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Quiver_V1_CompactResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Segment bytes on disk before and after.
+  public var bytesBefore: UInt64 = 0
+
+  public var bytesAfter: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -897,7 +1100,7 @@ nonisolated extension Quiver_V1_WorkerStatsRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Quiver_V1_WorkerCollectionStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerCollectionStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0\u{3}shard_map_version\0\u{3}lists_owned\0\u{1}vectors\0\u{3}code_bytes\0\u{3}raw_bytes\0\u{3}queries_served\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0\u{3}shard_map_version\0\u{3}lists_owned\0\u{1}vectors\0\u{3}code_bytes\0\u{3}raw_bytes\0\u{3}queries_served\0\u{3}damaged_records\0\u{3}dead_rows\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -913,6 +1116,8 @@ nonisolated extension Quiver_V1_WorkerCollectionStats: SwiftProtobuf.Message, Sw
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.codeBytes) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.rawBytes) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.queriesServed) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.damagedRecords) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.deadRows) }()
       default: break
       }
     }
@@ -943,6 +1148,12 @@ nonisolated extension Quiver_V1_WorkerCollectionStats: SwiftProtobuf.Message, Sw
     if self.queriesServed != 0 {
       try visitor.visitSingularUInt64Field(value: self.queriesServed, fieldNumber: 8)
     }
+    if self.damagedRecords != 0 {
+      try visitor.visitSingularUInt32Field(value: self.damagedRecords, fieldNumber: 9)
+    }
+    if self.deadRows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.deadRows, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -955,6 +1166,8 @@ nonisolated extension Quiver_V1_WorkerCollectionStats: SwiftProtobuf.Message, Sw
     if lhs.codeBytes != rhs.codeBytes {return false}
     if lhs.rawBytes != rhs.rawBytes {return false}
     if lhs.queriesServed != rhs.queriesServed {return false}
+    if lhs.damagedRecords != rhs.damagedRecords {return false}
+    if lhs.deadRows != rhs.deadRows {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -962,7 +1175,7 @@ nonisolated extension Quiver_V1_WorkerCollectionStats: SwiftProtobuf.Message, Sw
 
 nonisolated extension Quiver_V1_WorkerStatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerStatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}version\0\u{1}vectors\0\u{3}lists_owned\0\u{1}bytes\0\u{3}queries_served\0\u{1}collections\0\u{3}uptime_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}version\0\u{1}vectors\0\u{3}lists_owned\0\u{1}bytes\0\u{3}queries_served\0\u{1}collections\0\u{3}uptime_seconds\0\u{3}folder_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -978,6 +1191,7 @@ nonisolated extension Quiver_V1_WorkerStatsResponse: SwiftProtobuf.Message, Swif
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.queriesServed) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.collections) }()
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.uptimeSeconds) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.folderID) }()
       default: break
       }
     }
@@ -1008,12 +1222,16 @@ nonisolated extension Quiver_V1_WorkerStatsResponse: SwiftProtobuf.Message, Swif
     if self.uptimeSeconds.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.uptimeSeconds, fieldNumber: 8)
     }
+    if !self.folderID.isEmpty {
+      try visitor.visitSingularStringField(value: self.folderID, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Quiver_V1_WorkerStatsResponse, rhs: Quiver_V1_WorkerStatsResponse) -> Bool {
     if lhs.workerID != rhs.workerID {return false}
     if lhs.version != rhs.version {return false}
+    if lhs.folderID != rhs.folderID {return false}
     if lhs.vectors != rhs.vectors {return false}
     if lhs.listsOwned != rhs.listsOwned {return false}
     if lhs.bytes != rhs.bytes {return false}
@@ -1206,6 +1424,436 @@ nonisolated extension Quiver_V1_SearchListsStreamResponse: SwiftProtobuf.Message
   public static func ==(lhs: Quiver_V1_SearchListsStreamResponse, rhs: Quiver_V1_SearchListsStreamResponse) -> Bool {
     if lhs.requestID != rhs.requestID {return false}
     if lhs.outcome != rhs.outcome {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_DeleteIDsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteIDsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0\u{1}ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.modelVersion) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.ids) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if self.modelVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.modelVersion, fieldNumber: 2)
+    }
+    if !self.ids.isEmpty {
+      try visitor.visitSingularBytesField(value: self.ids, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_DeleteIDsRequest, rhs: Quiver_V1_DeleteIDsRequest) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.modelVersion != rhs.modelVersion {return false}
+    if lhs.ids != rhs.ids {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_DeleteIDsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteIDsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}removed\0\u{3}removed_ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.removed) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.removedIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.removed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.removed, fieldNumber: 1)
+    }
+    if !self.removedIds.isEmpty {
+      try visitor.visitSingularBytesField(value: self.removedIds, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_DeleteIDsResponse, rhs: Quiver_V1_DeleteIDsResponse) -> Bool {
+    if lhs.removed != rhs.removed {return false}
+    if lhs.removedIds != rhs.removedIds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_LookupIDsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupIDsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0\u{1}ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.modelVersion) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.ids) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if self.modelVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.modelVersion, fieldNumber: 2)
+    }
+    if !self.ids.isEmpty {
+      try visitor.visitSingularBytesField(value: self.ids, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_LookupIDsRequest, rhs: Quiver_V1_LookupIDsRequest) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.modelVersion != rhs.modelVersion {return false}
+    if lhs.ids != rhs.ids {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_LookupIDsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LookupIDsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}found_ids\0\u{1}vectors\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.foundIds) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.vectors) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.foundIds.isEmpty {
+      try visitor.visitSingularBytesField(value: self.foundIds, fieldNumber: 1)
+    }
+    if !self.vectors.isEmpty {
+      try visitor.visitSingularBytesField(value: self.vectors, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_LookupIDsResponse, rhs: Quiver_V1_LookupIDsResponse) -> Bool {
+    if lhs.foundIds != rhs.foundIds {return false}
+    if lhs.vectors != rhs.vectors {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_ExportListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ExportListRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0\u{1}list\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.modelVersion) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.list) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if self.modelVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.modelVersion, fieldNumber: 2)
+    }
+    if self.list != 0 {
+      try visitor.visitSingularInt32Field(value: self.list, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_ExportListRequest, rhs: Quiver_V1_ExportListRequest) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.modelVersion != rhs.modelVersion {return false}
+    if lhs.list != rhs.list {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_ListChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0\u{1}list\0\u{3}total_entries\0\u{1}ids\0\u{1}codes\0\u{1}vectors\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.modelVersion) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.list) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.totalEntries) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.ids) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.codes) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.vectors) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if self.modelVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.modelVersion, fieldNumber: 2)
+    }
+    if self.list != 0 {
+      try visitor.visitSingularInt32Field(value: self.list, fieldNumber: 3)
+    }
+    if self.totalEntries != 0 {
+      try visitor.visitSingularUInt32Field(value: self.totalEntries, fieldNumber: 4)
+    }
+    if !self.ids.isEmpty {
+      try visitor.visitSingularBytesField(value: self.ids, fieldNumber: 5)
+    }
+    if !self.codes.isEmpty {
+      try visitor.visitSingularBytesField(value: self.codes, fieldNumber: 6)
+    }
+    if !self.vectors.isEmpty {
+      try visitor.visitSingularBytesField(value: self.vectors, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_ListChunk, rhs: Quiver_V1_ListChunk) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.modelVersion != rhs.modelVersion {return false}
+    if lhs.list != rhs.list {return false}
+    if lhs.totalEntries != rhs.totalEntries {return false}
+    if lhs.ids != rhs.ids {return false}
+    if lhs.codes != rhs.codes {return false}
+    if lhs.vectors != rhs.vectors {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_ImportListResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ImportListResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{1}checksum\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.entries) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.checksum) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.entries != 0 {
+      try visitor.visitSingularUInt32Field(value: self.entries, fieldNumber: 1)
+    }
+    if self.checksum != 0 {
+      try visitor.visitSingularUInt64Field(value: self.checksum, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_ImportListResponse, rhs: Quiver_V1_ImportListResponse) -> Bool {
+    if lhs.entries != rhs.entries {return false}
+    if lhs.checksum != rhs.checksum {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_ListDigestsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListDigestsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.modelVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if self.modelVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.modelVersion, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_ListDigestsRequest, rhs: Quiver_V1_ListDigestsRequest) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.modelVersion != rhs.modelVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_ListDigestsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListDigestsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}lists\0\u{1}counts\0\u{1}checksums\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.lists) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.counts) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.checksums) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.lists.isEmpty {
+      try visitor.visitSingularBytesField(value: self.lists, fieldNumber: 1)
+    }
+    if !self.counts.isEmpty {
+      try visitor.visitSingularBytesField(value: self.counts, fieldNumber: 2)
+    }
+    if !self.checksums.isEmpty {
+      try visitor.visitSingularBytesField(value: self.checksums, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_ListDigestsResponse, rhs: Quiver_V1_ListDigestsResponse) -> Bool {
+    if lhs.lists != rhs.lists {return false}
+    if lhs.counts != rhs.counts {return false}
+    if lhs.checksums != rhs.checksums {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_CompactRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CompactRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{3}model_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.modelVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 1)
+    }
+    if self.modelVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.modelVersion, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_CompactRequest, rhs: Quiver_V1_CompactRequest) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.modelVersion != rhs.modelVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_CompactResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CompactResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bytes_before\0\u{3}bytes_after\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.bytesBefore) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.bytesAfter) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.bytesBefore != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesBefore, fieldNumber: 1)
+    }
+    if self.bytesAfter != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesAfter, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_CompactResponse, rhs: Quiver_V1_CompactResponse) -> Bool {
+    if lhs.bytesBefore != rhs.bytesBefore {return false}
+    if lhs.bytesAfter != rhs.bytesAfter {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
