@@ -96,4 +96,21 @@ extension QuiverClient {
         request.workerID = workerID
         return try await call { Int(try await coordinator.removeWorker(request, metadata: metadata, options: options).workersKnown) }
     }
+
+    /// Removes vectors by id; returns how many were stored.
+    @discardableResult
+    public func delete(_ collection: String, ids: [Int64]) async throws(QuiverClientError) -> Int {
+        var request = Quiver_V1_DeleteRequest()
+        request.collection = collection
+        request.ids = WireArrays.pack(ids)
+        return try await call { Int(try await coordinator.delete(request, metadata: metadata, options: options).removed) }
+    }
+
+    /// Moves every list off a worker (admin); returns the lists moving.
+    @discardableResult
+    public func drainWorker(_ workerID: String) async throws(QuiverClientError) -> Int {
+        var request = Quiver_V1_DrainWorkerRequest()
+        request.workerID = workerID
+        return try await call { Int(try await coordinator.drainWorker(request, metadata: metadata, options: options).listsMoving) }
+    }
 }

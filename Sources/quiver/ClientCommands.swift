@@ -260,13 +260,24 @@ struct StatusCommand: AsyncParsableCommand {
         for worker in status.workers {
             // The id is the address unless the worker was given one of its own.
             let name = worker.workerID == worker.address ? worker.address : "\(worker.workerID) (\(worker.address))"
-            print("  \(name)  \(healthName(worker.health))  \(worker.listsOwned) lists, \(worker.vectors) vector copies, "
-                + "\(byteCount(worker.bytes)), \(worker.queriesServed) queries")
+            print("  \(name)  \(healthName(worker.health))  \(worker.listsOwned) lists"
+                + (worker.listsBehind > 0 ? " (\(worker.listsBehind) behind)" : "")
+                + ", \(worker.vectors) vector copies, \(byteCount(worker.bytes)), \(worker.queriesServed) queries")
         }
         print("collections:")
         for collection in status.collections {
             print("  \(collection.config.name): \(collection.state), dimension \(collection.config.dimension), metric \(collection.config.metric), nlist \(collection.nlist), vectors \(collection.vectorCount), model v\(collection.modelVersion), shard map v\(collection.shardMapVersion)"
                 + (collection.error.isEmpty ? "" : ", error: \(collection.error)"))
+        }
+        if !status.unhealthyReplicas.isEmpty {
+            print("list replicas not serving (\(status.unhealthyReplicas.count)):")
+            var byWorker: [String: [Int32]] = [:]
+            for replica in status.unhealthyReplicas { byWorker["\(replica.collection) on \(replica.workerID)", default: []].append(replica.list) }
+            for (place, lists) in byWorker.sorted(by: { $0.key < $1.key }) {
+                print("  \(place): \(lists.count) lists behind \(summarize(lists))")
+            }
+        } else {
+            print("every list replica is serving")
         }
         print("shard maps:")
         for map in status.shardMaps {
@@ -314,6 +325,34 @@ struct DropCommand: AsyncParsableCommand {
     func run() async throws {
         let existed = try await coordinator.connect { try await $0.dropCollection(name, ifExists: ifExists) }
         print(existed ? "dropped \(name)" : "\(name) did not exist")
+    }
+}
+
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Remove vectors by id.")
+    @OptionGroup var coordinator: CoordinatorOption
+    @Argument(help: "Collection name.") var name: String
+    @Argument(help: "Ids to remove.") var ids: [Int64] = []
+    @Option(help: "Also the ids in this file (.npy int64/int32 or .ivecs).") var idsFile: String?
+
+    func run() async throws {
+        var all = ids
+        if let idsFile { all += try readIntegerMatrix(path: idsFile).values }
+        guard !all.isEmpty else { throw ValidationError("name the ids to remove (as arguments or with --ids-file)") }
+        let removed = try await coordinator.connect { try await $0.delete(name, ids: all) }
+        print("removed \(removed) of \(all.count) ids from \(name)")
+    }
+}
+
+struct DrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "drain",
+                                                    abstract: "Move every list off a worker (admin) before retiring it.")
+    @OptionGroup var coordinator: CoordinatorOption
+    @Argument(help: "The worker's id, as `quiver status` shows it.") var id: String
+
+    func run() async throws {
+        let moving = try await coordinator.connect { try await $0.drainWorker(id) }
+        print("draining \(id): \(moving) lists are being copied to other workers; `quiver status` shows when it holds none")
     }
 }
 

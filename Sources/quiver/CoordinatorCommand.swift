@@ -27,6 +27,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Client bearer tokens, one \"ROLE NAME TOKEN\" per line (roles read, write, admin); without it clients are not authenticated.",
                                valueName: "file"))
     var tokensFile: String?
+    @Option(help: "Seconds between worker heartbeats (health, statistics, repairs).")
+    var heartbeatInterval: Double = 2
+    @Option(help: "Seconds a worker may stay down before its lists are re-placed on other workers.")
+    var deadAfter: Double = 120
     @OptionGroup var security: NodeSecurityOptions
     @OptionGroup var observability: ObservabilityOptions
 
@@ -53,8 +57,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
         let joinToken = try security.joinToken()
         let tls = security.tls
+        guard heartbeatInterval > 0, heartbeatInterval <= 3600 else { throw ValidationError("--heartbeat-interval must be in (0, 3600] seconds") }
+        guard deadAfter > 0 else { throw ValidationError("--dead-after must be positive") }
         let options = CoordinatorOptions(dataDirectory: dataDir, workers: workerList, threads: threads ?? availableCores,
-                                         importRoot: importFolder, workerSecurity: ClientSecurity(tls), joinToken: joinToken)
+                                         heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
+                                         importRoot: importFolder, workerSecurity: ClientSecurity(tls), joinToken: joinToken,
+                                         deadAfter: .milliseconds(Int64(deadAfter * 1000)))
         let credentials = ServerCredentials(tokens: tokens, joinToken: joinToken)
         let server: CoordinatorServer
         do {

@@ -6,7 +6,7 @@ struct Quiver: AsyncParsableCommand {
         commandName: "quiver",
         abstract: "Quiver: sharded vector search (IVF + PQ + 4-bit FastScan).",
         subcommands: [CreateCommand.self, TrainCommand.self, LoadCommand.self, QueryCommand.self, StatusCommand.self,
-                      CollectionsCommand.self, DropCommand.self, RemoveWorkerCommand.self, BenchCommand.self, ClusterBenchCommand.self, WorkerCommand.self,
+                      CollectionsCommand.self, DropCommand.self, RemoveWorkerCommand.self, DeleteCommand.self, DrainCommand.self, BenchCommand.self, ClusterBenchCommand.self, WorkerCommand.self,
                       CoordinatorCommand.self, TransportBenchCommand.self, CertsCommand.self]
     )
 }

@@ -9,7 +9,21 @@ import QuiverStorage
 struct LoadBatch: Sendable {
     var vectors: Matrix
     var ids: [Int64]?
+    /// The load the batch belongs to (LoadRequest.load_id), nil for an anonymous stream.
+    var loadID: String? = nil
+    /// Its first row within the load (within the stream when anonymous).
+    var firstRow: Int = 0
+    var onDuplicate: Quiver_V1_DuplicateIDs = .reject
     var rows: Int { vectors.rows }
+}
+
+/// A Load stream that failed after some of its rows were acknowledged: the caller may send
+/// everything from `acknowledgedThrough` again (with the same load id, nothing is stored twice).
+struct LoadStreamFailure: Error {
+    let error: CoordinatorError
+    /// Every row of the load before this one is acknowledged (relative to the load with a load
+    /// id, to the stream without).
+    let acknowledgedThrough: UInt64
 }
 
 extension Coordinator {
@@ -34,12 +48,25 @@ extension Coordinator {
         var inFlight = 0
         /// Batches ready to ingest, in stream order.
         var ready: [LoadBatch] = []
+        var loadID: String?
+        /// Rows of the stream so far (the next anonymous batch's first row).
+        var streamRows = 0
+        /// Batches started, in order, and those acknowledged, by first row.
+        var started: [Int] = []
+        var acknowledged = Set<Int>()
+        /// The end of the stream's first row (within the load).
+        var end = 0
+
+        /// The first row not known acknowledged: every row before it is.
+        var acknowledgedThrough: Int {
+            started.first { !acknowledged.contains($0) } ?? end
+        }
     }
 
-    func load(_ messages: RPCAsyncSequence<Quiver_V1_LoadRequest, any Error>) async throws(CoordinatorError) -> Quiver_V1_LoadResponse {
+    func load(_ messages: RPCAsyncSequence<Quiver_V1_LoadRequest, any Error>) async throws(LoadStreamFailure) -> Quiver_V1_LoadResponse {
         var load = StreamLoad()
         do {
-            try await withThrowingTaskGroup(of: Int.self) { group in
+            try await withThrowingTaskGroup(of: (first: Int, rows: Int).self) { group in
                 for try await message in messages {
                     try await accept(message, into: &load)
                     try await drain(&load, into: &group)
@@ -51,18 +78,37 @@ extension Coordinator {
                     load.trainingBuffer = nil
                     try await drain(&load, into: &group)
                 }
-                while let rows = try await group.next() { load.accepted += rows }
+                while let done = try await group.next() { finished(done, in: &load) }
             }
         } catch {
             if load.trainingBuffer != nil { releaseFirstLoad(load.name, incarnation: load.incarnation) }
-            throw CoordinatorError.wrapping(error, context: "loading \(load.name.isEmpty ? "(no collection named)" : load.name)")
+            let failure = CoordinatorError.wrapping(error, context: "loading \(load.name.isEmpty ? "(no collection named)" : load.name)")
+            let through = load.acknowledgedThrough
+            throw LoadStreamFailure(error: through > 0 ? failure.appending(" (rows before \(through) of the load are acknowledged)") : failure,
+                                    acknowledgedThrough: UInt64(through))
         }
-        if load.name.isEmpty { throw .invalidArgument("the load stream was empty; its first message must name the collection") }
+        if load.name.isEmpty {
+            throw LoadStreamFailure(error: .invalidArgument("the load stream was empty; its first message must name the collection"),
+                                    acknowledgedThrough: 0)
+        }
         if load.trainingBuffer != nil { releaseFirstLoad(load.name, incarnation: load.incarnation) }
         var response = Quiver_V1_LoadResponse()
         response.rowsAccepted = UInt64(load.accepted)
         response.modelVersion = entries[load.name]?.record.modelVersion ?? 0
         response.assignedIds = load.ranges
+        if let loadID = load.loadID, load.ranges.count > 0,
+           let whole = try? loadIDs(load.name, incarnation: load.incarnation, load: loadID, rows: 0 ..< load.end) {
+            // A named load resent from the middle: the ids of every row of it, not only this stream's.
+            var ranges: [Quiver_V1_IdRange] = []
+            var position = 0
+            while position < whole.count {
+                var end = position + 1
+                while end < whole.count && whole[end] == whole[end - 1] + 1 { end += 1 }
+                append(range: whole[position], count: end - position, to: &ranges)
+                position = end
+            }
+            response.assignedIds = ranges
+        }
         return response
     }
 
@@ -83,9 +129,27 @@ extension Coordinator {
         } else if !message.collection.isEmpty && message.collection != load.name {
             throw .invalidArgument("batch \(load.batches) names collection \"\(message.collection)\", the stream loads \"\(load.name)\"")
         }
-        let batch = try Self.decodeBatch(message.batch, dimension: load.settings!.dimension, index: load.batches)
+        if load.batches == 0 {
+            if !message.loadID.isEmpty {
+                guard CollectionSettings.isValidName(message.loadID) else {
+                    throw .invalidArgument("load_id \"\(message.loadID.prefix(64))\" must be \(CollectionSettings.namePattern)")
+                }
+                load.loadID = message.loadID
+            }
+        } else if (message.loadID.isEmpty ? nil : message.loadID) != load.loadID {
+            throw .invalidArgument("batch \(load.batches) has load_id \"\(message.loadID.prefix(64))\", the stream's first had \"\(load.loadID ?? "")\"")
+        }
+        var batch = try Self.decodeBatch(message.batch, dimension: load.settings!.dimension, index: load.batches)
         load.batches += 1
         guard batch.rows > 0 else { return }
+        batch.loadID = load.loadID
+        guard message.firstRow <= UInt64(Int64.max) - UInt64(batch.rows) else {
+            throw .invalidArgument("batch \(load.batches - 1) has first_row \(message.firstRow), too large")
+        }
+        batch.firstRow = load.loadID == nil ? load.streamRows : Int(message.firstRow)
+        batch.onDuplicate = message.onDuplicateID
+        load.streamRows += batch.rows
+        load.end = max(load.end, batch.firstRow + batch.rows)
         guard load.trainingBuffer != nil else {
             load.ready.append(batch)
             return
@@ -99,7 +163,7 @@ extension Coordinator {
     }
 
     /// Starts ingesting the ready batches, keeping at most `loadConcurrency` in flight.
-    private func drain(_ load: inout StreamLoad, into group: inout ThrowingTaskGroup<Int, any Error>) async throws {
+    private func drain(_ load: inout StreamLoad, into group: inout ThrowingTaskGroup<(first: Int, rows: Int), any Error>) async throws {
         while !load.ready.isEmpty {
             let batch = load.ready.removeFirst()
             let serving = try serving(load.name)
@@ -107,13 +171,28 @@ extension Coordinator {
                 throw CoordinatorError.notFound("collection \"\(load.name)\" was dropped during the load")
             }
             let ids = try ids(for: batch, name: load.name, incarnation: load.incarnation, ranges: &load.ranges)
-            group.addTask { try await self.ingest(batch.vectors, ids: ids, serving: serving); return batch.rows }
+            let check = duplicateCheck(for: batch, name: load.name)
+            load.started.append(batch.firstRow)
+            let name = load.name
+            group.addTask {
+                var replaced = 0
+                if let check { replaced = try await self.resolveDuplicates(ids: ids, vectors: batch.vectors, serving: serving, policy: check) }
+                try await self.batchAttempted(name, incarnation: serving.incarnation, batch: batch)
+                try await self.ingest(batch.vectors, ids: ids, serving: serving)
+                await self.batchAcknowledged(name, incarnation: serving.incarnation, batch: batch, replaced: replaced)
+                return (batch.firstRow, batch.rows)
+            }
             load.inFlight += 1
-            if load.inFlight >= Self.loadConcurrency, let rows = try await group.next() {
-                load.accepted += rows
+            if load.inFlight >= Self.loadConcurrency, let done = try await group.next() {
+                finished(done, in: &load)
                 load.inFlight -= 1
             }
         }
+    }
+
+    private func finished(_ done: (first: Int, rows: Int), in load: inout StreamLoad) {
+        load.accepted += done.rows
+        load.acknowledged.insert(done.first)
     }
 
     nonisolated func firstLoadSampleRows(_ settings: CollectionSettings, _ firstLoad: FirstLoadTraining) -> Int {
@@ -154,16 +233,33 @@ extension Coordinator {
             _ = try reserveIDs(name, incarnation: incarnation, count: 0, callerIDs: true)
             return ids
         }
-        let first = try reserveIDs(name, incarnation: incarnation, count: batch.rows, callerIDs: false)
+        let ids: [Int64]
+        if let loadID = batch.loadID {
+            ids = try loadIDs(name, incarnation: incarnation, load: loadID, rows: batch.firstRow ..< batch.firstRow + batch.rows)
+        } else {
+            let first = try reserveIDs(name, incarnation: incarnation, count: batch.rows, callerIDs: false)
+            ids = (0 ..< Int64(batch.rows)).map { first + $0 }
+        }
+        // Consecutive ids merge into ranges.
+        var position = 0
+        while position < ids.count {
+            var end = position + 1
+            while end < ids.count && ids[end] == ids[end - 1] + 1 { end += 1 }
+            append(range: ids[position], count: end - position, to: &ranges)
+            position = end
+        }
+        return ids
+    }
+
+    private func append(range first: Int64, count: Int, to ranges: inout [Quiver_V1_IdRange]) {
         if let last = ranges.last, last.first + Int64(last.count) == first {
-            ranges[ranges.count - 1].count += UInt64(batch.rows)
+            ranges[ranges.count - 1].count += UInt64(count)
         } else {
             var range = Quiver_V1_IdRange()
             range.first = first
-            range.count = UInt64(batch.rows)
+            range.count = UInt64(count)
             ranges.append(range)
         }
-        return (0 ..< Int64(batch.rows)).map { first + $0 }
     }
 
     /// Reserves `count` coordinator ids (persisted before use) or checks that caller ids are
@@ -255,7 +351,6 @@ extension Coordinator {
             }
             try await settleWrite(current, lists: touched, results: results, what: "\(vectors.rows) rows")
         }
-        await recordStored(serving.name, incarnation: serving.incarnation, rows: vectors.rows)
         let collection = [("collection", serving.name)]
         Counter(label: QuiverMetrics.loadRows, dimensions: collection).increment(by: Int64(vectors.rows))
         Counter(label: QuiverMetrics.loadBytes, dimensions: collection).increment(by: Int64(vectors.values.count * 4))
@@ -436,6 +531,7 @@ extension Coordinator {
                         let vectors = try await readingFiles { () throws(CoordinatorError) in try files.readBatch(dataset, range) }
                         let ids = callerIDs.map { Array($0[range]) } ?? range.map { firstID + Int64($0) }
                         try await self.ingest(vectors, ids: ids, serving: serving)
+                        await self.recordStored(name, incarnation: serving.incarnation, rows: vectors.rows)
                         return (range.lowerBound, range.count)
                     }
                     if pending.count >= Self.loadConcurrency, let finished = try await group.next() { completed(finished) }

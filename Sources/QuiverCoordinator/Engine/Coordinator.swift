@@ -53,6 +53,8 @@ public actor Coordinator {
         var shardMap: ShardMap?
         /// Replicas of lists that are behind, and lists being released.
         var replicas = ReplicaStates()
+        /// Named loads seen since the coordinator started (each also on disk).
+        var loads: [String: LoadLedger] = [:]
         /// Distinguishes a collection from a later one with the same name.
         let incarnation: UInt64
         /// A training (from a file or a first load) is running.

@@ -76,8 +76,18 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
 
     func load(request: StreamingServerRequest<Quiver_V1_LoadRequest>,
               context: ServerContext) async throws -> ServerResponse<Quiver_V1_LoadResponse> {
-        try await respond { () throws(CoordinatorError) in try await coordinator.load(request.messages) }
+        do {
+            return ServerResponse(message: try await coordinator.load(request.messages))
+        } catch {
+            // The caller resumes from here (with the same load id, nothing is stored twice).
+            var failure = error.error.rpcError
+            failure.metadata.addString("\(error.acknowledgedThrough)", forKey: Self.acknowledgedThroughKey)
+            throw failure
+        }
     }
+
+    /// Trailing metadata of a failed Load: every row of the load before this one is stored.
+    static let acknowledgedThroughKey = "quiver-acknowledged-through"
 
     func loadFiles(request: ServerRequest<Quiver_V1_LoadFilesRequest>,
                    context: ServerContext) async throws -> ServerResponse<Quiver_V1_LoadFilesResponse> {

@@ -95,6 +95,23 @@ struct CoordinatorStore: Sendable {
         try encode(map, to: directory(of: collection) + "/shard-map.json")
     }
 
+    /// What a named load has been given and has stored (`loads/<load id>.json`).
+    func loadLedger(_ load: String, collection: String) throws(CoordinatorError) -> LoadLedger? {
+        let path = directory(of: collection) + "/loads/" + load + ".json"
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try decode(LoadLedger.self, from: path)
+    }
+
+    func saveLedger(_ ledger: LoadLedger, load: String, collection: String) throws(CoordinatorError) {
+        let folder = directory(of: collection) + "/loads"
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw .internalError("cannot create \(folder): \(error.localizedDescription)")
+        }
+        try encode(ledger, to: folder + "/" + load + ".json")
+    }
+
     func saveReplicas(_ replicas: ReplicaStates, collection: String) throws(CoordinatorError) {
         try encode(replicas, to: directory(of: collection) + "/replicas.json")
     }

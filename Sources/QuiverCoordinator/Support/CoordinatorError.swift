@@ -31,6 +31,22 @@ public enum CoordinatorError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// The same error with more said.
+    func appending(_ detail: String) -> CoordinatorError {
+        switch self {
+        case .invalidArgument(let m): .invalidArgument(m + detail)
+        case .notFound(let m): .notFound(m + detail)
+        case .alreadyExists(let m): .alreadyExists(m + detail)
+        case .failedPrecondition(let m): .failedPrecondition(m + detail)
+        case .resourceExhausted(let m): .resourceExhausted(m + detail)
+        case .unavailable(let m): .unavailable(m + detail)
+        case .deadlineExceeded(let m): .deadlineExceeded(m + detail)
+        case .cancelled(let m): .cancelled(m + detail)
+        case .internalError(let m): .internalError(m + detail)
+        case .permissionDenied(let m): .permissionDenied(m + detail)
+        }
+    }
+
     /// The request itself is at fault (the same request fails on any replica).
     var isRequestFault: Bool {
         switch self {

@@ -1,0 +1,125 @@
+import QuiverCluster
+import QuiverIndex
+import QuiverProtocol
+
+/// What the coordinator remembers of a named load (LoadRequest.load_id), so that sending a batch
+/// again stores it once: the id ranges its rows were given, and the batches stored so far.
+struct LoadLedger: Codable, Sendable, Equatable {
+    /// First id of each chunk of `chunkRows` rows, reserved when a row of it first arrives.
+    var chunkBases: [Int: Int64] = [:]
+    /// First rows of the batches acknowledged, and of those sent to the workers.
+    var acknowledged: Set<Int> = []
+    var attempted: Set<Int> = []
+}
+
+/// How a batch with caller ids meets ids already stored.
+enum DuplicatePolicy: Sendable {
+    case reject
+    case replace
+}
+
+extension Coordinator {
+    /// Rows per id range of a named load: row r of the load gets base(r / chunkRows) + r % chunkRows.
+    static let chunkRows = 1 << 20
+
+    private func ledger(_ name: String, _ load: String) throws(CoordinatorError) -> LoadLedger {
+        if let cached = entries[name]?.loads[load] { return cached }
+        return try store.loadLedger(load, collection: name) ?? LoadLedger()
+    }
+
+    private func saveLedger(_ name: String, incarnation: UInt64, _ load: String, _ ledger: LoadLedger) throws(CoordinatorError) {
+        guard entries[name]?.incarnation == incarnation else { throw .notFound("collection \"\(name)\" was dropped during the load") }
+        try store.saveLedger(ledger, load: load, collection: name)
+        entries[name]!.loads[load] = ledger
+    }
+
+    /// The ids of `rows` of a named load: the same on every attempt.
+    func loadIDs(_ name: String, incarnation: UInt64, load: String, rows: Range<Int>) throws(CoordinatorError) -> [Int64] {
+        var ledger = try ledger(name, load)
+        var changed = false
+        for chunk in rows.lowerBound / Self.chunkRows ... (rows.upperBound - 1) / Self.chunkRows where ledger.chunkBases[chunk] == nil {
+            ledger.chunkBases[chunk] = try reserveIDs(name, incarnation: incarnation, count: Self.chunkRows, callerIDs: false)
+            changed = true
+        }
+        if changed { try saveLedger(name, incarnation: incarnation, load, ledger) }
+        return rows.map { ledger.chunkBases[$0 / Self.chunkRows]! + Int64($0 % Self.chunkRows) }
+    }
+
+    /// Whether a batch of caller ids must be checked against stored ids first: yes, unless it
+    /// is a named load's batch that was sent to the workers before (its ids are there from
+    /// that attempt).
+    func duplicateCheck(for batch: LoadBatch, name: String) -> DuplicatePolicy? {
+        guard batch.ids != nil else { return nil }
+        if let load = batch.loadID, (try? ledger(name, load))?.attempted.contains(batch.firstRow) == true { return nil }
+        return batch.onDuplicate == .replace ? .replace : .reject
+    }
+
+    func batchAttempted(_ name: String, incarnation: UInt64, batch: LoadBatch) throws(CoordinatorError) {
+        guard let load = batch.loadID else { return }
+        var ledger = try ledger(name, load)
+        guard ledger.attempted.insert(batch.firstRow).inserted else { return }
+        try saveLedger(name, incarnation: incarnation, load, ledger)
+    }
+
+    /// Counts a stored batch once, however often it was sent.
+    func batchAcknowledged(_ name: String, incarnation: UInt64, batch: LoadBatch, replaced: Int) {
+        if let load = batch.loadID {
+            guard var ledger = try? ledger(name, load), ledger.acknowledged.insert(batch.firstRow).inserted else { return }
+            try? saveLedger(name, incarnation: incarnation, load, ledger)
+        }
+        recordStored(name, incarnation: incarnation, rows: batch.rows - replaced)
+    }
+
+    /// Checks caller ids against every worker. An id stored with the same vector is the batch
+    /// being sent again (left to be replaced by itself); one stored with another vector is a
+    /// conflict: refused, or removed first when the caller asked to replace. Returns how many
+    /// stored ids the batch replaces.
+    nonisolated func resolveDuplicates(ids: [Int64], vectors: Matrix, serving: Serving,
+                                       policy: DuplicatePolicy) async throws(CoordinatorError) -> Int {
+        var prepared = vectors
+        serving.model.prepare(&prepared)
+        let d = prepared.dimension
+        let rowOf = Dictionary(ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { _, last in last })
+        let pool = pool
+        let found = await withTaskGroup(of: (ids: [Int64], vectors: [Float])?.self) { group in
+            for worker in serving.shardMap.workers where !pool.down.contains(worker) {
+                group.addTask {
+                    try? await pool.lookupIDs(ids, collection: serving.name, modelVersion: serving.model.version, on: worker)
+                }
+            }
+            var found: [(ids: [Int64], vectors: [Float])] = []
+            for await answer in group { if let answer { found.append(answer) } }
+            return found
+        }
+        var conflicting = Set<Int64>()
+        var present = Set<Int64>()
+        let half = serving.settings.rawVectors == .float16
+        for answer in found {
+            for (position, id) in answer.ids.enumerated() {
+                present.insert(id)
+                guard let row = rowOf[id] else { continue }
+                // Without stored vectors a stored id cannot be told from the same row: a conflict.
+                guard answer.vectors.count == answer.ids.count * d else {
+                    conflicting.insert(id)
+                    continue
+                }
+                let stored = answer.vectors[position * d ..< (position + 1) * d]
+                let incoming = prepared.values[row * d ..< (row + 1) * d]
+                let same = half ? zip(stored, incoming).allSatisfy { $0 == Float(Float16($1)) } : stored.elementsEqual(incoming)
+                if !same { conflicting.insert(id) }
+            }
+        }
+        guard !conflicting.isEmpty else { return present.count }
+        let shown = conflicting.sorted().prefix(5).map(String.init).joined(separator: ", ")
+        switch policy {
+        case .reject:
+            throw .alreadyExists("\(conflicting.count) ids of the batch are already stored with other vectors (\(shown)\(conflicting.count > 5 ? ", …" : "")); send other ids, or on_duplicate_id REPLACE to overwrite them")
+        case .replace:
+            var request = Quiver_V1_DeleteRequest()
+            request.collection = serving.name
+            request.ids = WireArrays.pack(conflicting.sorted())
+            _ = try await delete(request)
+            return present.count - conflicting.count
+        }
+    }
+}
