@@ -138,8 +138,12 @@ public final class LocalCluster: @unchecked Sendable {
     ///   - binary: the `quiver` executable.
     ///   - root: folder for data and logs (a fresh temporary folder, removed at shutdown, if nil).
     ///   - importRoot: the coordinator's import root (default: `root/data`, created).
+    /// Extra arguments of the coordinator (e.g. a short `--heartbeat-interval` for tests).
+    public let coordinatorArguments: [String]
+
     public init(binary: URL, workers count: Int, root: URL? = nil, workerThreads: Int? = nil, importRoot: URL? = nil,
-                security: Security = Security()) throws {
+                security: Security = Security(), coordinatorArguments: [String] = []) throws {
+        self.coordinatorArguments = coordinatorArguments
         self.binary = binary
         self.security = security
         removeOnShutdown = root == nil
@@ -148,12 +152,24 @@ public final class LocalCluster: @unchecked Sendable {
         try FileManager.default.createDirectory(at: self.importRoot, withIntermediateDirectories: true)
         self.workerThreads = workerThreads
         for index in 0 ..< count { workers.append(try startWorker(index)) }
-        coordinator = try ServerProcess(
+        coordinator = try startCoordinator()
+    }
+
+    private func startCoordinator(port: Int = 0) throws -> ServerProcess {
+        try ServerProcess(
             binary: binary, name: "coordinator",
-            arguments: ["coordinator", "--listen", "127.0.0.1:0", "--data-dir", self.root.appendingPathComponent("coordinator").path,
+            arguments: ["coordinator", "--listen", "127.0.0.1:\(port)", "--data-dir", root.appendingPathComponent("coordinator").path,
                         "--workers", workers.map(\.address.description).joined(separator: ","),
-                        "--import-root", self.importRoot.path] + security.arguments(.coordinator),
-            logDirectory: self.root)
+                        "--import-root", importRoot.path] + security.arguments(.coordinator) + coordinatorArguments,
+            logDirectory: root)
+    }
+
+    /// Stops the coordinator (gracefully, or with SIGKILL when `crash`) and starts it again on
+    /// the same port with the same data folder.
+    public func restartCoordinator(crash: Bool = false) throws {
+        let port = coordinator.address.port
+        if crash { coordinator.crash() } else { coordinator.stop() }
+        coordinator = try startCoordinator(port: port)
     }
 
     private let workerThreads: Int?
@@ -168,9 +184,18 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     /// Stops worker `index` and starts it again on the same port with the same data folder.
-    public func restartWorker(_ index: Int) throws {
+    /// `crash` kills it instead (SIGKILL); `wipe` deletes its data folder while it is down.
+    public func restartWorker(_ index: Int, crash: Bool = false, wipe: Bool = false) throws {
         let port = workers[index].address.port
-        workers[index].stop()
+        if crash { workers[index].crash() } else { workers[index].stop() }
+        if wipe { try? FileManager.default.removeItem(at: workerDataDirectory(index)) }
+        workers[index] = try startWorker(index, port: port)
+    }
+
+    /// Starts worker `index` again after `workers[index].crash()` or `stop()`.
+    public func startAgain(_ index: Int, wipe: Bool = false) throws {
+        let port = workers[index].address.port
+        if wipe { try? FileManager.default.removeItem(at: workerDataDirectory(index)) }
         workers[index] = try startWorker(index, port: port)
     }
 

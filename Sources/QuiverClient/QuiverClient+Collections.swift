@@ -11,11 +11,13 @@ public struct CollectionSettings: Sendable {
     /// 0: d/2 subspaces.
     public var subspaces: Int = 0
     public var bitsPerCode: Int = 4
-    /// 0: the default (0.2 for inner product and cosine, off for L2).
+    /// 0: the default (0.1 for inner product and cosine, off for L2); negative: off.
     public var anisotropicThreshold: Float = 0
     public var storeRawVectors = true
     public var rawPrecision: Quiver_V1_VectorPrecision = .float32
     public var replicationFactor = 1
+    /// Replicas that must store a write before it is acknowledged; 0: a majority.
+    public var writeQuorum = 0
 
     public init(name: String, dimension: Int, metric: Quiver_V1_Metric) {
         self.name = name
@@ -35,6 +37,7 @@ public struct CollectionSettings: Sendable {
         config.storeRawVectors = storeRawVectors
         config.rawVectorPrecision = rawPrecision
         config.replicationFactor = UInt32(clamping: replicationFactor)
+        config.writeQuorum = UInt32(clamping: writeQuorum)
         return config
     }
 }

@@ -38,6 +38,7 @@ extension QuiverClient {
                     message.loadID = loadID
                     message.firstRow = UInt64(start)
                     message.onDuplicateID = onDuplicateID
+                    message.expectedRows = UInt64(rows)
                     message.batch.vectors = Quiver_V1_FloatMatrix(rows: end - start, dimension: dimension,
                                                                    values: Array(vectors[start * dimension ..< end * dimension]))
                     if let ids { message.batch.ids = WireArrays.pack(ids[start ..< end]) }

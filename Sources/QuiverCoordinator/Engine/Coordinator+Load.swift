@@ -14,6 +14,8 @@ struct LoadBatch: Sendable {
     /// Its first row within the load (within the stream when anonymous).
     var firstRow: Int = 0
     var onDuplicate: Quiver_V1_DuplicateIDs = .reject
+    /// The whole load's size when the caller said (LoadRequest.expected_rows), else 0.
+    var expectedRows = 0
     var rows: Int { vectors.rows }
 }
 
@@ -148,6 +150,7 @@ extension Coordinator {
         }
         batch.firstRow = load.loadID == nil ? load.streamRows : Int(message.firstRow)
         batch.onDuplicate = message.onDuplicateID
+        batch.expectedRows = Int(clamping: message.expectedRows)
         load.streamRows += batch.rows
         load.end = max(load.end, batch.firstRow + batch.rows)
         guard load.trainingBuffer != nil else {
@@ -235,7 +238,8 @@ extension Coordinator {
         }
         let ids: [Int64]
         if let loadID = batch.loadID {
-            ids = try loadIDs(name, incarnation: incarnation, load: loadID, rows: batch.firstRow ..< batch.firstRow + batch.rows)
+            ids = try loadIDs(name, incarnation: incarnation, load: loadID, rows: batch.firstRow ..< batch.firstRow + batch.rows,
+                              expectedRows: batch.expectedRows)
         } else {
             let first = try reserveIDs(name, incarnation: incarnation, count: batch.rows, callerIDs: false)
             ids = (0 ..< Int64(batch.rows)).map { first + $0 }

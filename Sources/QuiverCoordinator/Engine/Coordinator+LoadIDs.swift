@@ -5,11 +5,33 @@ import QuiverProtocol
 /// What the coordinator remembers of a named load (LoadRequest.load_id), so that sending a batch
 /// again stores it once: the id ranges its rows were given, and the batches stored so far.
 struct LoadLedger: Codable, Sendable, Equatable {
+    /// Rows per id range, fixed when the load first arrives: its expected size (so a load of n
+    /// rows takes exactly n ids), at most 2^20.
+    var chunkRows: Int?
     /// First id of each chunk of `chunkRows` rows, reserved when a row of it first arrives.
     var chunkBases: [Int: Int64] = [:]
-    /// First rows of the batches acknowledged, and of those sent to the workers.
-    var acknowledged: Set<Int> = []
+    /// Rows acknowledged, as sorted disjoint ranges (lower, upper).
+    var acknowledged: [[Int]] = []
+    /// First rows of the batches sent to the workers.
     var attempted: Set<Int> = []
+
+    /// Records `rows` as acknowledged; returns how many of them were not before.
+    mutating func acknowledge(_ rows: Range<Int>) -> Int {
+        var ranges = acknowledged.map { $0[0] ..< $0[1] }
+        let before = ranges.reduce(0) { $0 + $1.count }
+        ranges.append(rows)
+        ranges.sort { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<Int>] = []
+        for range in ranges {
+            if let last = merged.last, last.upperBound >= range.lowerBound {
+                merged[merged.count - 1] = last.lowerBound ..< max(last.upperBound, range.upperBound)
+            } else {
+                merged.append(range)
+            }
+        }
+        acknowledged = merged.map { [$0.lowerBound, $0.upperBound] }
+        return merged.reduce(0) { $0 + $1.count } - before
+    }
 }
 
 /// How a batch with caller ids meets ids already stored.
@@ -19,8 +41,9 @@ enum DuplicatePolicy: Sendable {
 }
 
 extension Coordinator {
-    /// Rows per id range of a named load: row r of the load gets base(r / chunkRows) + r % chunkRows.
-    static let chunkRows = 1 << 20
+    /// The most rows one id range of a named load covers: row r of the load gets
+    /// base(r / chunkRows) + r % chunkRows.
+    static let maxChunkRows = 1 << 20
 
     private func ledger(_ name: String, _ load: String) throws(CoordinatorError) -> LoadLedger {
         if let cached = entries[name]?.loads[load] { return cached }
@@ -33,16 +56,23 @@ extension Coordinator {
         entries[name]!.loads[load] = ledger
     }
 
-    /// The ids of `rows` of a named load: the same on every attempt.
-    func loadIDs(_ name: String, incarnation: UInt64, load: String, rows: Range<Int>) throws(CoordinatorError) -> [Int64] {
+    /// The ids of `rows` of a named load: the same on every attempt. `expectedRows` (the
+    /// load's size, 0 when unknown) sizes its id ranges the first time the load is seen.
+    func loadIDs(_ name: String, incarnation: UInt64, load: String, rows: Range<Int>,
+                 expectedRows: Int = 0) throws(CoordinatorError) -> [Int64] {
         var ledger = try ledger(name, load)
         var changed = false
-        for chunk in rows.lowerBound / Self.chunkRows ... (rows.upperBound - 1) / Self.chunkRows where ledger.chunkBases[chunk] == nil {
-            ledger.chunkBases[chunk] = try reserveIDs(name, incarnation: incarnation, count: Self.chunkRows, callerIDs: false)
+        if ledger.chunkRows == nil {
+            ledger.chunkRows = expectedRows > 0 ? min(expectedRows, Self.maxChunkRows) : Self.maxChunkRows
+            changed = true
+        }
+        let chunkRows = ledger.chunkRows!
+        for chunk in rows.lowerBound / chunkRows ... (rows.upperBound - 1) / chunkRows where ledger.chunkBases[chunk] == nil {
+            ledger.chunkBases[chunk] = try reserveIDs(name, incarnation: incarnation, count: chunkRows, callerIDs: false)
             changed = true
         }
         if changed { try saveLedger(name, incarnation: incarnation, load, ledger) }
-        return rows.map { ledger.chunkBases[$0 / Self.chunkRows]! + Int64($0 % Self.chunkRows) }
+        return rows.map { ledger.chunkBases[$0 / chunkRows]! + Int64($0 % chunkRows) }
     }
 
     /// Whether a batch of caller ids must be checked against stored ids first: yes, unless it
@@ -63,11 +93,12 @@ extension Coordinator {
 
     /// Counts a stored batch once, however often it was sent.
     func batchAcknowledged(_ name: String, incarnation: UInt64, batch: LoadBatch, replaced: Int) {
-        if let load = batch.loadID {
-            guard var ledger = try? ledger(name, load), ledger.acknowledged.insert(batch.firstRow).inserted else { return }
+        var fresh = batch.rows
+        if let load = batch.loadID, var ledger = try? ledger(name, load) {
+            fresh = ledger.acknowledge(batch.firstRow ..< batch.firstRow + batch.rows)
             try? saveLedger(name, incarnation: incarnation, load, ledger)
         }
-        recordStored(name, incarnation: incarnation, rows: batch.rows - replaced)
+        recordStored(name, incarnation: incarnation, rows: max(0, fresh - replaced))
     }
 
     /// Checks caller ids against every worker. An id stored with the same vector is the batch
@@ -81,15 +112,28 @@ extension Coordinator {
         let d = prepared.dimension
         let rowOf = Dictionary(ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { _, last in last })
         let pool = pool
-        let found = await withTaskGroup(of: (ids: [Int64], vectors: [Float])?.self) { group in
-            for worker in serving.shardMap.workers where !pool.down.contains(worker) {
+        // Every worker is asked: an id may live on any of them. One that cannot answer leaves
+        // the check incomplete, and the batch is refused rather than risk storing an id twice.
+        let answers = await withTaskGroup(of: Result<(ids: [Int64], vectors: [Float]), CoordinatorError>.self) { group in
+            for worker in serving.shardMap.workers {
                 group.addTask {
-                    try? await pool.lookupIDs(ids, collection: serving.name, modelVersion: serving.model.version, on: worker)
+                    do throws(CoordinatorError) {
+                        return .success(try await pool.lookupIDs(ids, collection: serving.name, modelVersion: serving.model.version, on: worker))
+                    } catch {
+                        return .failure(error)
+                    }
                 }
             }
-            var found: [(ids: [Int64], vectors: [Float])] = []
-            for await answer in group { if let answer { found.append(answer) } }
-            return found
+            var answers: [Result<(ids: [Int64], vectors: [Float]), CoordinatorError>] = []
+            for await answer in group { answers.append(answer) }
+            return answers
+        }
+        var found: [(ids: [Int64], vectors: [Float])] = []
+        for answer in answers {
+            switch answer {
+            case .success(let value): found.append(value)
+            case .failure(let error): throw .unavailable("cannot check the batch's ids against every worker: \(error.description)")
+            }
         }
         var conflicting = Set<Int64>()
         var present = Set<Int64>()

@@ -455,6 +455,11 @@ public nonisolated struct Quiver_V1_LoadRequest: Sendable {
   /// What to do when a caller-supplied id is already stored with a different vector.
   public var onDuplicateID: Quiver_V1_DuplicateIDs = .reject
 
+  /// Rows the whole load will have, when known (set with load_id): the coordinator then reserves
+  /// exactly that many ids for it, so consecutive loads get consecutive ids. Unknown (0): ids are
+  /// reserved in runs of 2^20 rows.
+  public var expectedRows: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1469,7 +1474,7 @@ nonisolated extension Quiver_V1_TrainResponse: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Quiver_V1_LoadRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LoadRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}batch\0\u{3}load_id\0\u{3}first_row\0\u{3}on_duplicate_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}batch\0\u{3}load_id\0\u{3}first_row\0\u{3}on_duplicate_id\0\u{3}expected_rows\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1482,6 +1487,7 @@ nonisolated extension Quiver_V1_LoadRequest: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularStringField(value: &self.loadID) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.firstRow) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.onDuplicateID) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.expectedRows) }()
       default: break
       }
     }
@@ -1507,6 +1513,9 @@ nonisolated extension Quiver_V1_LoadRequest: SwiftProtobuf.Message, SwiftProtobu
     if self.onDuplicateID != .reject {
       try visitor.visitSingularEnumField(value: self.onDuplicateID, fieldNumber: 5)
     }
+    if self.expectedRows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expectedRows, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1516,6 +1525,7 @@ nonisolated extension Quiver_V1_LoadRequest: SwiftProtobuf.Message, SwiftProtobu
     if lhs.loadID != rhs.loadID {return false}
     if lhs.firstRow != rhs.firstRow {return false}
     if lhs.onDuplicateID != rhs.onDuplicateID {return false}
+    if lhs.expectedRows != rhs.expectedRows {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
