@@ -12,7 +12,9 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure recall, QPS, latency and memory on a data folder, optionally beside faiss/ScaNN/hnswlib.")
 
     @Option(help: "Folder holding base.npy, queries.npy and groundtruth.npy (top ids by the metric).")
-    var data: String
+    var data: String = ""
+    @Flag(help: "Time the C kernels (GEMM, FastScan per ISA, top-k heap, PQ encoding, re-ranking) instead; no data needed.")
+    var kernels = false
     @Option(help: "Neighbours per query.")
     var k = 10
     @Option(help: "Search and build threads.")
@@ -29,7 +31,7 @@ struct BenchCommand: ParsableCommand {
     var metric: Metric = .innerProduct
     @Option(help: "PQ subspaces m (default d/2 for fastscan, d/4 for ivfpq).")
     var m: Int?
-    @Option(help: "Anisotropic threshold T, or off (default 0.1 for ip/cosine, off for l2).")
+    @Option(help: "Anisotropic threshold as a fraction of each vector's norm (0 < T < 1), or off (default 0.1 for ip/cosine, off for l2).")
     var anisotropic: OptionalNumber?
     @Option(help: "SOAR spilling lambda, or off (default 1 for ip/cosine, off for l2).")
     var spill: OptionalNumber?
@@ -65,6 +67,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if kernels { return KernelBench.run() }
+        guard !data.isEmpty else { throw ValidationError("--data is required (or --kernels)") }
         let workload = try Workload.load(folder: data, maxQueries: maxQueries, k: k)
         emit("# data \(data): n=\(workload.base.rows) d=\(workload.base.dimension) queries=\(workload.queries.rows) metric=\(metric.rawValue) threads=\(threads) cpu=\(Kernels.bestISAName)")
         let lists = nlist ?? IVFConfiguration.defaultListCount(vectors: workload.base.rows)
