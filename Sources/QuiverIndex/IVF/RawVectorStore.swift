@@ -37,6 +37,24 @@ public struct RawVectorStore: Sendable, Equatable {
         }
     }
 
+    /// Stored rows as float32 (float16 widened exactly); none kept gives an empty matrix.
+    public func matrix(rows: Range<Int>) -> Matrix {
+        switch precision {
+        case .none:
+            return Matrix(rows: 0, dimension: dimension, values: [])
+        case .float32:
+            return Matrix(rows: rows.count, dimension: dimension, values: Array(floats[rows.lowerBound * dimension ..< rows.upperBound * dimension]))
+        case .float16:
+            var values = [Float](repeating: 0, count: rows.count * dimension)
+            halves.withUnsafeBufferPointer { h in
+                values.withUnsafeMutableBufferPointer {
+                    Kernels.halfToFloat(h.baseAddress! + rows.lowerBound * dimension, $0.baseAddress!, count: rows.count * dimension)
+                }
+            }
+            return Matrix(rows: rows.count, dimension: dimension, values: values)
+        }
+    }
+
     /// Exact distances between a prepared query and stored rows (−1: +∞), in `distances`.
     func distances(query: UnsafePointer<Float>, rows: UnsafePointer<Int64>, count: Int, metric: Metric,
                    into distances: UnsafeMutablePointer<Float>) {
