@@ -195,3 +195,69 @@ void quiver_topk_sort(quiver_topk *heap) {
         sift_down(heap, 0, end, distance, id, position);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Selecting the k smallest of a row at once (candidate lists when assigning vectors)
+// ---------------------------------------------------------------------------------------------
+
+/// The value of rank `k` (0-based) among `values[0..n)`, found by quickselect; `values` is permuted.
+static float select_rank(float *values, size_t n, size_t k) {
+    size_t low = 0, high = n - 1;
+    while (low < high) {
+        float pivot = values[low + (high - low) / 2];
+        size_t i = low, j = high;
+        while (i <= j) {
+            while (values[i] < pivot) i++;
+            while (values[j] > pivot) j--;
+            if (i <= j) {
+                float t = values[i];
+                values[i] = values[j];
+                values[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) {
+            high = j;
+        } else if (k >= i) {
+            low = i;
+        } else {
+            return values[k];
+        }
+    }
+    return values[k];
+}
+
+static inline int pair_before(const float *values, int32_t a, int32_t b) {
+    return values[a] != values[b] ? values[a] < values[b] : a < b;
+}
+
+size_t quiver_smallest(const float *values, size_t n, size_t k, int32_t *indices, float *scratch) {
+    if (k > n) k = n;
+    if (k == 0) return 0;
+    size_t count = 0;
+    if (k == n) {
+        for (size_t i = 0; i < n; i++) indices[count++] = (int32_t)i;
+    } else {
+        for (size_t i = 0; i < n; i++) scratch[i] = values[i];
+        float kth = select_rank(scratch, n, k - 1);
+        for (size_t i = 0; i < n; i++) {
+            if (values[i] < kth) indices[count++] = (int32_t)i;
+        }
+        for (size_t i = 0; i < n && count < k; i++) {
+            if (values[i] == kth) indices[count++] = (int32_t)i;
+        }
+    }
+    // Insertion sort: k is small (tens) where this is used.
+    for (size_t i = 1; i < count; i++) {
+        int32_t moving = indices[i];
+        size_t j = i;
+        while (j > 0 && pair_before(values, moving, indices[j - 1])) {
+            indices[j] = indices[j - 1];
+            j--;
+        }
+        indices[j] = moving;
+    }
+    return count;
+}

@@ -12,7 +12,9 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure recall, QPS, latency and memory on a data folder, optionally beside faiss/ScaNN/hnswlib.")
 
     @Option(help: "Folder holding base.npy, queries.npy and groundtruth.npy (top ids by the metric).")
-    var data: String
+    var data: String = ""
+    @Flag(help: "Time the C kernels (GEMM, FastScan per ISA, top-k heap, PQ encoding, re-ranking) instead; no data needed.")
+    var kernels = false
     @Option(help: "Neighbours per query.")
     var k = 10
     @Option(help: "Search and build threads.")
@@ -29,7 +31,7 @@ struct BenchCommand: ParsableCommand {
     var metric: Metric = .innerProduct
     @Option(help: "PQ subspaces m (default d/2 for fastscan, d/4 for ivfpq).")
     var m: Int?
-    @Option(help: "Anisotropic threshold T, or off (default 0.1 for ip/cosine, off for l2).")
+    @Option(help: "Anisotropic threshold as a fraction of each vector's norm (0 < T < 1), or off (default 0.1 for ip/cosine, off for l2).")
     var anisotropic: OptionalNumber?
     @Option(help: "SOAR spilling lambda, or off (default 1 for ip/cosine, off for l2).")
     var spill: OptionalNumber?
@@ -43,6 +45,12 @@ struct BenchCommand: ParsableCommand {
     var maxQueries: Int?
     @Option(help: "Training seed.")
     var seed: UInt64 = 1
+    @Option(help: "Comma-separated recall@k targets: calibrate nprobe and re-rank depth for each from sample queries drawn from the base, then measure them on the real queries beside the sweep's best setting.")
+    var recall: DoubleList?
+    @Option(help: "Sample queries drawn from the base for calibration.")
+    var calibrationQueries = 1000
+    @Option(help: "Calibrate on an index of this many base rows (what a coordinator holding a sample can do) instead of the full index; re-rank depths are scaled to the full size.")
+    var calibrationRows: Int?
     @Option(help: "Reuse the index saved in this file when its configuration matches (else build and save it there): repeated runs skip the build.")
     var indexFile: String?
     @Option(help: "Write all rows (Quiver's and the peers') as JSON to this file.")
@@ -65,6 +73,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if kernels { return KernelBench.run() }
+        guard !data.isEmpty else { throw ValidationError("--data is required (or --kernels)") }
         let workload = try Workload.load(folder: data, maxQueries: maxQueries, k: k)
         emit("# data \(data): n=\(workload.base.rows) d=\(workload.base.dimension) queries=\(workload.queries.rows) metric=\(metric.rawValue) threads=\(threads) cpu=\(Kernels.bestISAName)")
         let lists = nlist ?? IVFConfiguration.defaultListCount(vectors: workload.base.rows)
@@ -128,6 +138,7 @@ struct BenchCommand: ParsableCommand {
         let describe = "nlist=\(nlist) m=\(configuration.subspaces) aniso=\(configuration.anisotropicThreshold.map { "\($0)" } ?? "off") spill=\(configuration.spillLambda.map { "\($0)" } ?? "off") raw=\(configuration.rawVectors.rawValue)"
         emit("# \(kind.rawValue): \(describe) train \(String(format: "%.1f", trained)) s, build \(String(format: "%.1f", build)) s, entries \(ivf.entryCount), \(String(format: "%.1f", Double(ivf.memoryBytes) / Double(ivf.count))) B/vector")
 
+        defer { if let recall { calibrationRows(for: recall.values, index: ivf, workload: workload, sweep: rows).forEach { emit($0) } } }
         let probes = nprobe?.values ?? [2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128]
         let depths = encoding == .flat || configuration.rawVectors == .none ? [0] : (reorder?.values ?? [0, 10, 20, 30, 40, 60, 100])
         for probe in probes where probe > 0 && probe <= nlist {
@@ -146,6 +157,46 @@ struct BenchCommand: ParsableCommand {
             }
         }
         return rows
+    }
+
+    /// Calibrates for each target and measures the chosen settings on the real queries, beside the
+    /// sweep's fastest setting that reaches the recall the calibrated one reached.
+    private func calibrationRows(for targets: [Double], index: IVFIndex, workload: Workload, sweep: [BenchRow]) -> [String] {
+        var lines: [String] = []
+        do {
+            var calibrated = index
+            var source = "the full index"
+            if let calibrationRows, calibrationRows < index.count {
+                var generator = SeededGenerator(seed: seed &+ 11)
+                let picked = uniformSample(population: workload.base.rows, sampleSize: calibrationRows, generator: &generator)
+                calibrated = IVFIndex(model: index.model)
+                try calibrated.add(workload.base.gathering(picked), ids: picked.map(Int64.init), threads: threads)
+                source = "an index of \(calibrationRows) sampled rows"
+            }
+            let start = ContinuousClock.now
+            let sample = try Calibration.sample(from: calibrated, count: calibrationQueries, k: k, threads: threads)
+            lines.append("# calibration on \(source): \(sample.queries.rows) sample queries drawn from the base, exact neighbours in \(String(format: "%.1f", seconds(since: start))) s")
+            for target in targets {
+                let calibrationStart = ContinuousClock.now
+                var settings = Calibration.calibrate(calibrated, sample: sample, target: target, threads: threads)
+                settings = settings.scaled(fromRows: calibrated.count, toRows: index.count)
+                let took = seconds(since: calibrationStart)
+                let (results, qps) = try timeBatch { try index.search(workload.queries, parameters: settings.parameters, threads: threads) }
+                let cpuQPS = lastCPUQPS
+                let achieved = results.recall(against: workload.truth, truthColumns: workload.truthColumns)
+                var line = String(format: "calibrated@%.2f: nprobe=%d reorder=%d (sample recall %.4f, %.1f s) → queries: recall %.4f, %.0f QPS, %.0f CPU-QPS",
+                                  target, settings.nprobe, settings.reorderK, settings.sampleRecall, took, achieved, qps, cpuQPS)
+                if let best = sweep.filter({ $0.recall >= achieved }).max(by: { ($0.cpuQPS ?? $0.qps) < ($1.cpuQPS ?? $1.qps) }) {
+                    line += String(format: "; best swept setting reaching it: %@ recall %.4f, %.0f CPU-QPS (calibrated/best %.2f)",
+                                   best.params.split(separator: " ").prefix(2).joined(separator: " ") as NSString, best.recall,
+                                   best.cpuQPS ?? best.qps, cpuQPS / (best.cpuQPS ?? best.qps))
+                }
+                lines.append(line)
+            }
+        } catch {
+            lines.append("# calibration failed: \(error)")
+        }
+        return lines
     }
 
     private func timeBatch(_ body: () throws -> SearchResults) throws -> (SearchResults, Double) {

@@ -52,3 +52,13 @@ struct IntegerList: ExpressibleByArgument {
         values = parts.map { $0! }
     }
 }
+
+/// Parses comma-separated numbers (`0.9,0.95`).
+struct DoubleList: ExpressibleByArgument {
+    let values: [Double]
+    init?(argument: String) {
+        let parts = argument.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
+        values = parts.map { $0! }
+    }
+}

@@ -119,4 +119,21 @@ import Testing
             }
         }
     }
+
+    @Test func smallestKEqualsAHeapOfKSorted() {
+        var rng = TestRandom(seed: 50)
+        for _ in 0..<300 {
+            let n = Int.random(in: 1...700, using: &rng)
+            let k = Int.random(in: 1...80, using: &rng)
+            // Few distinct values: ties everywhere.
+            let distinct = Int.random(in: 1...40, using: &rng)
+            let values = (0..<n).map { _ in Float(Int.random(in: 0..<distinct, using: &rng)) * 0.5 }
+            var indices = [Int32](repeating: -1, count: k)
+            var scratch = [Float](repeating: 0, count: n)
+            let count = quiver_smallest(values, n, k, &indices, &scratch)
+            let expected = values.indices.sorted { (values[$0], $0) < (values[$1], $1) }.prefix(k).map(Int32.init)
+            #expect(count == min(n, k))
+            #expect(Array(indices.prefix(count)) == expected, "n=\(n) k=\(k) distinct=\(distinct)")
+        }
+    }
 }

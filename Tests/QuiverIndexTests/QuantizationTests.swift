@@ -68,7 +68,7 @@ import Testing
                 nearest.withUnsafeMutableBufferPointer { pq.encode(x, into: $0.baseAddress!) }
                 var refined = nearest
                 for threshold: Float in [0.1, 0.2, 0.5] {
-                    let eta = AnisotropicQuantization.parallelWeight(squaredNorm: 1, threshold: threshold, dimension: 32)
+                    let eta = AnisotropicQuantization.parallelWeight(threshold: threshold, dimension: 32)
                     refined = nearest
                     refined.withUnsafeMutableBufferPointer { codes in
                         scratch.withUnsafeMutableBufferPointer {
@@ -86,12 +86,37 @@ import Testing
         #expect(improvedSomewhere)
     }
 
-    @Test func parallelWeightFollowsTheFormula() {
-        let eta = AnisotropicQuantization.parallelWeight(squaredNorm: 1, threshold: 0.2, dimension: 384)
+    @Test func parallelWeightFollowsTheFormulaForRelativeThresholds() {
+        let eta = AnisotropicQuantization.parallelWeight(threshold: 0.2, dimension: 384)
         #expect(abs(eta - 383 * 0.04 / 0.96) < 1e-3)
-        // Norm at or below the threshold: a large finite weight, never a pole or a negative.
-        let capped = AnisotropicQuantization.parallelWeight(squaredNorm: 0.01, threshold: 0.2, dimension: 384)
-        #expect(capped.isFinite && capped > eta)
+        // Outside (0, 1) there is no weighting rather than a pole or a negative weight.
+        for outside: Float in [0, -0.5, 1, 3, .infinity, .nan] {
+            #expect(AnisotropicQuantization.parallelWeight(threshold: outside, dimension: 384) == 1)
+        }
+        #expect(AnisotropicQuantization.parallelWeight(threshold: 0.999, dimension: 384).isFinite)
+    }
+
+    @Test func theThresholdIsAFractionOfEachVectorsNorm() throws {
+        // Codes do not depend on the data's scale: scaling a collection by 13 encodes it the
+        // same (up to float rounding at a handful of near-ties), unlike an absolute threshold.
+        let data = SyntheticData(count: 3000, queries: 0, dimension: 32, clusters: 10, normalize: true, seed: 6)
+        var scaled = data.base
+        for i in scaled.values.indices { scaled.values[i] *= 13 }
+        let configuration = IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 8, anisotropicThreshold: 0.2)
+        let model = try IVFModel.train(sample: data.base, configuration: configuration)
+        var scaledCentroids = model.centroids
+        for i in scaledCentroids.values.indices { scaledCentroids.values[i] *= 13 }
+        let scaledQuantizer = ProductQuantizer(dimension: 32, subspaces: model.quantizer!.subspaces, bitsPerCode: 4,
+                                               codebooks: model.quantizer!.codebooks.map { $0 * 13 })
+        let scaledModel = IVFModel(configuration: configuration, centroids: scaledCentroids, quantizer: scaledQuantizer)
+        let assignment = model.assign(data.base)
+        let plain = try IVFIndex(model: model).encode(prepared: data.base, ids: (0 ..< 3000).map(Int64.init), assignment: assignment)
+        let big = try IVFIndex(model: scaledModel).encode(prepared: scaled, ids: (0 ..< 3000).map(Int64.init), assignment: assignment)
+        let differing = zip(plain.primaryCodes, big.primaryCodes).filter { $0 != $1 }.count
+        #expect(differing <= plain.primaryCodes.count / 200, "\(differing) of \(plain.primaryCodes.count) codes differ")
+        #expect(throws: IndexError.self) {
+            try IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 8, anisotropicThreshold: 1).validate()
+        }
     }
 
     @Test func quantizedLUTCannotOverflowSixteenBits() {

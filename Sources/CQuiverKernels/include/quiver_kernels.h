@@ -69,6 +69,10 @@ int quiver_topk_push(quiver_topk *heap, float distance, int64_t id);
 /// Sorts the held entries by (distance, tie key) ascending, in place; the heap property is lost
 /// (push again only after quiver_topk_clear).
 void quiver_topk_sort(quiver_topk *heap);
+/// The indices of the k smallest of `values[0..n)` (finite), in (value, index) order — what
+/// offering every value to a heap of k and sorting it gives, in O(n + k²) instead of
+/// O(n log k). Returns min(k, n); `scratch` holds n floats.
+size_t quiver_smallest(const float *values, size_t n, size_t k, int32_t *indices, float *scratch);
 
 // ---------------------------------------------------------------------------------------------
 // 4-bit FastScan
@@ -126,6 +130,14 @@ void quiver_fastscan_scan_multi(quiver_isa isa, const uint8_t *packed, size_t co
 /// dimension-major: `transposed[(s * dsub + j) * 16 + c]`.
 void quiver_pq4_table(const float *query, const float *transposed, const float *center_norms, size_t m,
                       size_t dsub, float *table);
+/// Encodes one residual with 4-bit PQ into `codes` (m bytes): each subspace's nearest of its 16
+/// centers (first on ties), then, when `direction` (the datapoint's unit vector) is given and
+/// eta > 1, score-aware assignment: up to `max_passes` passes of coordinate descent over the
+/// subspaces on ‖e‖² + (η − 1)·⟨e, x̂⟩² (e = residual − decoded), each move strictly lowering the
+/// loss. `transposed` is laid out as for quiver_pq4_table; `scratch` holds 32·m floats. Every ISA
+/// path returns the same codes as the scalar reference, bit for bit.
+void quiver_pq4_encode(const float *residual, const float *direction, float eta, const float *transposed,
+                       size_t m, size_t dsub, int max_passes, uint8_t *codes, float *scratch);
 /// Quantizes a float table of `m` rows of 16 distances to uint8: entry = round((v − min_s) · scale),
 /// one scale for all rows and bias = Σ min_s, so distance ≈ sum / scale + bias. The scale keeps
 /// every entry ≤ 255 and every 16-bit sum ≤ 65535. Rows m..<padded_m are zero. The AVX2 path may
@@ -178,6 +190,9 @@ void quiver_inner_products_isa(quiver_isa isa, const float *a, size_t na, const 
 void quiver_f16_to_f32_isa(quiver_isa isa, const uint16_t *src, float *dst, size_t n);
 void quiver_f32_to_f16_isa(quiver_isa isa, const float *src, uint16_t *dst, size_t n);
 uint32_t quiver_crc32c_isa(quiver_isa isa, uint32_t crc, const void *data, size_t count);
+void quiver_pq4_encode_isa(quiver_isa isa, const float *residual, const float *direction, float eta,
+                           const float *transposed, size_t m, size_t dsub, int max_passes, uint8_t *codes,
+                           float *scratch);
 void quiver_rerank_isa(quiver_isa isa, const float *query, const void *vectors, int halves, size_t d,
                        const int64_t *rows, size_t count, int inner_product, float *distances);
 

@@ -1,3 +1,4 @@
+import CQuiverKernels
 /// The trained global model that the coordinator ships to every worker: coarse centroids and,
 /// for PQ encodings, the codebooks of the residuals. Workers hold lists built on it.
 public struct IVFModel: Sendable, Equatable {
@@ -111,21 +112,25 @@ public struct IVFModel: Sendable, Equatable {
                     forEachCentroidDistanceBlock(rows: vectors, count: count, dimension: d, centroids: centroids,
                                                  centroidNorms: centroidNorms, comparison: .innerProduct,
                                                  threads: workers) { range, block, _ in
-                        var nearest = TopK(capacity: candidates)
                         var residual = [Float](repeating: 0, count: d)
+                        var rank = [Float](repeating: 0, count: k)
+                        var scratch = [Float](repeating: 0, count: k)
+                        var nearest = [Int32](repeating: 0, count: candidates)
                         for (local, row) in range.enumerated() {
                             let negatedIP = block + local * k
                             let xNorm = vectorNorms[row]
-                            // ‖x − c‖² − ‖x‖² ranks as L2; keep the nearest few for SOAR.
-                            nearest.reset()
-                            for c in 0 ..< k {
-                                let rank = centroidNorms[c] + 2 * negatedIP[c]
-                                if rank <= nearest.threshold { nearest.push(distance: rank, id: Int64(c)) }
+                            // ‖x − c‖² − ‖x‖² ranks as L2.
+                            for c in 0 ..< k { rank[c] = centroidNorms[c] + 2 * negatedIP[c] }
+                            guard let lambda else {
+                                primaryOut[row] = Int32(rank.withUnsafeBufferPointer { argmin($0.baseAddress!, count: k).index })
+                                continue
                             }
-                            let ranked = nearest.drainSorted()
-                            let first = Int(ranked[0].id)
+                            // The nearest few, nearest first, are the primary and SOAR's candidates.
+                            let found = quiver_smallest(rank, k, candidates, &nearest, &scratch)
+                            let ranked = nearest.prefix(found)
+                            let first = Int(ranked.first!)
                             primaryOut[row] = Int32(first)
-                            guard let lambda, ranked.count > 1 else { continue }
+                            guard ranked.count > 1 else { continue }
                             // r₁ = x − c₁; for each candidate c: ‖x − c‖² + λ·⟨x − c, r₁⟩²/‖r₁‖².
                             let x = vectors + row * d
                             let c1 = centroidValues.baseAddress! + first * d
@@ -143,7 +148,7 @@ public struct IVFModel: Sendable, Equatable {
                             var bestLoss = Float.infinity
                             residual.withUnsafeBufferPointer { r1 in
                                 for candidate in ranked.dropFirst() {
-                                    let c = Int(candidate.id)
+                                    let c = Int(candidate)
                                     let squared = xNorm + 2 * negatedIP[c] + centroidNorms[c]
                                     let projection = xDotR1 - Kernels.dot(centroidValues.baseAddress! + c * d, r1.baseAddress!, dimension: d)
                                     let loss = squared + lambda * projection * projection * inverseR1

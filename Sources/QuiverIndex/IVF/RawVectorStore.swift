@@ -50,14 +50,24 @@ public struct RawVectorStore: Sendable, Equatable {
 
     /// The vector of `row` as float32 (float16 widened exactly).
     public func vector(row: Int) -> [Float] {
+        matrix(rows: row ..< row + 1).values
+    }
+
+    /// Stored rows as float32 (float16 widened exactly); none kept gives an empty matrix.
+    public func matrix(rows: Range<Int>) -> Matrix {
         switch precision {
-        case .none: return []
-        case .float32: return Array(floats[row * dimension ..< (row + 1) * dimension])
+        case .none:
+            return Matrix(rows: 0, dimension: dimension, values: [])
+        case .float32:
+            return Matrix(rows: rows.count, dimension: dimension, values: Array(floats[rows.lowerBound * dimension ..< rows.upperBound * dimension]))
         case .float16:
-            return [Float](unsafeUninitializedCapacity: dimension) { out, initialized in
-                halves.withUnsafeBufferPointer { Kernels.halfToFloat($0.baseAddress! + row * dimension, out.baseAddress!, count: dimension) }
-                initialized = dimension
+            var values = [Float](repeating: 0, count: rows.count * dimension)
+            halves.withUnsafeBufferPointer { h in
+                values.withUnsafeMutableBufferPointer {
+                    Kernels.halfToFloat(h.baseAddress! + rows.lowerBound * dimension, $0.baseAddress!, count: rows.count * dimension)
+                }
             }
+            return Matrix(rows: rows.count, dimension: dimension, values: values)
         }
     }
 

@@ -11,7 +11,9 @@ struct ResidualEncoder {
         residual = [Float](repeating: 0, count: model.dimension)
         direction = [Float](repeating: 0, count: model.dimension)
         let quantizer = model.quantizer
-        scratch = [Float](repeating: 0, count: 2 * (quantizer?.subspaces ?? 0) * (quantizer?.centersPerSubspace ?? 0))
+        // 2·m·centers floats for the 8-bit refinement, 32·m for the 4-bit kernel.
+        scratch = [Float](repeating: 0, count: max(2 * (quantizer?.subspaces ?? 0) * (quantizer?.centersPerSubspace ?? 0),
+                                                   quantizer?.encodingScratchCount ?? 0))
     }
 
     /// Writes `paddedSubspaces` codes (FastScan) or `subspaces` codes (PQ8) to `codes`.
@@ -24,20 +26,32 @@ struct ResidualEncoder {
                 let centroid = centroids.baseAddress! + list * d
                 for j in 0 ..< d { residual[j] = vector[j] - centroid[j] }
             }
-            quantizer.encode(residual.baseAddress!, into: codes)
-            guard let threshold = configuration.anisotropicThreshold else { return }
             // The parallel direction is the datapoint's own: its score error is what matters.
-            var squaredNorm: Float = 0
-            for j in 0 ..< d { squaredNorm += vector[j] * vector[j] }
-            guard squaredNorm > 0 else { return }
-            let inverseNorm = 1 / squaredNorm.squareRoot()
-            direction.withUnsafeMutableBufferPointer { direction in
-                for j in 0 ..< d { direction[j] = vector[j] * inverseNorm }
-                let eta = AnisotropicQuantization.parallelWeight(squaredNorm: squaredNorm, threshold: threshold, dimension: d)
+            var eta: Float = 1
+            if let threshold = configuration.anisotropicThreshold {
+                var squaredNorm: Float = 0
+                for j in 0 ..< d { squaredNorm += vector[j] * vector[j] }
+                if squaredNorm > 0 {
+                    let inverseNorm = 1 / squaredNorm.squareRoot()
+                    direction.withUnsafeMutableBufferPointer { direction in
+                        for j in 0 ..< d { direction[j] = vector[j] * inverseNorm }
+                    }
+                    eta = AnisotropicQuantization.parallelWeight(threshold: threshold, dimension: d)
+                }
+            }
+            direction.withUnsafeBufferPointer { direction in
                 scratch.withUnsafeMutableBufferPointer { scratch in
-                    AnisotropicQuantization.refine(quantizer: quantizer, residual: residual.baseAddress!,
-                                                   direction: direction.baseAddress!, parallelWeight: eta,
-                                                   codes: codes, scratch: scratch.baseAddress!)
+                    if quantizer.bitsPerCode == 4 {
+                        quantizer.encode4(residual.baseAddress!, direction: eta > 1 ? direction.baseAddress! : nil,
+                                          parallelWeight: eta, into: codes, scratch: scratch.baseAddress!)
+                    } else {
+                        quantizer.encode(residual.baseAddress!, into: codes)
+                        if eta > 1 {
+                            AnisotropicQuantization.refine(quantizer: quantizer, residual: residual.baseAddress!,
+                                                           direction: direction.baseAddress!, parallelWeight: eta,
+                                                           codes: codes, scratch: scratch.baseAddress!)
+                        }
+                    }
                 }
             }
         }
@@ -46,3 +60,4 @@ struct ResidualEncoder {
         }
     }
 }
+

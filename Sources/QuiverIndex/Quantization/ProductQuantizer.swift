@@ -60,6 +60,21 @@ public struct ProductQuantizer: Sendable, Equatable {
         }
     }
 
+    /// Scratch floats `encode4` needs.
+    public var encodingScratchCount: Int { 32 * subspaces }
+
+    /// 4-bit encoding in the C kernel: each subspace's nearest center, then with `direction` (the
+    /// datapoint's unit vector) and `parallelWeight` η > 1 score-aware coordinate descent
+    /// (`AnisotropicQuantization`). `scratch` holds `encodingScratchCount` floats.
+    public func encode4(_ residual: UnsafePointer<Float>, direction: UnsafePointer<Float>?, parallelWeight eta: Float,
+                        into codes: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>) {
+        precondition(bitsPerCode == 4)
+        transposedCodebooks.withUnsafeBufferPointer { transposed in
+            quiver_pq4_encode(residual, direction, eta, transposed.baseAddress!, subspaces, subspaceDimension,
+                              Int32(AnisotropicQuantization.maxPasses), codes, scratch)
+        }
+    }
+
     /// Trains one codebook per subspace by k-means on the sub-vectors of `residuals`.
     public static func train(residuals: Matrix, subspaces: Int, bitsPerCode: Int,
                              iterations: Int = 20, seed: UInt64 = 1, threads: Int = 1) -> ProductQuantizer {
