@@ -236,4 +236,37 @@ import Testing
             #expect(try await client.removeWorker(drained) == 2)
         }
     }
+
+    @Test(arguments: [true, false])
+    func aServerSideLoadOutlivesACoordinatorRestart(crash: Bool) async throws {
+        let cluster = try cluster(workers: 2)
+        defer { cluster.shutdown() }
+        let data = try ClusterData(folder: cluster.importRoot, count: 20_000, queries: 10)
+        let job = try await cluster.client { client in
+            try await create(client, data, replication: 2)
+            let job = try await client.loadFiles("docs", pathGlob: data.basePath, batchSize: 250)
+            try await waitUntil("the load is under way") { try await client.loadStatus(job.loadJobID).rowsDone > 0 }
+            return job.loadJobID
+        }
+        try cluster.restartCoordinator(crash: crash)
+        try await cluster.client { client in
+            var status = try await client.loadStatus(job)
+            #expect(status.rowsDone < 20_000, "the load finished before the restart; make it bigger")
+            try await waitUntil("the resumed load finishes", seconds: 120) {
+                status = try await client.loadStatus(job)
+                return status.state == .succeeded || status.state == .failed
+            }
+            #expect(status.state == .succeeded, "\(status.error)")
+            #expect(status.rowsDone == 20_000)
+            #expect(try await client.describeCollection("docs").vectorCount == 20_000)
+            let sample = Array(stride(from: 0, to: 20_000, by: 97))
+            let queries = sample.flatMap { Array(data.base.values[$0 * data.dimension ..< ($0 + 1) * data.dimension]) }
+            let hits = try await client.search("docs", queries: queries, dimension: data.dimension, k: 10, nprobe: 12, reorderK: 4000,
+                                               requireFullCoverage: true)
+            let found = sample.indices.filter { hits.ids(ofQuery: $0).contains(Int64(sample[$0])) }.count
+            let twice = sample.indices.filter { index in hits.ids(ofQuery: index).filter { $0 == Int64(sample[index]) }.count > 1 }.count
+            #expect(found == sample.count, "\(sample.count - found) sampled rows are missing")
+            #expect(twice == 0)
+        }
+    }
 }

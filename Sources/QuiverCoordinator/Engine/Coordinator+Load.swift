@@ -445,25 +445,123 @@ extension Coordinator {
             ? min(Int(request.batchSize), Self.maxBatchRows)
             : max(256, (16 << 20) / (4 * dataset.dimension))
         jobCounter += 1
-        let id = "load-\(jobCounter)-\(String(UInt32.random(in: 0 ... .max), radix: 16))"
+        let id = "load-\(unixMilliseconds())-\(jobCounter)-\(String(UInt32.random(in: 0 ... .max), radix: 16))"
+        let record = LoadJobRecord(id: id, collection: name, pathGlob: request.pathGlob, idPathGlob: request.idPathGlob,
+                                   format: request.format.rawValue, batchRows: batchRows, rowsTotal: total,
+                                   filesTotal: dataset.files.count, rowsDone: 0, state: "pending", error: "",
+                                   startedUnixMs: unixMilliseconds(), modelVersion: 0)
+        try store.saveJob(record)
+        jobRecords[id] = record
         let job = LoadJob(id: id, collection: name, rowsTotal: total, filesTotal: dataset.files.count)
         jobs[id] = job
-        let incarnation = entry.incarnation
-        Task {
-            do {
-                try await self.runLoadJob(job, dataset: dataset, rows: total, callerIDs: callerIDs,
-                                          batchRows: batchRows, incarnation: incarnation)
-                job.finish(error: nil)
-                self.logger.info("load job \(id) into \(name) finished: \(total) rows")
-            } catch {
-                job.finish(error: "\(error)")
-                self.logger.error("load job \(id) into \(name) failed: \(error)")
-            }
-        }
+        launch(job, record: record, dataset: dataset, callerIDs: callerIDs, incarnation: entry.incarnation)
         var response = Quiver_V1_LoadFilesResponse()
         response.loadJobID = id
         response.filesMatched = UInt32(dataset.files.count)
         return response
+    }
+
+    /// Runs a job in the background, recording how it ends.
+    private func launch(_ job: LoadJob, record: LoadJobRecord, dataset: VectorDataset, callerIDs: [Int64]?, incarnation: UInt64) {
+        let task = Task {
+            do {
+                try await self.runLoadJob(job, record: record, dataset: dataset, callerIDs: callerIDs, incarnation: incarnation)
+                self.finishJob(job, error: nil)
+                self.logger.info("load job \(job.id) into \(job.collection) finished: \(record.rowsTotal) rows")
+            } catch {
+                if self.isStopping {
+                    // Left as it is on disk: the next start resumes it.
+                    self.logger.info("load job \(job.id) paused by shutdown at row \(job.status.rowsDone); it resumes on restart")
+                    return
+                }
+                self.finishJob(job, error: "\(error)")
+                self.logger.error("load job \(job.id) into \(job.collection) failed: \(error)")
+            }
+        }
+        jobTasks[job.id] = task
+    }
+
+    private func finishJob(_ job: LoadJob, error: String?) {
+        job.finish(error: error)
+        jobTasks[job.id] = nil
+        persist(job)
+    }
+
+    /// Writes a job's progress (best effort: a failure to write only costs re-sending rows).
+    func persist(_ job: LoadJob) {
+        guard var record = jobRecords[job.id] else { return }
+        let status = job.status
+        record.rowsDone = Int(status.rowsDone)
+        record.state = LoadJobRecord.name(status.state)
+        record.error = status.error
+        record.modelVersion = status.modelVersion
+        jobRecords[job.id] = record
+        do {
+            try store.saveJob(record)
+        } catch {
+            logger.error("cannot persist load job \(job.id): \(error)")
+        }
+    }
+
+    /// Resumes the jobs a previous run left unfinished: from the rows they had stored, or, when
+    /// their files can no longer be read, ended with that reason.
+    func resumeJobs() async {
+        let records: [LoadJobRecord]
+        do {
+            records = try store.loadJobs()
+        } catch {
+            logger.error("cannot read the load jobs: \(error)")
+            return
+        }
+        for var record in records {
+            jobRecords[record.id] = record
+            let job = LoadJob(resuming: record)
+            jobs[record.id] = job
+            guard !record.isFinished else { continue }
+            guard let entry = entries[record.collection] else {
+                job.finish(error: "collection \"\(record.collection)\" was dropped")
+                persist(job)
+                continue
+            }
+            if record.state == "training" || entry.record.phase != .ready {
+                job.finish(error: "the coordinator restarted while the collection trained on this load's first rows; start the load again")
+                persist(job)
+                continue
+            }
+            let (files, dimension) = (files, entry.record.settings.dimension)
+            let format = Quiver_V1_VectorFileFormat(rawValue: record.format) ?? .unspecified
+            let rows = record.rowsTotal
+            let idGlob = record.idPathGlob
+            let glob = record.pathGlob
+            do {
+                let (dataset, ids) = try await readingFiles { () throws(CoordinatorError) in
+                    let dataset = try files.openDataset(glob, format: format, dimension: dimension)
+                    return (dataset, idGlob.isEmpty ? nil : try files.readIDs(idGlob, for: dataset, rows: rows))
+                }
+                logger.info("resuming load job \(record.id) into \(record.collection) at row \(record.rowsDone) of \(record.rowsTotal)")
+                record.state = "running"
+                jobRecords[record.id] = record
+                launch(job, record: record, dataset: dataset, callerIDs: ids, incarnation: entry.incarnation)
+            } catch {
+                job.finish(error: "the coordinator restarted and cannot read the load's files again: \(error.description); "
+                    + "\(record.rowsDone) rows are stored")
+                persist(job)
+            }
+        }
+    }
+
+    /// Stops every running job at a batch boundary (shutdown): what they stored is recorded, and
+    /// the next start resumes them.
+    func pauseJobs(within limit: Duration = .seconds(30)) async {
+        isStopping = true
+        let running = Array(jobTasks.values)
+        guard !running.isEmpty else { return }
+        let deadline = Task {
+            try? await Task.sleep(for: limit)
+            for task in running { task.cancel() }
+        }
+        for task in running { await task.value }
+        deadline.cancel()
     }
 
     private func checkLoadable(_ entry: Entry) throws(CoordinatorError) {
@@ -479,21 +577,27 @@ extension Coordinator {
 
     func loadStatus(_ id: String) throws(CoordinatorError) -> Quiver_V1_LoadStatusResponse {
         guard let job = jobs[id] else {
-            throw .notFound("no load job \"\(id)\" (jobs are kept until the coordinator restarts)")
+            throw .notFound("no load job \"\(id.prefix(128))\"")
         }
         return job.status
     }
 
-    private func runLoadJob(_ job: LoadJob, dataset: VectorDataset, rows total: Int, callerIDs: [Int64]?,
-                            batchRows: Int, incarnation: UInt64) async throws(CoordinatorError) {
+    /// Runs (or resumes) a job from its record's `rowsDone`. Rows get ids derived from the job
+    /// (a named load), so rows sent again after a restart are stored once. A batch that misses
+    /// its write quorum is retried for a while before the job fails.
+    private func runLoadJob(_ job: LoadJob, record: LoadJobRecord, dataset: VectorDataset, callerIDs: [Int64]?,
+                            incarnation: UInt64) async throws(CoordinatorError) {
         let name = job.collection
-        let record = try entry(name).record
-        if record.phase == .awaitingFirstLoad {
+        let total = record.rowsTotal
+        let batchRows = record.batchRows
+        let entryRecord = try entry(name).record
+        if entryRecord.phase == .awaitingFirstLoad {
             job.start(state: .training)
+            persist(job)
             try claimTraining(name, incarnation: incarnation)
             do {
-                let firstLoad = record.firstLoad ?? FirstLoadTraining(sampleRows: 0, iterations: Self.defaultIterations, seed: Self.defaultSeed)
-                let nlist = try resolveNlist(record.settings, totalRows: total)
+                let firstLoad = entryRecord.firstLoad ?? FirstLoadTraining(sampleRows: 0, iterations: Self.defaultIterations, seed: Self.defaultSeed)
+                let nlist = try resolveNlist(entryRecord.settings, totalRows: total)
                 let wanted = firstLoad.sampleRows > 0 ? firstLoad.sampleRows : 256 * nlist
                 // Files allow random access, so the sample is uniform over the whole load.
                 let files = files
@@ -512,30 +616,42 @@ extension Coordinator {
         let serving = try serving(name)
         guard serving.incarnation == incarnation else { throw .notFound("collection \"\(name)\" was dropped") }
         job.start(state: .running, modelVersion: serving.model.version)
-        let firstID = try reserveIDs(name, incarnation: incarnation, count: callerIDs == nil ? total : 0,
-                                     callerIDs: callerIDs != nil)
+        persist(job)
+        _ = try reserveIDs(name, incarnation: incarnation, count: 0, callerIDs: callerIDs != nil)
         var fileEnds: [Int] = []
         for file in dataset.files { fileEnds.append((fileEnds.last ?? 0) + file.count) }
+        let resumeAt = record.rowsDone
         do {
             try await withThrowingTaskGroup(of: (start: Int, rows: Int).self) { group in
                 var pending = Set<Int>()
-                var next = 0
+                var next = resumeAt
                 func completed(_ finished: (start: Int, rows: Int)) {
                     pending.remove(finished.start)
                     let contiguous = pending.min() ?? next
-                    job.advance(rows: finished.rows, filesDone: fileEnds.prefix { $0 <= contiguous }.count)
+                    job.advance(to: contiguous, filesDone: fileEnds.prefix { $0 <= contiguous }.count)
+                    persist(job)
                 }
                 while next < total {
                     if job.isCancelled { throw CoordinatorError.notFound("collection \"\(name)\" was dropped") }
+                    if isStopping || Task.isCancelled {
+                        // Shutdown: the batches in flight finish and are recorded, no new one starts.
+                        for try await finished in group { completed(finished) }
+                        throw CoordinatorError.cancelled("the coordinator is shutting down")
+                    }
                     let range = next ..< min(total, next + batchRows)
                     pending.insert(range.lowerBound)
                     next = range.upperBound
+                    let ids = try callerIDs.map { Array($0[range]) }
+                        ?? loadIDs(name, incarnation: incarnation, load: job.id, rows: range, expectedRows: total)
+                    let batch = LoadBatch(vectors: Matrix(rows: 0, dimension: dataset.dimension, values: []), ids: nil,
+                                          loadID: job.id, firstRow: range.lowerBound)
                     group.addTask {
                         let files = self.files
                         let vectors = try await readingFiles { () throws(CoordinatorError) in try files.readBatch(dataset, range) }
-                        let ids = callerIDs.map { Array($0[range]) } ?? range.map { firstID + Int64($0) }
-                        try await self.ingest(vectors, ids: ids, serving: serving)
-                        await self.recordStored(name, incarnation: serving.incarnation, rows: vectors.rows)
+                        try await self.ingestRetrying(vectors, ids: ids, serving: serving)
+                        var stored = batch
+                        stored.vectors = vectors
+                        await self.batchAcknowledged(name, incarnation: serving.incarnation, batch: stored, replaced: 0)
                         return (range.lowerBound, range.count)
                     }
                     if pending.count >= Self.loadConcurrency, let finished = try await group.next() { completed(finished) }
@@ -544,6 +660,25 @@ extension Coordinator {
             }
         } catch {
             throw CoordinatorError.wrapping(error, context: "loading \(name)")
+        }
+    }
+
+    /// `ingest`, retried with backoff (for about a minute) while the failure is one a moment
+    /// can mend: a worker down or restarting, a repair holding writes back.
+    nonisolated func ingestRetrying(_ vectors: Matrix, ids: [Int64], serving: Serving) async throws(CoordinatorError) {
+        var delay = Duration.milliseconds(200)
+        var waited = Duration.zero
+        while true {
+            do {
+                try await ingest(vectors, ids: ids, serving: serving)
+                return
+            } catch {
+                guard case .unavailable = error, waited < .seconds(60), !Task.isCancelled else { throw error }
+                logger.warning("a batch of \(serving.name) is retried in \(delay): \(error)")
+                try? await Task.sleep(for: delay)
+                waited += delay
+                delay = min(delay * 2, .seconds(5))
+            }
         }
     }
 }

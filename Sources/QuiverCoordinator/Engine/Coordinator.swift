@@ -88,6 +88,11 @@ public actor Coordinator {
     nonisolated let vectorCounts = Mutex<[String: UInt64]>([:])
     private var nextIncarnation: UInt64 = 1
     var jobs: [String: LoadJob] = [:]
+    /// What each job persists, and the tasks running unfinished ones.
+    var jobRecords: [String: LoadJobRecord] = [:]
+    var jobTasks: [String: Task<Void, Never>] = [:]
+    /// Set once shutdown began: jobs stop at a batch boundary and are resumed on restart.
+    var isStopping = false
     var jobCounter = 0
     private var rotation = 0
     private nonisolated let heartbeatDone = Atomic<Bool>(false)
@@ -122,6 +127,7 @@ public actor Coordinator {
     /// brought back in line. Runs until cancelled.
     public func run() async {
         for worker in pool.ids { Task { await self.reconcile(worker) } }
+        Task { await self.resumeJobs() }
         while !Task.isCancelled {
             await pool.heartbeat()
             heartbeatDone.store(true, ordering: .relaxed)

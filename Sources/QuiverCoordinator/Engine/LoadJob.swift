@@ -1,6 +1,48 @@
 import QuiverProtocol
 import Synchronization
 
+/// What a server-side load job persists (`jobs/<id>.json`), so that it outlives a coordinator
+/// restart: it resumes from the rows it had stored, or ends with an honest status.
+struct LoadJobRecord: Codable, Sendable, Equatable {
+    var id: String
+    var collection: String
+    var pathGlob: String
+    var idPathGlob: String
+    var format: Int
+    var batchRows: Int
+    var rowsTotal: Int
+    var filesTotal: Int
+    /// Every row before this one is stored (on its write quorum).
+    var rowsDone: Int
+    /// "pending", "training", "running", "succeeded" or "failed".
+    var state: String
+    var error: String
+    var startedUnixMs: Int64
+    var modelVersion: UInt64
+
+    var isFinished: Bool { state == "succeeded" || state == "failed" }
+
+    static func name(_ state: Quiver_V1_LoadState) -> String {
+        switch state {
+        case .training: "training"
+        case .running: "running"
+        case .succeeded: "succeeded"
+        case .failed: "failed"
+        default: "pending"
+        }
+    }
+
+    var loadState: Quiver_V1_LoadState {
+        switch state {
+        case "training": .training
+        case "running": .running
+        case "succeeded": .succeeded
+        case "failed": .failed
+        default: .pending
+        }
+    }
+}
+
 /// Progress of one LoadFiles job, shared between the task running it and LoadStatus calls.
 final class LoadJob: Sendable {
     struct Progress: Sendable {
@@ -32,6 +74,18 @@ final class LoadJob: Sendable {
         }
     }
 
+    /// A job resumed after a restart, with what its record says.
+    convenience init(resuming record: LoadJobRecord) {
+        self.init(id: record.id, collection: record.collection, rowsTotal: record.rowsTotal, filesTotal: record.filesTotal)
+        progress.withLock {
+            $0.rowsDone = UInt64(record.rowsDone)
+            $0.startedUnixMs = record.startedUnixMs
+            $0.modelVersion = record.modelVersion
+            $0.state = record.loadState
+            $0.error = record.error
+        }
+    }
+
     var isCancelled: Bool { progress.withLock { $0.cancelled } }
 
     func cancel() {
@@ -47,9 +101,10 @@ final class LoadJob: Sendable {
         }
     }
 
-    func advance(rows: Int, filesDone: Int) {
+    /// Sets the rows known stored (the contiguous prefix).
+    func advance(to rowsDone: Int, filesDone: Int) {
         progress.withLock { progress in
-            progress.rowsDone += UInt64(rows)
+            progress.rowsDone = UInt64(rowsDone)
             progress.filesDone = max(progress.filesDone, UInt32(filesDone))
             let now = ContinuousClock.now
             progress.samples.append((now, progress.rowsDone))

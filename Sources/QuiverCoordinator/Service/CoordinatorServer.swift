@@ -76,6 +76,9 @@ public final class CoordinatorServer: Sendable {
             let background = Task { await self.coordinator.run() }
             defer { background.cancel() }
             try await group.waitForAll()
+            // Searches and loads in flight were answered; server-side load jobs stop at a batch
+            // boundary with their progress recorded, and resume on the next start.
+            await self.coordinator.pauseJobs()
         }
     }
 

@@ -112,6 +112,24 @@ struct CoordinatorStore: Sendable {
         try encode(ledger, to: folder + "/" + load + ".json")
     }
 
+    /// Server-side load jobs (`jobs/<id>.json`), so they outlive a restart.
+    func saveJob(_ job: LoadJobRecord) throws(CoordinatorError) {
+        do {
+            try FileManager.default.createDirectory(atPath: root + "/jobs", withIntermediateDirectories: true)
+        } catch {
+            throw .internalError("cannot create \(root)/jobs: \(error.localizedDescription)")
+        }
+        try encode(job, to: root + "/jobs/" + job.id + ".json")
+    }
+
+    func loadJobs() throws(CoordinatorError) -> [LoadJobRecord] {
+        let folder = root + "/jobs"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        var jobs: [LoadJobRecord] = []
+        for name in names { jobs.append(try decode(LoadJobRecord.self, from: folder + "/" + name)) }
+        return jobs
+    }
+
     func saveReplicas(_ replicas: ReplicaStates, collection: String) throws(CoordinatorError) {
         try encode(replicas, to: directory(of: collection) + "/replicas.json")
     }
