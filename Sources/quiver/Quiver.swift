@@ -7,6 +7,6 @@ struct Quiver: AsyncParsableCommand {
         abstract: "Quiver: sharded vector search (IVF + PQ + 4-bit FastScan).",
         subcommands: [CreateCommand.self, TrainCommand.self, LoadCommand.self, QueryCommand.self, StatusCommand.self,
                       CollectionsCommand.self, DropCommand.self, RemoveWorkerCommand.self, DeleteCommand.self, DrainCommand.self, BenchCommand.self, ClusterBenchCommand.self, WorkerCommand.self,
-                      CoordinatorCommand.self, TransportBenchCommand.self, CertsCommand.self]
+                      CoordinatorCommand.self, TransportBenchCommand.self, CertsCommand.self, ChaosCommand.self]
     )
 }
