@@ -41,6 +41,9 @@ public final class ServerProcess: @unchecked Sendable {
 
     public var isRunning: Bool { process.isRunning }
 
+    /// The process id (of `ip netns exec …`, which execs the command, the server itself).
+    public var pid: Int32 { process.processIdentifier }
+
     /// The address after `marker` (e.g. "metrics on http://", "health on ") in the log, once it is there.
     public func loggedAddress(after marker: String, timeout: Duration = .seconds(10)) throws -> HostAndPort {
         let deadline = Date().addingTimeInterval(Double(timeout.components.seconds))

@@ -89,11 +89,15 @@ extension Coordinator {
         var excluded = Set<WorkerID>()
         var failures: [String] = []
         // Each round retries what the previous one could not answer on replicas not yet tried.
-        for _ in 0 ... serving.shardMap.replicationFactor {
+        let replicas = serving.shardMap.replicationFactor
+        for round in 0 ... replicas {
             // A cancelled search (its caller gave up) is not retried elsewhere.
             if Task.isCancelled { throw .cancelled("search cancelled by the caller") }
-            let remaining = deadline.map { ContinuousClock.now.duration(to: $0) }
-            if let remaining, remaining <= .zero { break }
+            let left = deadline.map { ContinuousClock.now.duration(to: $0) }
+            if let left, left <= .zero { break }
+            // While other replicas remain, one attempt gets its share of the time left, so a
+            // worker that hangs (a cut link, a frozen process) leaves time to ask a replica.
+            let remaining = left.map { round < replicas - 1 ? $0 / (replicas - round) : $0 }
             var answers: [(ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>)] = []
             if plan.requests.count == 1, let shardRequest = plan.requests.first {
                 // One worker involved: call it directly, without a child task to schedule.

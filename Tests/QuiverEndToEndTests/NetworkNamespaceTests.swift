@@ -1,0 +1,157 @@
+import Foundation
+import QuiverClient
+import QuiverIndex
+import QuiverProtocol
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Workers on other "hosts": network namespaces this test creates (and removes), each joined to
+/// the host by a veth pair on a private 10.231.x.0/24 link. Nothing leaves the machine.
+final class NamespaceLab: @unchecked Sendable {
+    let tag = String(getpid() % 10_000)
+    private(set) var namespaces: [String] = []
+
+    /// Whether this process may create namespaces (root with CAP_NET_ADMIN and iproute2).
+    static let available: Bool = {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else {
+            return false
+        }
+        let probe = "qvprobe\(getpid() % 10_000)"
+        defer { _ = try? run(["netns", "del", probe]) }
+        return (try? run(["netns", "add", probe])) != nil
+    }()
+
+    static var ip: String { FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip" }
+
+    @discardableResult
+    static func run(_ arguments: [String], tool: String = NamespaceLab.ip) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        process.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard process.terminationStatus == 0 else { throw LocalClusterError("\(tool) \(arguments.joined(separator: " ")): \(text)") }
+        return text
+    }
+
+    func hostSide(_ index: Int) -> String { "qh\(tag)\(index)" }
+    func address(_ index: Int) -> String { "10.231.\(index).2" }
+
+    /// Namespace `index` with its address; returns its name.
+    func add(_ index: Int) throws -> String {
+        let name = "qv\(tag)-\(index)"
+        let inner = "qn\(tag)\(index)"
+        try Self.run(["netns", "add", name])
+        namespaces.append(name)
+        try Self.run(["link", "add", hostSide(index), "type", "veth", "peer", "name", inner])
+        try Self.run(["link", "set", inner, "netns", name])
+        try Self.run(["addr", "add", "10.231.\(index).1/24", "dev", hostSide(index)])
+        try Self.run(["link", "set", hostSide(index), "up"])
+        try Self.run(["netns", "exec", name, Self.ip, "addr", "add", "\(address(index))/24", "dev", inner])
+        try Self.run(["netns", "exec", name, Self.ip, "link", "set", inner, "up"])
+        try Self.run(["netns", "exec", name, Self.ip, "link", "set", "lo", "up"])
+        return name
+    }
+
+    func cut(_ index: Int) throws { try Self.run(["link", "set", hostSide(index), "down"]) }
+    func mend(_ index: Int) throws { try Self.run(["link", "set", hostSide(index), "up"]) }
+
+    /// Delays every packet to namespace `index` (netem); false where the kernel has no netem.
+    func delay(_ index: Int, milliseconds: Int) -> Bool {
+        (try? Self.run(["qdisc", "add", "dev", hostSide(index), "root", "netem", "delay", "\(milliseconds)ms"], tool: Self.tc)) != nil
+    }
+
+    static var tc: String { FileManager.default.isExecutableFile(atPath: "/usr/sbin/tc") ? "/usr/sbin/tc" : "/sbin/tc" }
+
+    func removeAll() {
+        // Deleting a namespace deletes its end of the veth pair, and with it the host end.
+        for name in namespaces { _ = try? Self.run(["netns", "del", name]) }
+        namespaces = []
+    }
+
+    deinit { removeAll() }
+}
+
+@Suite(.serialized, .enabled(if: NamespaceLab.available, "needs root and network namespaces (ip netns)"))
+struct NetworkNamespaceTests {
+    @Test func theCoordinatorRoutesAroundACutAndAFrozenWorkerWithinTheDeadline() async throws {
+        let lab = NamespaceLab()
+        defer { lab.removeAll() }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("quiver-netns-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("data"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        var workers: [ServerProcess] = []
+        defer { workers.forEach { $0.stop() } }
+        for index in 1 ... 3 {
+            let namespace = try lab.add(index)
+            workers.append(try ServerProcess(
+                binary: URL(fileURLWithPath: NamespaceLab.ip), name: "worker-\(index)",
+                arguments: ["netns", "exec", namespace, quiverBinary.path, "worker", "--listen", "\(lab.address(index)):0",
+                            "--data-dir", root.appendingPathComponent("worker-\(index)").path],
+                logDirectory: root))
+        }
+        let coordinator = try ServerProcess(
+            binary: quiverBinary, name: "coordinator",
+            arguments: ["coordinator", "--listen", "127.0.0.1:0", "--data-dir", root.appendingPathComponent("coordinator").path,
+                        "--workers", workers.map(\.address.description).joined(separator: ","), "--heartbeat-interval", "0.25",
+                        "--import-root", root.appendingPathComponent("data").path],
+            logDirectory: root)
+        defer { coordinator.stop() }
+        let data = try ClusterData(folder: root.appendingPathComponent("data"), count: 3000, queries: 40)
+        let search: @Sendable (QuiverClient) async throws -> SearchHits = { client in
+            try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 12, reorderK: 60,
+                                    requireFullCoverage: true, timeout: .seconds(6))
+        }
+        let before = try await QuiverClient.withConnection(to: coordinator.address) { client in
+            var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .innerProduct)
+            settings.nlist = 12
+            settings.replicationFactor = 2
+            _ = try await client.createCollection(settings)
+            _ = try await client.train("docs", fromFile: data.basePath)
+            try await client.load("docs", vectors: data.base.values, dimension: data.dimension)
+            return try await search(client)
+        }
+
+        // A worker whose link is cut: packets vanish, no error comes back. The first search
+        // after the cut must still be complete and within its deadline, from the replicas.
+        try lab.cut(1)
+        try await QuiverClient.withConnection(to: coordinator.address) { client in
+            for _ in 0 ..< 5 {
+                let started = ContinuousClock.now
+                let hits = try await search(client)
+                #expect(ContinuousClock.now - started < .seconds(6))
+                #expect(hits.ids == before.ids && hits.coverage == 1)
+            }
+        }
+        try lab.mend(1)
+
+        // A worker that freezes (SIGSTOP): the same.
+        let frozen = workers[1]
+        kill(frozen.pid, SIGSTOP)
+        try await QuiverClient.withConnection(to: coordinator.address) { client in
+            for _ in 0 ..< 5 {
+                let hits = try await search(client)
+                #expect(hits.ids == before.ids && hits.coverage == 1)
+            }
+        }
+        kill(frozen.pid, SIGCONT)
+
+        // A worker behind a slow link (netem, where the kernel has it): answers stay complete.
+        if lab.delay(3, milliseconds: 150) {
+            try await QuiverClient.withConnection(to: coordinator.address) { client in
+                for _ in 0 ..< 3 {
+                    let hits = try await search(client)
+                    #expect(hits.ids == before.ids && hits.coverage == 1)
+                }
+            }
+        }
+        #expect(workers.allSatisfy(\.isRunning) && coordinator.isRunning)
+    }
+}
