@@ -345,9 +345,10 @@ public nonisolated struct Quiver_V1_Coverage: Sendable {
   /// Probed lists whose owner answered within the deadline.
   public var listsAnswered: UInt64 = 0
 
-  /// Workers the batch was scattered to, and how many of them replied successfully.
+  /// Workers the batch was scattered to.
   public var workersQueried: UInt32 = 0
 
+  /// How many of them replied successfully.
   public var workersAnswered: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

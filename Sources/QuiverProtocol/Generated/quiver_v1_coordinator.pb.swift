@@ -250,6 +250,7 @@ public nonisolated struct Quiver_V1_DescribeCollectionResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The collection's settings, state, versions and counts.
   public var collection: Quiver_V1_CollectionInfo {
     get {_collection ?? Quiver_V1_CollectionInfo()}
     set {_collection = newValue}
@@ -473,8 +474,10 @@ public nonisolated struct Quiver_V1_IdRange: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The first id of the range.
   public var first: Int64 = 0
 
+  /// Ids in the range.
   public var count: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -506,6 +509,7 @@ public nonisolated struct Quiver_V1_DeleteRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Collection to delete from.
   public var collection: String = String()
 
   /// i64 bytes, the ids to remove.
@@ -593,11 +597,14 @@ public nonisolated struct Quiver_V1_LoadStatusResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The job asked about.
   public var loadJobID: String = String()
 
   /// Collection being loaded.
   public var collection: String = String()
 
+  /// Where the job is: pending, training, running, succeeded or failed. A job outlives a
+  /// coordinator restart: it resumes from the rows it had stored, or fails saying why.
   public var state: Quiver_V1_LoadState = .unspecified
 
   /// Rows durably stored so far.
@@ -615,9 +622,10 @@ public nonisolated struct Quiver_V1_LoadStatusResponse: Sendable {
   /// Failure message when state == LOAD_STATE_FAILED; empty otherwise.
   public var error: String = String()
 
-  /// Files fully processed / matched.
+  /// Files fully processed.
   public var filesDone: UInt32 = 0
 
+  /// Files the glob matched.
   public var filesTotal: UInt32 = 0
 
   /// Model the rows are encoded with.
@@ -708,9 +716,10 @@ public nonisolated struct Quiver_V1_SearchResponse: Sendable {
   /// query was fully covered (the common case).
   public var queryCoverage: Data = Data()
 
-  /// Model and shard map versions the search ran against.
+  /// Model version the search ran against.
   public var modelVersion: UInt64 = 0
 
+  /// Shard map version the search was routed with.
   public var shardMapVersion: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -743,6 +752,7 @@ public nonisolated struct Quiver_V1_WorkerStatus: Sendable {
   /// Address the coordinator dials, "host:port".
   public var address: String = String()
 
+  /// As the coordinator judges it (DRAINING while being emptied).
   public var health: Quiver_V1_WorkerHealth = .unspecified
 
   /// Inverted lists owned, summed over collections.
@@ -800,12 +810,14 @@ public nonisolated struct Quiver_V1_ReplicaState: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The collection, the inverted list and the worker holding the copy.
   public var collection: String = String()
 
   public var list: Int32 = 0
 
   public var workerID: String = String()
 
+  /// What the copy is doing now.
   public var state: Quiver_V1_ReplicaState.State = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -922,6 +934,7 @@ public nonisolated struct Quiver_V1_DrainWorkerRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The id the worker registered with.
   public var workerID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -950,6 +963,7 @@ public nonisolated struct Quiver_V1_SearchStreamRequest: Sendable {
   /// Caller-chosen; unique among this stream's unanswered requests, echoed in the answer.
   public var requestID: UInt64 = 0
 
+  /// The search, as a unary Search would carry it.
   public var search: Quiver_V1_SearchRequest {
     get {_search ?? Quiver_V1_SearchRequest()}
     set {_search = newValue}
@@ -984,6 +998,7 @@ public nonisolated struct Quiver_V1_SearchStreamResponse: Sendable {
 
   public var outcome: Quiver_V1_SearchStreamResponse.OneOf_Outcome? = nil
 
+  /// What a unary Search would have answered.
   public var result: Quiver_V1_SearchResponse {
     get {
       if case .result(let v)? = outcome {return v}
@@ -1004,6 +1019,7 @@ public nonisolated struct Quiver_V1_SearchStreamResponse: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Outcome: Equatable, Sendable {
+    /// What a unary Search would have answered.
     case result(Quiver_V1_SearchResponse)
     /// Why this search failed; the stream and the other searches on it go on.
     case error(Quiver_V1_CallError)

@@ -98,7 +98,7 @@ class Coverage(_message.Message):
     def __init__(self, lists_probed: _Optional[int] = ..., lists_answered: _Optional[int] = ..., workers_queried: _Optional[int] = ..., workers_answered: _Optional[int] = ...) -> None: ...
 
 class CollectionConfig(_message.Message):
-    __slots__ = ("name", "dimension", "metric", "nlist", "pq_m", "pq_nbits", "anisotropic_threshold", "store_raw_vectors", "raw_vector_precision", "replication_factor")
+    __slots__ = ("name", "dimension", "metric", "nlist", "pq_m", "pq_nbits", "anisotropic_threshold", "store_raw_vectors", "raw_vector_precision", "replication_factor", "write_quorum")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class CollectionConfig(_message.Message):
     STORE_RAW_VECTORS_FIELD_NUMBER: _ClassVar[int]
     RAW_VECTOR_PRECISION_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
     name: str
     dimension: int
     metric: Metric
@@ -119,7 +120,8 @@ class CollectionConfig(_message.Message):
     store_raw_vectors: bool
     raw_vector_precision: VectorPrecision
     replication_factor: int
-    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., nlist: _Optional[int] = ..., pq_m: _Optional[int] = ..., pq_nbits: _Optional[int] = ..., anisotropic_threshold: _Optional[float] = ..., store_raw_vectors: _Optional[bool] = ..., raw_vector_precision: _Optional[_Union[VectorPrecision, str]] = ..., replication_factor: _Optional[int] = ...) -> None: ...
+    write_quorum: int
+    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., nlist: _Optional[int] = ..., pq_m: _Optional[int] = ..., pq_nbits: _Optional[int] = ..., anisotropic_threshold: _Optional[float] = ..., store_raw_vectors: _Optional[bool] = ..., raw_vector_precision: _Optional[_Union[VectorPrecision, str]] = ..., replication_factor: _Optional[int] = ..., write_quorum: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
     __slots__ = ("config", "state", "model_version", "nlist", "shard_map_version", "vector_count", "bytes_used", "created_unix_ms", "error")

@@ -25,17 +25,19 @@ _sym_db = _symbol_database.Default()
 from quiver._proto.quiver.v1 import common_pb2 as quiver_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bquiver/v1/coordinator.proto\x12\tquiver.v1\x1a\x16quiver/v1/common.proto\"F\n\x17\x43reateCollectionRequest\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.quiver.v1.CollectionConfig\"I\n\x18\x43reateCollectionResponse\x12-\n\ncollection\x18\x01 \x01(\x0b\x32\x19.quiver.v1.CollectionInfo\"/\n\x19\x44\x65scribeCollectionRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"K\n\x1a\x44\x65scribeCollectionResponse\x12-\n\ncollection\x18\x01 \x01(\x0b\x32\x19.quiver.v1.CollectionInfo\"\x18\n\x16ListCollectionsRequest\"I\n\x17ListCollectionsResponse\x12.\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x19.quiver.v1.CollectionInfo\">\n\x15\x44ropCollectionRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tif_exists\x18\x02 \x01(\x08\")\n\x16\x44ropCollectionResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"\xad\x01\n\x0cTrainRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12(\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x18.quiver.v1.TrainFromFileH\x00\x12\x33\n\nfirst_load\x18\x03 \x01(\x0b\x32\x1d.quiver.v1.TrainFromFirstLoadH\x00\x12\x12\n\niterations\x18\x04 \x01(\r\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x42\x08\n\x06source\"\\\n\rTrainFromFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12+\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.quiver.v1.VectorFileFormat\x12\x10\n\x08max_rows\x18\x03 \x01(\x04\")\n\x12TrainFromFirstLoad\x12\x13\n\x0bsample_rows\x18\x01 \x01(\x04\"w\n\rTrainResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\x04\x12\r\n\x05nlist\x18\x02 \x01(\r\x12\x15\n\rtraining_rows\x18\x03 \x01(\x04\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.quiver.v1.CollectionState\"H\n\x0bLoadRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12%\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.quiver.v1.VectorBatch\"\'\n\x07IdRange\x12\r\n\x05\x66irst\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"f\n\x0cLoadResponse\x12\x15\n\rrows_accepted\x18\x01 \x01(\x04\x12\x15\n\rmodel_version\x18\x02 \x01(\x04\x12(\n\x0c\x61ssigned_ids\x18\x03 \x03(\x0b\x32\x12.quiver.v1.IdRange\"\xa2\x01\n\x10LoadFilesRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tpath_glob\x18\x02 \x01(\t\x12+\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1b.quiver.v1.VectorFileFormat\x12\x14\n\x0cid_path_glob\x18\x04 \x01(\t\x12\x12\n\nbatch_size\x18\x05 \x01(\r\x12\x10\n\x08max_rows\x18\x06 \x01(\x04\"?\n\x11LoadFilesResponse\x12\x13\n\x0bload_job_id\x18\x01 \x01(\t\x12\x15\n\rfiles_matched\x18\x02 \x01(\r\"(\n\x11LoadStatusRequest\x12\x13\n\x0bload_job_id\x18\x01 \x01(\t\"\x9f\x02\n\x12LoadStatusResponse\x12\x13\n\x0bload_job_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.quiver.v1.LoadState\x12\x11\n\trows_done\x18\x04 \x01(\x04\x12\x12\n\nrows_total\x18\x05 \x01(\x04\x12\x17\n\x0frows_per_second\x18\x06 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x07 \x01(\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\nfiles_done\x18\t \x01(\r\x12\x13\n\x0b\x66iles_total\x18\n \x01(\r\x12\x15\n\rmodel_version\x18\x0b \x01(\x04\x12\x17\n\x0fstarted_unix_ms\x18\x0c \x01(\x03\"\xac\x01\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\'\n\x07queries\x18\x03 \x01(\x0b\x32\x16.quiver.v1.FloatMatrix\x12\x0e\n\x06nprobe\x18\x04 \x01(\r\x12\x16\n\treorder_k\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x1d\n\x15require_full_coverage\x18\x06 \x01(\x08\x42\x0c\n\n_reorder_k\"\xa3\x01\n\x0eSearchResponse\x12 \n\x07results\x18\x01 \x01(\x0b\x32\x0f.quiver.v1.TopK\x12%\n\x08\x63overage\x18\x02 \x01(\x0b\x32\x13.quiver.v1.Coverage\x12\x16\n\x0equery_coverage\x18\x03 \x01(\x0c\x12\x15\n\rmodel_version\x18\x04 \x01(\x04\x12\x19\n\x11shard_map_version\x18\x05 \x01(\x04\"\x16\n\x14\x43lusterStatusRequest\"\xc3\x01\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\'\n\x06health\x18\x03 \x01(\x0e\x32\x17.quiver.v1.WorkerHealth\x12\x13\n\x0blists_owned\x18\x04 \x01(\r\x12\x0f\n\x07vectors\x18\x05 \x01(\x04\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\x12\x16\n\x0equeries_served\x18\x07 \x01(\x04\x12\x19\n\x11last_seen_unix_ms\x18\x08 \x01(\x03\"\x9a\x01\n\x15\x43lusterStatusResponse\x12(\n\x07workers\x18\x01 \x03(\x0b\x32\x17.quiver.v1.WorkerStatus\x12\'\n\nshard_maps\x18\x02 \x03(\x0b\x32\x13.quiver.v1.ShardMap\x12.\n\x0b\x63ollections\x18\x03 \x03(\x0b\x32\x19.quiver.v1.CollectionInfo\";\n\x15RegisterWorkerRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\"/\n\x16RegisterWorkerResponse\x12\x15\n\rworkers_known\x18\x01 \x01(\r\"(\n\x13RemoveWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"-\n\x14RemoveWorkerResponse\x12\x15\n\rworkers_known\x18\x01 \x01(\r\"w\n\x13SearchStreamRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12(\n\x06search\x18\x02 \x01(\x0b\x32\x18.quiver.v1.SearchRequest\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\"\x89\x01\n\x14SearchStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.quiver.v1.SearchResponseH\x00\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.quiver.v1.CallErrorH\x00\x42\t\n\x07outcome*\xa1\x01\n\tLoadState\x12\x1a\n\x16LOAD_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LOAD_STATE_PENDING\x10\x01\x12\x17\n\x13LOAD_STATE_TRAINING\x10\x02\x12\x16\n\x12LOAD_STATE_RUNNING\x10\x03\x12\x18\n\x14LOAD_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11LOAD_STATE_FAILED\x10\x05*\x97\x01\n\x0cWorkerHealth\x12\x1d\n\x19WORKER_HEALTH_UNSPECIFIED\x10\x00\x12\x19\n\x15WORKER_HEALTH_HEALTHY\x10\x01\x12\x19\n\x15WORKER_HEALTH_SUSPECT\x10\x02\x12\x16\n\x12WORKER_HEALTH_DOWN\x10\x03\x12\x1a\n\x16WORKER_HEALTH_DRAINING\x10\x04\x32\x98\x08\n\x0b\x43oordinator\x12[\n\x10\x43reateCollection\x12\".quiver.v1.CreateCollectionRequest\x1a#.quiver.v1.CreateCollectionResponse\x12\x61\n\x12\x44\x65scribeCollection\x12$.quiver.v1.DescribeCollectionRequest\x1a%.quiver.v1.DescribeCollectionResponse\x12X\n\x0fListCollections\x12!.quiver.v1.ListCollectionsRequest\x1a\".quiver.v1.ListCollectionsResponse\x12U\n\x0e\x44ropCollection\x12 .quiver.v1.DropCollectionRequest\x1a!.quiver.v1.DropCollectionResponse\x12:\n\x05Train\x12\x17.quiver.v1.TrainRequest\x1a\x18.quiver.v1.TrainResponse\x12\x39\n\x04Load\x12\x16.quiver.v1.LoadRequest\x1a\x17.quiver.v1.LoadResponse(\x01\x12\x46\n\tLoadFiles\x12\x1b.quiver.v1.LoadFilesRequest\x1a\x1c.quiver.v1.LoadFilesResponse\x12I\n\nLoadStatus\x12\x1c.quiver.v1.LoadStatusRequest\x1a\x1d.quiver.v1.LoadStatusResponse\x12=\n\x06Search\x12\x18.quiver.v1.SearchRequest\x1a\x19.quiver.v1.SearchResponse\x12S\n\x0cSearchStream\x12\x1e.quiver.v1.SearchStreamRequest\x1a\x1f.quiver.v1.SearchStreamResponse(\x01\x30\x01\x12R\n\rClusterStatus\x12\x1f.quiver.v1.ClusterStatusRequest\x1a .quiver.v1.ClusterStatusResponse\x12U\n\x0eRegisterWorker\x12 .quiver.v1.RegisterWorkerRequest\x1a!.quiver.v1.RegisterWorkerResponse\x12O\n\x0cRemoveWorker\x12\x1e.quiver.v1.RemoveWorkerRequest\x1a\x1f.quiver.v1.RemoveWorkerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bquiver/v1/coordinator.proto\x12\tquiver.v1\x1a\x16quiver/v1/common.proto\"F\n\x17\x43reateCollectionRequest\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.quiver.v1.CollectionConfig\"I\n\x18\x43reateCollectionResponse\x12-\n\ncollection\x18\x01 \x01(\x0b\x32\x19.quiver.v1.CollectionInfo\"/\n\x19\x44\x65scribeCollectionRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"K\n\x1a\x44\x65scribeCollectionResponse\x12-\n\ncollection\x18\x01 \x01(\x0b\x32\x19.quiver.v1.CollectionInfo\"\x18\n\x16ListCollectionsRequest\"I\n\x17ListCollectionsResponse\x12.\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x19.quiver.v1.CollectionInfo\">\n\x15\x44ropCollectionRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tif_exists\x18\x02 \x01(\x08\")\n\x16\x44ropCollectionResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"\xad\x01\n\x0cTrainRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12(\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x18.quiver.v1.TrainFromFileH\x00\x12\x33\n\nfirst_load\x18\x03 \x01(\x0b\x32\x1d.quiver.v1.TrainFromFirstLoadH\x00\x12\x12\n\niterations\x18\x04 \x01(\r\x12\x0c\n\x04seed\x18\x05 \x01(\x04\x42\x08\n\x06source\"\\\n\rTrainFromFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12+\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.quiver.v1.VectorFileFormat\x12\x10\n\x08max_rows\x18\x03 \x01(\x04\")\n\x12TrainFromFirstLoad\x12\x13\n\x0bsample_rows\x18\x01 \x01(\x04\"w\n\rTrainResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\x04\x12\r\n\x05nlist\x18\x02 \x01(\r\x12\x15\n\rtraining_rows\x18\x03 \x01(\x04\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.quiver.v1.CollectionState\"\xb5\x01\n\x0bLoadRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12%\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.quiver.v1.VectorBatch\x12\x0f\n\x07load_id\x18\x03 \x01(\t\x12\x11\n\tfirst_row\x18\x04 \x01(\x04\x12\x30\n\x0fon_duplicate_id\x18\x05 \x01(\x0e\x32\x17.quiver.v1.DuplicateIDs\x12\x15\n\rexpected_rows\x18\x06 \x01(\x04\"\'\n\x07IdRange\x12\r\n\x05\x66irst\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"f\n\x0cLoadResponse\x12\x15\n\rrows_accepted\x18\x01 \x01(\x04\x12\x15\n\rmodel_version\x18\x02 \x01(\x04\x12(\n\x0c\x61ssigned_ids\x18\x03 \x03(\x0b\x32\x12.quiver.v1.IdRange\"0\n\rDeleteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x01(\x0c\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x04\"\xa2\x01\n\x10LoadFilesRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x11\n\tpath_glob\x18\x02 \x01(\t\x12+\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1b.quiver.v1.VectorFileFormat\x12\x14\n\x0cid_path_glob\x18\x04 \x01(\t\x12\x12\n\nbatch_size\x18\x05 \x01(\r\x12\x10\n\x08max_rows\x18\x06 \x01(\x04\"?\n\x11LoadFilesResponse\x12\x13\n\x0bload_job_id\x18\x01 \x01(\t\x12\x15\n\rfiles_matched\x18\x02 \x01(\r\"(\n\x11LoadStatusRequest\x12\x13\n\x0bload_job_id\x18\x01 \x01(\t\"\x9f\x02\n\x12LoadStatusResponse\x12\x13\n\x0bload_job_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.quiver.v1.LoadState\x12\x11\n\trows_done\x18\x04 \x01(\x04\x12\x12\n\nrows_total\x18\x05 \x01(\x04\x12\x17\n\x0frows_per_second\x18\x06 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x07 \x01(\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\nfiles_done\x18\t \x01(\r\x12\x13\n\x0b\x66iles_total\x18\n \x01(\r\x12\x15\n\rmodel_version\x18\x0b \x01(\x04\x12\x17\n\x0fstarted_unix_ms\x18\x0c \x01(\x03\"\xac\x01\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\'\n\x07queries\x18\x03 \x01(\x0b\x32\x16.quiver.v1.FloatMatrix\x12\x0e\n\x06nprobe\x18\x04 \x01(\r\x12\x16\n\treorder_k\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x1d\n\x15require_full_coverage\x18\x06 \x01(\x08\x42\x0c\n\n_reorder_k\"\xa3\x01\n\x0eSearchResponse\x12 \n\x07results\x18\x01 \x01(\x0b\x32\x0f.quiver.v1.TopK\x12%\n\x08\x63overage\x18\x02 \x01(\x0b\x32\x13.quiver.v1.Coverage\x12\x16\n\x0equery_coverage\x18\x03 \x01(\x0c\x12\x15\n\rmodel_version\x18\x04 \x01(\x04\x12\x19\n\x11shard_map_version\x18\x05 \x01(\x04\"\x16\n\x14\x43lusterStatusRequest\"\xec\x01\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\'\n\x06health\x18\x03 \x01(\x0e\x32\x17.quiver.v1.WorkerHealth\x12\x13\n\x0blists_owned\x18\x04 \x01(\r\x12\x0f\n\x07vectors\x18\x05 \x01(\x04\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\x12\x16\n\x0equeries_served\x18\x07 \x01(\x04\x12\x19\n\x11last_seen_unix_ms\x18\x08 \x01(\x03\x12\x11\n\tfolder_id\x18\t \x01(\t\x12\x14\n\x0clists_behind\x18\n \x01(\r\"\xcf\x01\n\x15\x43lusterStatusResponse\x12(\n\x07workers\x18\x01 \x03(\x0b\x32\x17.quiver.v1.WorkerStatus\x12\'\n\nshard_maps\x18\x02 \x03(\x0b\x32\x13.quiver.v1.ShardMap\x12.\n\x0b\x63ollections\x18\x03 \x03(\x0b\x32\x19.quiver.v1.CollectionInfo\x12\x33\n\x12unhealthy_replicas\x18\x04 \x03(\x0b\x32\x17.quiver.v1.ReplicaState\"\xcb\x01\n\x0cReplicaState\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0c\n\x04list\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.quiver.v1.ReplicaState.State\"X\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_SERVING\x10\x01\x12\x10\n\x0cSTATE_BEHIND\x10\x02\x12\x13\n\x0fSTATE_REPAIRING\x10\x03\";\n\x15RegisterWorkerRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\"/\n\x16RegisterWorkerResponse\x12\x15\n\rworkers_known\x18\x01 \x01(\r\"(\n\x13RemoveWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"-\n\x14RemoveWorkerResponse\x12\x15\n\rworkers_known\x18\x01 \x01(\r\"\'\n\x12\x44rainWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"+\n\x13\x44rainWorkerResponse\x12\x14\n\x0clists_moving\x18\x01 \x01(\r\"w\n\x13SearchStreamRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12(\n\x06search\x18\x02 \x01(\x0b\x32\x18.quiver.v1.SearchRequest\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\"\x89\x01\n\x14SearchStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.quiver.v1.SearchResponseH\x00\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.quiver.v1.CallErrorH\x00\x42\t\n\x07outcome*C\n\x0c\x44uplicateIDs\x12\x18\n\x14\x44UPLICATE_IDS_REJECT\x10\x00\x12\x19\n\x15\x44UPLICATE_IDS_REPLACE\x10\x01*\xa1\x01\n\tLoadState\x12\x1a\n\x16LOAD_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LOAD_STATE_PENDING\x10\x01\x12\x17\n\x13LOAD_STATE_TRAINING\x10\x02\x12\x16\n\x12LOAD_STATE_RUNNING\x10\x03\x12\x18\n\x14LOAD_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11LOAD_STATE_FAILED\x10\x05*\x97\x01\n\x0cWorkerHealth\x12\x1d\n\x19WORKER_HEALTH_UNSPECIFIED\x10\x00\x12\x19\n\x15WORKER_HEALTH_HEALTHY\x10\x01\x12\x19\n\x15WORKER_HEALTH_SUSPECT\x10\x02\x12\x16\n\x12WORKER_HEALTH_DOWN\x10\x03\x12\x1a\n\x16WORKER_HEALTH_DRAINING\x10\x04\x32\xa5\t\n\x0b\x43oordinator\x12[\n\x10\x43reateCollection\x12\".quiver.v1.CreateCollectionRequest\x1a#.quiver.v1.CreateCollectionResponse\x12\x61\n\x12\x44\x65scribeCollection\x12$.quiver.v1.DescribeCollectionRequest\x1a%.quiver.v1.DescribeCollectionResponse\x12X\n\x0fListCollections\x12!.quiver.v1.ListCollectionsRequest\x1a\".quiver.v1.ListCollectionsResponse\x12U\n\x0e\x44ropCollection\x12 .quiver.v1.DropCollectionRequest\x1a!.quiver.v1.DropCollectionResponse\x12:\n\x05Train\x12\x17.quiver.v1.TrainRequest\x1a\x18.quiver.v1.TrainResponse\x12\x39\n\x04Load\x12\x16.quiver.v1.LoadRequest\x1a\x17.quiver.v1.LoadResponse(\x01\x12=\n\x06\x44\x65lete\x12\x18.quiver.v1.DeleteRequest\x1a\x19.quiver.v1.DeleteResponse\x12\x46\n\tLoadFiles\x12\x1b.quiver.v1.LoadFilesRequest\x1a\x1c.quiver.v1.LoadFilesResponse\x12I\n\nLoadStatus\x12\x1c.quiver.v1.LoadStatusRequest\x1a\x1d.quiver.v1.LoadStatusResponse\x12=\n\x06Search\x12\x18.quiver.v1.SearchRequest\x1a\x19.quiver.v1.SearchResponse\x12S\n\x0cSearchStream\x12\x1e.quiver.v1.SearchStreamRequest\x1a\x1f.quiver.v1.SearchStreamResponse(\x01\x30\x01\x12R\n\rClusterStatus\x12\x1f.quiver.v1.ClusterStatusRequest\x1a .quiver.v1.ClusterStatusResponse\x12U\n\x0eRegisterWorker\x12 .quiver.v1.RegisterWorkerRequest\x1a!.quiver.v1.RegisterWorkerResponse\x12O\n\x0cRemoveWorker\x12\x1e.quiver.v1.RemoveWorkerRequest\x1a\x1f.quiver.v1.RemoveWorkerResponse\x12L\n\x0b\x44rainWorker\x12\x1d.quiver.v1.DrainWorkerRequest\x1a\x1e.quiver.v1.DrainWorkerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'quiver.v1.coordinator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOADSTATE']._serialized_start=2943
-  _globals['_LOADSTATE']._serialized_end=3104
-  _globals['_WORKERHEALTH']._serialized_start=3107
-  _globals['_WORKERHEALTH']._serialized_end=3258
+  _globals['_DUPLICATEIDS']._serialized_start=3523
+  _globals['_DUPLICATEIDS']._serialized_end=3590
+  _globals['_LOADSTATE']._serialized_start=3593
+  _globals['_LOADSTATE']._serialized_end=3754
+  _globals['_WORKERHEALTH']._serialized_start=3757
+  _globals['_WORKERHEALTH']._serialized_end=3908
   _globals['_CREATECOLLECTIONREQUEST']._serialized_start=66
   _globals['_CREATECOLLECTIONREQUEST']._serialized_end=136
   _globals['_CREATECOLLECTIONRESPONSE']._serialized_start=138
@@ -60,42 +62,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRAINFROMFIRSTLOAD']._serialized_end=858
   _globals['_TRAINRESPONSE']._serialized_start=860
   _globals['_TRAINRESPONSE']._serialized_end=979
-  _globals['_LOADREQUEST']._serialized_start=981
-  _globals['_LOADREQUEST']._serialized_end=1053
-  _globals['_IDRANGE']._serialized_start=1055
-  _globals['_IDRANGE']._serialized_end=1094
-  _globals['_LOADRESPONSE']._serialized_start=1096
-  _globals['_LOADRESPONSE']._serialized_end=1198
-  _globals['_LOADFILESREQUEST']._serialized_start=1201
-  _globals['_LOADFILESREQUEST']._serialized_end=1363
-  _globals['_LOADFILESRESPONSE']._serialized_start=1365
-  _globals['_LOADFILESRESPONSE']._serialized_end=1428
-  _globals['_LOADSTATUSREQUEST']._serialized_start=1430
-  _globals['_LOADSTATUSREQUEST']._serialized_end=1470
-  _globals['_LOADSTATUSRESPONSE']._serialized_start=1473
-  _globals['_LOADSTATUSRESPONSE']._serialized_end=1760
-  _globals['_SEARCHREQUEST']._serialized_start=1763
-  _globals['_SEARCHREQUEST']._serialized_end=1935
-  _globals['_SEARCHRESPONSE']._serialized_start=1938
-  _globals['_SEARCHRESPONSE']._serialized_end=2101
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=2103
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=2125
-  _globals['_WORKERSTATUS']._serialized_start=2128
-  _globals['_WORKERSTATUS']._serialized_end=2323
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=2326
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=2480
-  _globals['_REGISTERWORKERREQUEST']._serialized_start=2482
-  _globals['_REGISTERWORKERREQUEST']._serialized_end=2541
-  _globals['_REGISTERWORKERRESPONSE']._serialized_start=2543
-  _globals['_REGISTERWORKERRESPONSE']._serialized_end=2590
-  _globals['_REMOVEWORKERREQUEST']._serialized_start=2592
-  _globals['_REMOVEWORKERREQUEST']._serialized_end=2632
-  _globals['_REMOVEWORKERRESPONSE']._serialized_start=2634
-  _globals['_REMOVEWORKERRESPONSE']._serialized_end=2679
-  _globals['_SEARCHSTREAMREQUEST']._serialized_start=2681
-  _globals['_SEARCHSTREAMREQUEST']._serialized_end=2800
-  _globals['_SEARCHSTREAMRESPONSE']._serialized_start=2803
-  _globals['_SEARCHSTREAMRESPONSE']._serialized_end=2940
-  _globals['_COORDINATOR']._serialized_start=3261
-  _globals['_COORDINATOR']._serialized_end=4309
+  _globals['_LOADREQUEST']._serialized_start=982
+  _globals['_LOADREQUEST']._serialized_end=1163
+  _globals['_IDRANGE']._serialized_start=1165
+  _globals['_IDRANGE']._serialized_end=1204
+  _globals['_LOADRESPONSE']._serialized_start=1206
+  _globals['_LOADRESPONSE']._serialized_end=1308
+  _globals['_DELETEREQUEST']._serialized_start=1310
+  _globals['_DELETEREQUEST']._serialized_end=1358
+  _globals['_DELETERESPONSE']._serialized_start=1360
+  _globals['_DELETERESPONSE']._serialized_end=1393
+  _globals['_LOADFILESREQUEST']._serialized_start=1396
+  _globals['_LOADFILESREQUEST']._serialized_end=1558
+  _globals['_LOADFILESRESPONSE']._serialized_start=1560
+  _globals['_LOADFILESRESPONSE']._serialized_end=1623
+  _globals['_LOADSTATUSREQUEST']._serialized_start=1625
+  _globals['_LOADSTATUSREQUEST']._serialized_end=1665
+  _globals['_LOADSTATUSRESPONSE']._serialized_start=1668
+  _globals['_LOADSTATUSRESPONSE']._serialized_end=1955
+  _globals['_SEARCHREQUEST']._serialized_start=1958
+  _globals['_SEARCHREQUEST']._serialized_end=2130
+  _globals['_SEARCHRESPONSE']._serialized_start=2133
+  _globals['_SEARCHRESPONSE']._serialized_end=2296
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=2298
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=2320
+  _globals['_WORKERSTATUS']._serialized_start=2323
+  _globals['_WORKERSTATUS']._serialized_end=2559
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=2562
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=2769
+  _globals['_REPLICASTATE']._serialized_start=2772
+  _globals['_REPLICASTATE']._serialized_end=2975
+  _globals['_REPLICASTATE_STATE']._serialized_start=2887
+  _globals['_REPLICASTATE_STATE']._serialized_end=2975
+  _globals['_REGISTERWORKERREQUEST']._serialized_start=2977
+  _globals['_REGISTERWORKERREQUEST']._serialized_end=3036
+  _globals['_REGISTERWORKERRESPONSE']._serialized_start=3038
+  _globals['_REGISTERWORKERRESPONSE']._serialized_end=3085
+  _globals['_REMOVEWORKERREQUEST']._serialized_start=3087
+  _globals['_REMOVEWORKERREQUEST']._serialized_end=3127
+  _globals['_REMOVEWORKERRESPONSE']._serialized_start=3129
+  _globals['_REMOVEWORKERRESPONSE']._serialized_end=3174
+  _globals['_DRAINWORKERREQUEST']._serialized_start=3176
+  _globals['_DRAINWORKERREQUEST']._serialized_end=3215
+  _globals['_DRAINWORKERRESPONSE']._serialized_start=3217
+  _globals['_DRAINWORKERRESPONSE']._serialized_end=3260
+  _globals['_SEARCHSTREAMREQUEST']._serialized_start=3262
+  _globals['_SEARCHSTREAMREQUEST']._serialized_end=3381
+  _globals['_SEARCHSTREAMRESPONSE']._serialized_start=3384
+  _globals['_SEARCHSTREAMRESPONSE']._serialized_end=3521
+  _globals['_COORDINATOR']._serialized_start=3911
+  _globals['_COORDINATOR']._serialized_end=5100
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,11 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DuplicateIDs(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DUPLICATE_IDS_REJECT: _ClassVar[DuplicateIDs]
+    DUPLICATE_IDS_REPLACE: _ClassVar[DuplicateIDs]
+
 class LoadState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     LOAD_STATE_UNSPECIFIED: _ClassVar[LoadState]
@@ -24,6 +29,8 @@ class WorkerHealth(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WORKER_HEALTH_SUSPECT: _ClassVar[WorkerHealth]
     WORKER_HEALTH_DOWN: _ClassVar[WorkerHealth]
     WORKER_HEALTH_DRAINING: _ClassVar[WorkerHealth]
+DUPLICATE_IDS_REJECT: DuplicateIDs
+DUPLICATE_IDS_REPLACE: DuplicateIDs
 LOAD_STATE_UNSPECIFIED: LoadState
 LOAD_STATE_PENDING: LoadState
 LOAD_STATE_TRAINING: LoadState
@@ -127,12 +134,20 @@ class TrainResponse(_message.Message):
     def __init__(self, model_version: _Optional[int] = ..., nlist: _Optional[int] = ..., training_rows: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.CollectionState, str]] = ...) -> None: ...
 
 class LoadRequest(_message.Message):
-    __slots__ = ("collection", "batch")
+    __slots__ = ("collection", "batch", "load_id", "first_row", "on_duplicate_id", "expected_rows")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    LOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ROW_FIELD_NUMBER: _ClassVar[int]
+    ON_DUPLICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_ROWS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     batch: _common_pb2.VectorBatch
-    def __init__(self, collection: _Optional[str] = ..., batch: _Optional[_Union[_common_pb2.VectorBatch, _Mapping]] = ...) -> None: ...
+    load_id: str
+    first_row: int
+    on_duplicate_id: DuplicateIDs
+    expected_rows: int
+    def __init__(self, collection: _Optional[str] = ..., batch: _Optional[_Union[_common_pb2.VectorBatch, _Mapping]] = ..., load_id: _Optional[str] = ..., first_row: _Optional[int] = ..., on_duplicate_id: _Optional[_Union[DuplicateIDs, str]] = ..., expected_rows: _Optional[int] = ...) -> None: ...
 
 class IdRange(_message.Message):
     __slots__ = ("first", "count")
@@ -151,6 +166,20 @@ class LoadResponse(_message.Message):
     model_version: int
     assigned_ids: _containers.RepeatedCompositeFieldContainer[IdRange]
     def __init__(self, rows_accepted: _Optional[int] = ..., model_version: _Optional[int] = ..., assigned_ids: _Optional[_Iterable[_Union[IdRange, _Mapping]]] = ...) -> None: ...
+
+class DeleteRequest(_message.Message):
+    __slots__ = ("collection", "ids")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    ids: bytes
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[bytes] = ...) -> None: ...
+
+class DeleteResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    def __init__(self, removed: _Optional[int] = ...) -> None: ...
 
 class LoadFilesRequest(_message.Message):
     __slots__ = ("collection", "path_glob", "format", "id_path_glob", "batch_size", "max_rows")
@@ -245,7 +274,7 @@ class ClusterStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WorkerStatus(_message.Message):
-    __slots__ = ("worker_id", "address", "health", "lists_owned", "vectors", "bytes", "queries_served", "last_seen_unix_ms")
+    __slots__ = ("worker_id", "address", "health", "lists_owned", "vectors", "bytes", "queries_served", "last_seen_unix_ms", "folder_id", "lists_behind")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +283,8 @@ class WorkerStatus(_message.Message):
     BYTES_FIELD_NUMBER: _ClassVar[int]
     QUERIES_SERVED_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_ID_FIELD_NUMBER: _ClassVar[int]
+    LISTS_BEHIND_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     health: WorkerHealth
@@ -262,17 +293,43 @@ class WorkerStatus(_message.Message):
     bytes: int
     queries_served: int
     last_seen_unix_ms: int
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., health: _Optional[_Union[WorkerHealth, str]] = ..., lists_owned: _Optional[int] = ..., vectors: _Optional[int] = ..., bytes: _Optional[int] = ..., queries_served: _Optional[int] = ..., last_seen_unix_ms: _Optional[int] = ...) -> None: ...
+    folder_id: str
+    lists_behind: int
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., health: _Optional[_Union[WorkerHealth, str]] = ..., lists_owned: _Optional[int] = ..., vectors: _Optional[int] = ..., bytes: _Optional[int] = ..., queries_served: _Optional[int] = ..., last_seen_unix_ms: _Optional[int] = ..., folder_id: _Optional[str] = ..., lists_behind: _Optional[int] = ...) -> None: ...
 
 class ClusterStatusResponse(_message.Message):
-    __slots__ = ("workers", "shard_maps", "collections")
+    __slots__ = ("workers", "shard_maps", "collections", "unhealthy_replicas")
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     SHARD_MAPS_FIELD_NUMBER: _ClassVar[int]
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    UNHEALTHY_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerStatus]
     shard_maps: _containers.RepeatedCompositeFieldContainer[_common_pb2.ShardMap]
     collections: _containers.RepeatedCompositeFieldContainer[_common_pb2.CollectionInfo]
-    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerStatus, _Mapping]]] = ..., shard_maps: _Optional[_Iterable[_Union[_common_pb2.ShardMap, _Mapping]]] = ..., collections: _Optional[_Iterable[_Union[_common_pb2.CollectionInfo, _Mapping]]] = ...) -> None: ...
+    unhealthy_replicas: _containers.RepeatedCompositeFieldContainer[ReplicaState]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerStatus, _Mapping]]] = ..., shard_maps: _Optional[_Iterable[_Union[_common_pb2.ShardMap, _Mapping]]] = ..., collections: _Optional[_Iterable[_Union[_common_pb2.CollectionInfo, _Mapping]]] = ..., unhealthy_replicas: _Optional[_Iterable[_Union[ReplicaState, _Mapping]]] = ...) -> None: ...
+
+class ReplicaState(_message.Message):
+    __slots__ = ("collection", "list", "worker_id", "state")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[ReplicaState.State]
+        STATE_SERVING: _ClassVar[ReplicaState.State]
+        STATE_BEHIND: _ClassVar[ReplicaState.State]
+        STATE_REPAIRING: _ClassVar[ReplicaState.State]
+    STATE_UNSPECIFIED: ReplicaState.State
+    STATE_SERVING: ReplicaState.State
+    STATE_BEHIND: ReplicaState.State
+    STATE_REPAIRING: ReplicaState.State
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    list: int
+    worker_id: str
+    state: ReplicaState.State
+    def __init__(self, collection: _Optional[str] = ..., list: _Optional[int] = ..., worker_id: _Optional[str] = ..., state: _Optional[_Union[ReplicaState.State, str]] = ...) -> None: ...
 
 class RegisterWorkerRequest(_message.Message):
     __slots__ = ("address", "worker_id")
@@ -299,6 +356,18 @@ class RemoveWorkerResponse(_message.Message):
     WORKERS_KNOWN_FIELD_NUMBER: _ClassVar[int]
     workers_known: int
     def __init__(self, workers_known: _Optional[int] = ...) -> None: ...
+
+class DrainWorkerRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class DrainWorkerResponse(_message.Message):
+    __slots__ = ("lists_moving",)
+    LISTS_MOVING_FIELD_NUMBER: _ClassVar[int]
+    lists_moving: int
+    def __init__(self, lists_moving: _Optional[int] = ...) -> None: ...
 
 class SearchStreamRequest(_message.Message):
     __slots__ = ("request_id", "search", "timeout_ms", "cancel")

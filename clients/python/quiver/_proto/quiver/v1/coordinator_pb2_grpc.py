@@ -64,6 +64,11 @@ class CoordinatorStub:
                 request_serializer=quiver_dot_v1_dot_coordinator__pb2.LoadRequest.SerializeToString,
                 response_deserializer=quiver_dot_v1_dot_coordinator__pb2.LoadResponse.FromString,
                 _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/quiver.v1.Coordinator/Delete',
+                request_serializer=quiver_dot_v1_dot_coordinator__pb2.DeleteRequest.SerializeToString,
+                response_deserializer=quiver_dot_v1_dot_coordinator__pb2.DeleteResponse.FromString,
+                _registered_method=True)
         self.LoadFiles = channel.unary_unary(
                 '/quiver.v1.Coordinator/LoadFiles',
                 request_serializer=quiver_dot_v1_dot_coordinator__pb2.LoadFilesRequest.SerializeToString,
@@ -98,6 +103,11 @@ class CoordinatorStub:
                 '/quiver.v1.Coordinator/RemoveWorker',
                 request_serializer=quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerRequest.SerializeToString,
                 response_deserializer=quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerResponse.FromString,
+                _registered_method=True)
+        self.DrainWorker = channel.unary_unary(
+                '/quiver.v1.Coordinator/DrainWorker',
+                request_serializer=quiver_dot_v1_dot_coordinator__pb2.DrainWorkerRequest.SerializeToString,
+                response_deserializer=quiver_dot_v1_dot_coordinator__pb2.DrainWorkerResponse.FromString,
                 _registered_method=True)
 
 
@@ -145,6 +155,14 @@ class CoordinatorServicer:
     def Load(self, request_iterator, context):
         """Loads vectors streamed by the client. The first message must name the collection; the
         single response arrives after every row is durably stored on all its replicas.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Removes vectors by id. Answered once every list's write quorum of replicas removed them (a
+        replica that could not is marked behind and repaired); ids not stored are ignored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -205,6 +223,15 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainWorker(self, request, context):
+        """Moves every list off a worker (admin), to be retired: it gets no new lists, its lists are
+        copied to other workers and then released; ClusterStatus shows it DRAINING until it holds
+        none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -237,6 +264,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.Load,
                     request_deserializer=quiver_dot_v1_dot_coordinator__pb2.LoadRequest.FromString,
                     response_serializer=quiver_dot_v1_dot_coordinator__pb2.LoadResponse.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=quiver_dot_v1_dot_coordinator__pb2.DeleteRequest.FromString,
+                    response_serializer=quiver_dot_v1_dot_coordinator__pb2.DeleteResponse.SerializeToString,
             ),
             'LoadFiles': grpc.unary_unary_rpc_method_handler(
                     servicer.LoadFiles,
@@ -272,6 +304,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.RemoveWorker,
                     request_deserializer=quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerRequest.FromString,
                     response_serializer=quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerResponse.SerializeToString,
+            ),
+            'DrainWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainWorker,
+                    request_deserializer=quiver_dot_v1_dot_coordinator__pb2.DrainWorkerRequest.FromString,
+                    response_serializer=quiver_dot_v1_dot_coordinator__pb2.DrainWorkerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -436,6 +473,33 @@ class Coordinator:
             '/quiver.v1.Coordinator/Load',
             quiver_dot_v1_dot_coordinator__pb2.LoadRequest.SerializeToString,
             quiver_dot_v1_dot_coordinator__pb2.LoadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Coordinator/Delete',
+            quiver_dot_v1_dot_coordinator__pb2.DeleteRequest.SerializeToString,
+            quiver_dot_v1_dot_coordinator__pb2.DeleteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -625,6 +689,33 @@ class Coordinator:
             '/quiver.v1.Coordinator/RemoveWorker',
             quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerRequest.SerializeToString,
             quiver_dot_v1_dot_coordinator__pb2.RemoveWorkerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Coordinator/DrainWorker',
+            quiver_dot_v1_dot_coordinator__pb2.DrainWorkerRequest.SerializeToString,
+            quiver_dot_v1_dot_coordinator__pb2.DrainWorkerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -126,7 +126,7 @@ class WorkerStatsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class WorkerCollectionStats(_message.Message):
-    __slots__ = ("collection", "model_version", "shard_map_version", "lists_owned", "vectors", "code_bytes", "raw_bytes", "queries_served")
+    __slots__ = ("collection", "model_version", "shard_map_version", "lists_owned", "vectors", "code_bytes", "raw_bytes", "queries_served", "damaged_records", "dead_rows")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SHARD_MAP_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +135,8 @@ class WorkerCollectionStats(_message.Message):
     CODE_BYTES_FIELD_NUMBER: _ClassVar[int]
     RAW_BYTES_FIELD_NUMBER: _ClassVar[int]
     QUERIES_SERVED_FIELD_NUMBER: _ClassVar[int]
+    DAMAGED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_ROWS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     model_version: int
     shard_map_version: int
@@ -143,12 +145,15 @@ class WorkerCollectionStats(_message.Message):
     code_bytes: int
     raw_bytes: int
     queries_served: int
-    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., shard_map_version: _Optional[int] = ..., lists_owned: _Optional[int] = ..., vectors: _Optional[int] = ..., code_bytes: _Optional[int] = ..., raw_bytes: _Optional[int] = ..., queries_served: _Optional[int] = ...) -> None: ...
+    damaged_records: int
+    dead_rows: int
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., shard_map_version: _Optional[int] = ..., lists_owned: _Optional[int] = ..., vectors: _Optional[int] = ..., code_bytes: _Optional[int] = ..., raw_bytes: _Optional[int] = ..., queries_served: _Optional[int] = ..., damaged_records: _Optional[int] = ..., dead_rows: _Optional[int] = ...) -> None: ...
 
 class WorkerStatsResponse(_message.Message):
-    __slots__ = ("worker_id", "version", "vectors", "lists_owned", "bytes", "queries_served", "collections", "uptime_seconds")
+    __slots__ = ("worker_id", "version", "folder_id", "vectors", "lists_owned", "bytes", "queries_served", "collections", "uptime_seconds")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    FOLDER_ID_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     LISTS_OWNED_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -157,13 +162,14 @@ class WorkerStatsResponse(_message.Message):
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     version: str
+    folder_id: str
     vectors: int
     lists_owned: int
     bytes: int
     queries_served: int
     collections: _containers.RepeatedCompositeFieldContainer[WorkerCollectionStats]
     uptime_seconds: float
-    def __init__(self, worker_id: _Optional[str] = ..., version: _Optional[str] = ..., vectors: _Optional[int] = ..., lists_owned: _Optional[int] = ..., bytes: _Optional[int] = ..., queries_served: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[WorkerCollectionStats, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[str] = ..., version: _Optional[str] = ..., folder_id: _Optional[str] = ..., vectors: _Optional[int] = ..., lists_owned: _Optional[int] = ..., bytes: _Optional[int] = ..., queries_served: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[WorkerCollectionStats, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
 
 class WorkerDropCollectionRequest(_message.Message):
     __slots__ = ("collection",)
@@ -200,3 +206,109 @@ class SearchListsStreamResponse(_message.Message):
     result: SearchListsResponse
     error: _common_pb2.CallError
     def __init__(self, request_id: _Optional[int] = ..., result: _Optional[_Union[SearchListsResponse, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.CallError, _Mapping]] = ...) -> None: ...
+
+class DeleteIDsRequest(_message.Message):
+    __slots__ = ("collection", "model_version", "ids")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model_version: int
+    ids: bytes
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., ids: _Optional[bytes] = ...) -> None: ...
+
+class DeleteIDsResponse(_message.Message):
+    __slots__ = ("removed", "removed_ids")
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_IDS_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    removed_ids: bytes
+    def __init__(self, removed: _Optional[int] = ..., removed_ids: _Optional[bytes] = ...) -> None: ...
+
+class LookupIDsRequest(_message.Message):
+    __slots__ = ("collection", "model_version", "ids")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model_version: int
+    ids: bytes
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., ids: _Optional[bytes] = ...) -> None: ...
+
+class LookupIDsResponse(_message.Message):
+    __slots__ = ("found_ids", "vectors")
+    FOUND_IDS_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    found_ids: bytes
+    vectors: bytes
+    def __init__(self, found_ids: _Optional[bytes] = ..., vectors: _Optional[bytes] = ...) -> None: ...
+
+class ExportListRequest(_message.Message):
+    __slots__ = ("collection", "model_version", "list")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model_version: int
+    list: int
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., list: _Optional[int] = ...) -> None: ...
+
+class ListChunk(_message.Message):
+    __slots__ = ("collection", "model_version", "list", "total_entries", "ids", "codes", "vectors")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    CODES_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model_version: int
+    list: int
+    total_entries: int
+    ids: bytes
+    codes: bytes
+    vectors: bytes
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., list: _Optional[int] = ..., total_entries: _Optional[int] = ..., ids: _Optional[bytes] = ..., codes: _Optional[bytes] = ..., vectors: _Optional[bytes] = ...) -> None: ...
+
+class ImportListResponse(_message.Message):
+    __slots__ = ("entries", "checksum")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    entries: int
+    checksum: int
+    def __init__(self, entries: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
+
+class ListDigestsRequest(_message.Message):
+    __slots__ = ("collection", "model_version")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model_version: int
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ...) -> None: ...
+
+class ListDigestsResponse(_message.Message):
+    __slots__ = ("lists", "counts", "checksums")
+    LISTS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUMS_FIELD_NUMBER: _ClassVar[int]
+    lists: bytes
+    counts: bytes
+    checksums: bytes
+    def __init__(self, lists: _Optional[bytes] = ..., counts: _Optional[bytes] = ..., checksums: _Optional[bytes] = ...) -> None: ...
+
+class CompactRequest(_message.Message):
+    __slots__ = ("collection", "model_version")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model_version: int
+    def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ...) -> None: ...
+
+class CompactResponse(_message.Message):
+    __slots__ = ("bytes_before", "bytes_after")
+    BYTES_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_AFTER_FIELD_NUMBER: _ClassVar[int]
+    bytes_before: int
+    bytes_after: int
+    def __init__(self, bytes_before: _Optional[int] = ..., bytes_after: _Optional[int] = ...) -> None: ...

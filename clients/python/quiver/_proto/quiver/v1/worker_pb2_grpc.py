@@ -69,6 +69,36 @@ class WorkerStub:
                 request_serializer=quiver_dot_v1_dot_worker__pb2.WorkerDropCollectionRequest.SerializeToString,
                 response_deserializer=quiver_dot_v1_dot_worker__pb2.WorkerDropCollectionResponse.FromString,
                 _registered_method=True)
+        self.DeleteIDs = channel.unary_unary(
+                '/quiver.v1.Worker/DeleteIDs',
+                request_serializer=quiver_dot_v1_dot_worker__pb2.DeleteIDsRequest.SerializeToString,
+                response_deserializer=quiver_dot_v1_dot_worker__pb2.DeleteIDsResponse.FromString,
+                _registered_method=True)
+        self.LookupIDs = channel.unary_unary(
+                '/quiver.v1.Worker/LookupIDs',
+                request_serializer=quiver_dot_v1_dot_worker__pb2.LookupIDsRequest.SerializeToString,
+                response_deserializer=quiver_dot_v1_dot_worker__pb2.LookupIDsResponse.FromString,
+                _registered_method=True)
+        self.ExportList = channel.unary_stream(
+                '/quiver.v1.Worker/ExportList',
+                request_serializer=quiver_dot_v1_dot_worker__pb2.ExportListRequest.SerializeToString,
+                response_deserializer=quiver_dot_v1_dot_worker__pb2.ListChunk.FromString,
+                _registered_method=True)
+        self.ImportList = channel.stream_unary(
+                '/quiver.v1.Worker/ImportList',
+                request_serializer=quiver_dot_v1_dot_worker__pb2.ListChunk.SerializeToString,
+                response_deserializer=quiver_dot_v1_dot_worker__pb2.ImportListResponse.FromString,
+                _registered_method=True)
+        self.ListDigests = channel.unary_unary(
+                '/quiver.v1.Worker/ListDigests',
+                request_serializer=quiver_dot_v1_dot_worker__pb2.ListDigestsRequest.SerializeToString,
+                response_deserializer=quiver_dot_v1_dot_worker__pb2.ListDigestsResponse.FromString,
+                _registered_method=True)
+        self.Compact = channel.unary_unary(
+                '/quiver.v1.Worker/Compact',
+                request_serializer=quiver_dot_v1_dot_worker__pb2.CompactRequest.SerializeToString,
+                response_deserializer=quiver_dot_v1_dot_worker__pb2.CompactResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServicer:
@@ -127,6 +157,51 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteIDs(self, request, context):
+        """Removes rows by id from every list this worker holds them in (durably, before answering).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupIDs(self, request, context):
+        """Which of the given ids this worker stores, with their lists and raw vectors: what the
+        coordinator checks a batch of caller ids against before storing it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportList(self, request, context):
+        """The entries of one list, in chunks: the source side of a repair.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportList(self, request_iterator, context):
+        """Replaces one list with exactly the streamed entries (durably): the receiving side of a
+        repair. The list must be owned under the worker's shard map.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDigests(self, request, context):
+        """Entry count and id checksum of every owned list, to compare replicas.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Compact(self, request, context):
+        """Rewrites the collection's segments from what it holds in memory: removed and replaced rows
+        and skipped damaged records are gone afterwards.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +239,36 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.DropCollection,
                     request_deserializer=quiver_dot_v1_dot_worker__pb2.WorkerDropCollectionRequest.FromString,
                     response_serializer=quiver_dot_v1_dot_worker__pb2.WorkerDropCollectionResponse.SerializeToString,
+            ),
+            'DeleteIDs': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteIDs,
+                    request_deserializer=quiver_dot_v1_dot_worker__pb2.DeleteIDsRequest.FromString,
+                    response_serializer=quiver_dot_v1_dot_worker__pb2.DeleteIDsResponse.SerializeToString,
+            ),
+            'LookupIDs': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupIDs,
+                    request_deserializer=quiver_dot_v1_dot_worker__pb2.LookupIDsRequest.FromString,
+                    response_serializer=quiver_dot_v1_dot_worker__pb2.LookupIDsResponse.SerializeToString,
+            ),
+            'ExportList': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportList,
+                    request_deserializer=quiver_dot_v1_dot_worker__pb2.ExportListRequest.FromString,
+                    response_serializer=quiver_dot_v1_dot_worker__pb2.ListChunk.SerializeToString,
+            ),
+            'ImportList': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportList,
+                    request_deserializer=quiver_dot_v1_dot_worker__pb2.ListChunk.FromString,
+                    response_serializer=quiver_dot_v1_dot_worker__pb2.ImportListResponse.SerializeToString,
+            ),
+            'ListDigests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDigests,
+                    request_deserializer=quiver_dot_v1_dot_worker__pb2.ListDigestsRequest.FromString,
+                    response_serializer=quiver_dot_v1_dot_worker__pb2.ListDigestsResponse.SerializeToString,
+            ),
+            'Compact': grpc.unary_unary_rpc_method_handler(
+                    servicer.Compact,
+                    request_deserializer=quiver_dot_v1_dot_worker__pb2.CompactRequest.FromString,
+                    response_serializer=quiver_dot_v1_dot_worker__pb2.CompactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +460,168 @@ class Worker:
             '/quiver.v1.Worker/DropCollection',
             quiver_dot_v1_dot_worker__pb2.WorkerDropCollectionRequest.SerializeToString,
             quiver_dot_v1_dot_worker__pb2.WorkerDropCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteIDs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Worker/DeleteIDs',
+            quiver_dot_v1_dot_worker__pb2.DeleteIDsRequest.SerializeToString,
+            quiver_dot_v1_dot_worker__pb2.DeleteIDsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupIDs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Worker/LookupIDs',
+            quiver_dot_v1_dot_worker__pb2.LookupIDsRequest.SerializeToString,
+            quiver_dot_v1_dot_worker__pb2.LookupIDsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/quiver.v1.Worker/ExportList',
+            quiver_dot_v1_dot_worker__pb2.ExportListRequest.SerializeToString,
+            quiver_dot_v1_dot_worker__pb2.ListChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportList(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/quiver.v1.Worker/ImportList',
+            quiver_dot_v1_dot_worker__pb2.ListChunk.SerializeToString,
+            quiver_dot_v1_dot_worker__pb2.ImportListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Worker/ListDigests',
+            quiver_dot_v1_dot_worker__pb2.ListDigestsRequest.SerializeToString,
+            quiver_dot_v1_dot_worker__pb2.ListDigestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Compact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quiver.v1.Worker/Compact',
+            quiver_dot_v1_dot_worker__pb2.CompactRequest.SerializeToString,
+            quiver_dot_v1_dot_worker__pb2.CompactResponse.FromString,
             options,
             channel_credentials,
             insecure,
