@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -492,8 +493,16 @@ class Client:
         progress: ProgressArgument = False,
         train: bool = True,
         timeout: Optional[float] = None,
+        load_id: Optional[str] = None,
+        replace: bool = False,
+        retries: int = 8,
     ) -> np.ndarray:
         """Streams vectors to the coordinator; returns once every row is durably stored.
+
+        The rows form one named load (``load_id``, a fresh one by default). When the stream
+        fails on the way (a worker or the coordinator restarting), it is sent again from the
+        first row not acknowledged, up to ``retries`` times; nothing is stored twice, since the
+        coordinator derives assigned ids from (load, row) and recognises rows already stored.
 
         Args:
             vectors: ``(n, dimension)`` array (or one 1-D vector) of float32, float16 (widened)
@@ -504,6 +513,11 @@ class Client:
             progress: ``True`` prints rows sent to stderr; a callable gets ``(rows_sent, rows)``.
             train: if the collection was only created, train it on this load's first rows.
             timeout: deadline of the whole stream; default the client's ``load_timeout``.
+            load_id: names the load (1-128 characters of ``[A-Za-z0-9_.-]``); sending the same
+                rows again under it stores them once.
+            replace: with ``ids``, overwrite ids already stored with other vectors (upsert)
+                instead of refusing the batch with ``AlreadyExists``.
+            retries: times a failed stream is resumed before the error is raised.
 
         Returns:
             The ids of the rows, int64 of shape ``(n,)``: the coordinator's (consecutive
@@ -524,24 +538,41 @@ class Client:
             self._train_if_new(name)
         report = _progress_reporter(progress, rows, f"loading {name}")
 
-        def messages() -> Iterator[coordinator_pb2.LoadRequest]:
-            for start in range(0, rows, batch_rows):
+        load_id = load_id or "load-" + uuid.uuid4().hex
+        duplicates = coordinator_pb2.DUPLICATE_IDS_REPLACE if replace else coordinator_pb2.DUPLICATE_IDS_REJECT
+
+        def messages(first: int) -> Iterator[coordinator_pb2.LoadRequest]:
+            for start in range(first, rows, batch_rows):
                 end = min(rows, start + batch_rows)
                 batch = common_pb2.VectorBatch(
                     vectors=common_pb2.FloatMatrix(rows=end - start, dimension=dimension, data=matrix[start:end].tobytes())
                 )
                 if id_array is not None:
                     batch.ids = id_array[start:end].tobytes()
-                yield coordinator_pb2.LoadRequest(collection=name, batch=batch)
+                yield coordinator_pb2.LoadRequest(collection=name, batch=batch, load_id=load_id, first_row=start,
+                                                  on_duplicate_id=duplicates, expected_rows=rows)
                 report(end)
 
+        resume, attempt = 0, 0
         try:
-            response = self._stub.Load(messages(), timeout=timeout or self.load_timeout, metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+            while True:
+                try:
+                    response = self._stub.Load(messages(resume), timeout=timeout or self.load_timeout, metadata=self._metadata)
+                    break
+                except grpc.RpcError as error:
+                    code = error.code() if callable(getattr(error, "code", None)) else None
+                    if attempt >= retries or code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                                          grpc.StatusCode.ABORTED):
+                        raise from_rpc_error(error) from None
+                    attempt += 1
+                    trailing = dict(error.trailing_metadata() or ()) if callable(getattr(error, "trailing_metadata", None)) else {}
+                    through = trailing.get("quiver-acknowledged-through")
+                    if through is not None and through.isdigit():
+                        resume = max(resume, min(rows, int(through)))
+                    time.sleep(min(5.0, 0.1 * (2 ** min(attempt, 6))))
         finally:
             report(None)
-        if response.rows_accepted != rows:
+        if response.rows_accepted != rows - resume and response.rows_accepted != rows:
             raise QuiverError(f"the coordinator stored {response.rows_accepted} of {rows} rows")
         if id_array is not None:
             return id_array.copy()
@@ -550,6 +581,24 @@ class Client:
         if result.shape[0] != rows:
             raise QuiverError(f"the coordinator assigned {result.shape[0]} ids to {rows} rows")
         return result
+
+    def delete(self, name: str, ids, *, timeout: Optional[float] = None) -> int:
+        """Removes vectors by id; returns how many of them were stored.
+
+        Answered once every list's write quorum of replicas removed them.
+
+        Raises:
+            NotFound: no such collection.
+            InvalidArgument: negative ids.
+        """
+        flat = np.asarray(ids).reshape(-1)
+        id_array = _arrays.as_ids(flat, flat.shape[0])
+        request = coordinator_pb2.DeleteRequest(collection=name, ids=id_array.tobytes())
+        try:
+            response = self._stub.Delete(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        return int(response.removed)
 
     def load_files(
         self,

@@ -291,3 +291,32 @@ def _has_health_stubs() -> bool:
     except ImportError:
         return False
     return True
+
+
+# ---- loads sent again, deletes -------------------------------------------------------------------
+
+
+def test_a_load_sent_again_under_its_load_id_is_stored_once(client, collection_name):
+    vectors = normalised(600, 16, seed=21)
+    client.create(collection_name, dimension=16, metric="ip", nlist=8)
+    first = client.load(collection_name, vectors, batch_rows=100, load_id="py-load-1")
+    again = client.load(collection_name, vectors, batch_rows=250, load_id="py-load-1")
+    assert np.array_equal(first, again)
+    assert client.describe(collection_name).vector_count == 600
+    ids, _ = client.search(collection_name, vectors[:50], k=2, nprobe=8, reorder_k=50)
+    assert np.array_equal(ids[:, 0], first[:50])
+    assert not np.any(ids[:, 1] == first[:50])
+
+
+def test_deleted_ids_are_not_found_and_other_vectors_under_taken_ids_are_refused(client, collection_name):
+    vectors = normalised(400, 16, seed=22)
+    client.create(collection_name, dimension=16, metric="ip", nlist=8)
+    ids = np.arange(1000, 1400, dtype=np.int64)
+    client.load(collection_name, vectors, ids=ids)
+    with pytest.raises(quiver.AlreadyExists):
+        client.load(collection_name, normalised(400, 16, seed=23), ids=ids)
+    assert client.delete(collection_name, ids[:100]) == 100
+    assert client.delete(collection_name, ids[:100]) == 0
+    assert client.describe(collection_name).vector_count == 300
+    found, _ = client.search(collection_name, vectors[:100], k=5, nprobe=8, reorder_k=50)
+    assert not np.isin(found, ids[:100]).any()
