@@ -249,7 +249,7 @@ public struct IVFIndex: Sendable {
             results.exactDistances = [Float](repeating: .infinity, count: count * slots)
         }
         // FastScan batches scan each list once for all the batch's queries that probe it.
-        let heapBudget = (8 << 20) / (candidateCount * 32)
+        let heapBudget = (1 << 20) / (candidateCount * 64)
         let batch = configuration.encoding == .fastScan
             ? max(1, min(queriesPerScan, heapBudget, (count + threads - 1) / max(1, threads))) : 1
         results.ids.withUnsafeMutableBufferPointer { outIds in

@@ -23,6 +23,8 @@ struct ListScanner: ~Copyable {
     /// list << 32 | position of every probe of the batch (position q · nprobe + j names query q),
     /// sorted so that each list's queries are adjacent.
     private var probesByList: [UInt64] = []
+    /// Runs of `probesByList` with one list each, in scanning order.
+    private var groups: [(rank: Int, start: Int, end: Int)] = []
     private var groupLUTs: [UnsafePointer<UInt8>?]
     private var groupScales: [Float]
     private var groupBiases: [Float]
@@ -72,17 +74,31 @@ struct ListScanner: ~Copyable {
         for position in 0 ..< count * nprobe where lists[position] >= 0 {
             probesByList.append(UInt64(UInt32(lists[position])) << 32 | UInt64(position))
         }
-        // One query keeps its probes nearest first (its heap fills with good candidates early);
-        // a batch groups them by list.
-        if count > 1 { probesByList.sort() }
-
-        model.centroids.values.withUnsafeBufferPointer { centroids in
+        // A batch groups its probes by list. Heaps tighten fastest when good candidates come
+        // first, so the lists go in order of the best rank any member query gave them: every
+        // query meets its nearest lists early, as one query alone (kept nearest first) does.
+        groups.removeAll(keepingCapacity: true)
+        if count > 1 {
+            probesByList.sort()
             var start = 0
             while start < probesByList.count {
-                let listID = Int(probesByList[start] >> 32)
                 var end = start + 1
-                while end < probesByList.count && probesByList[end] >> 32 == probesByList[start] >> 32 { end += 1 }
-                defer { start = end }
+                var bestRank = Int(UInt32(truncatingIfNeeded: probesByList[start])) % nprobe
+                while end < probesByList.count && probesByList[end] >> 32 == probesByList[start] >> 32 {
+                    bestRank = min(bestRank, Int(UInt32(truncatingIfNeeded: probesByList[end])) % nprobe)
+                    end += 1
+                }
+                groups.append((bestRank, start, end))
+                start = end
+            }
+            groups.sort { ($0.rank, $0.start) < ($1.rank, $1.start) }
+        } else {
+            for position in probesByList.indices { groups.append((position, position, position + 1)) }
+        }
+
+        model.centroids.values.withUnsafeBufferPointer { centroids in
+            for (_, start, end) in groups {
+                let listID = Int(probesByList[start] >> 32)
                 let list = index.lists[listID]
                 guard list.count > 0 else { continue }
                 let centroid = centroids.baseAddress! + listID * d
