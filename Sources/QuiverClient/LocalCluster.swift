@@ -6,29 +6,45 @@ import Glibc
 
 /// A `quiver` server process (coordinator or worker) started on loopback. It binds the port it
 /// is given (0: the OS picks one) and prints `… listening on HOST:PORT`; that line gives the
-/// address. Stopped with SIGTERM (then SIGKILL) when released.
+/// address. Stopped with SIGTERM (then SIGKILL) when released. A process started again under
+/// the same name appends to the same log, so earlier runs' lines stay readable.
 public final class ServerProcess: @unchecked Sendable {
     public let name: String
     public private(set) var address: HostAndPort!
     public let log: URL
+    /// Where this run's lines begin in the log.
+    private let logStart: UInt64
     private let process = Process()
 
     public init(binary: URL, name: String, arguments: [String], logDirectory: URL) throws {
         self.name = name
         log = logDirectory.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        if !FileManager.default.fileExists(atPath: log.path) {
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
+        let output = try FileHandle(forWritingTo: log)
+        logStart = try output.seekToEnd()
         process.executableURL = binary
         process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: log)
+        process.standardOutput = output
         process.standardError = process.standardOutput
         try process.run()
         address = try waitForAddress()
     }
 
+    /// What this run has written to the log so far.
+    public func logText() -> String {
+        guard let handle = try? FileHandle(forReadingFrom: log) else { return "" }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: logStart)
+        let data = (try? handle.readToEnd()) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
     private func waitForAddress() throws -> HostAndPort {
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
-            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            let text = logText()
             if let line = text.split(separator: "\n").first(where: { $0.contains("listening on ") }),
                let address = HostAndPort(String(line.split(separator: " ").last!)) {
                 return address
@@ -48,7 +64,7 @@ public final class ServerProcess: @unchecked Sendable {
     public func loggedAddress(after marker: String, timeout: Duration = .seconds(10)) throws -> HostAndPort {
         let deadline = Date().addingTimeInterval(Double(timeout.components.seconds))
         while Date() < deadline {
-            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            let text = logText()
             if let range = text.range(of: marker) {
                 let rest = text[range.upperBound...].prefix { !$0.isWhitespace && $0 != "/" }
                 if let address = HostAndPort(String(rest)) { return address }

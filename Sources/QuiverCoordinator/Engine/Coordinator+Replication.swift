@@ -42,12 +42,13 @@ extension Coordinator {
         entries[name] = entry
     }
 
-    /// One pass of upkeep, run after every heartbeat.
-    func upkeep() async {
+    /// One pass of upkeep. True when repairs remain that this pass ran out of time for.
+    func upkeep() async -> Bool {
         await checkWorkers()
         await replaceDeadWorkers()
-        await repairRound()
+        let more = await repairRound()
         await releaseRound()
+        return more
     }
 
     // MARK: - Workers that lost or damaged data
@@ -69,8 +70,18 @@ extension Coordinator {
                 try? store.saveWorkers(pool.endpoints)
             }
             for (name, entry) in entries {
-                guard let map = entry.shardMap, let model = entry.model, !map.lists(ownedBy: worker).isEmpty else { continue }
-                let held = stats.collections.first { $0.collection == name }
+                // A training in flight installs its model on workers before committing it here.
+                guard let map = entry.shardMap, let model = entry.model, !map.lists(ownedBy: worker).isEmpty,
+                      !entry.trainingClaimed else { continue }
+                var held = stats.collections.first { $0.collection == name }
+                if held == nil || held!.modelVersion != model.version || held!.shardMapVersion == 0 {
+                    // The heartbeat's numbers may predate a training that installed the model
+                    // since: act only on what the worker says now, after the model was committed.
+                    guard let now = try? await pool.freshStats(of: worker), let current = entries[name],
+                          current.incarnation == entry.incarnation, current.model?.version == model.version,
+                          !current.trainingClaimed else { continue }
+                    held = now.collections.first { $0.collection == name }
+                }
                 if let held, held.modelVersion != model.version {
                     // Rows of another incarnation or model: they must go before this one installs.
                     logger.warning("worker \(worker) holds \(name) with model \(held.modelVersion), not \(model.version): dropping its copy")
@@ -78,7 +89,8 @@ extension Coordinator {
                 }
                 if held == nil || held!.modelVersion != model.version || held!.shardMapVersion == 0 {
                     // It lost the collection (or never got it): install, assign, refill.
-                    if entry.replicas.lists(behindOn: worker).count < map.lists(ownedBy: worker).count {
+                    let behind = entries[name]?.replicas.lists(behindOn: worker).count ?? 0
+                    if behind < map.lists(ownedBy: worker).count {
                         try? markBehind(name, incarnation: entry.incarnation, map.lists(ownedBy: worker).map { ($0, worker) },
                                         reason: "the worker does not hold the collection's model")
                     }
@@ -145,10 +157,17 @@ extension Coordinator {
     /// How long one repair round may hold a collection's writes back.
     static let repairRoundBudget: Duration = .milliseconds(300)
 
+    /// Lists copied at once in a repair round.
+    static let repairParallelism = 4
+
     /// Copies behind lists from serving replicas (or a worker still holding a list it is moving
     /// off), with the collection's writes held back meanwhile, and marks them serving once the
-    /// copy's digest matches.
-    func repairRound() async {
+    /// copy's digest matches. True when some collection has repairs left that this round made
+    /// progress on but ran out of time for (the caller comes back at once rather than after a
+    /// heartbeat interval).
+    @discardableResult
+    func repairRound() async -> Bool {
+        var more = false
         for name in entries.keys.sorted() {
             guard let entry = entries[name], let map = entry.shardMap, let model = entry.model,
                   !entry.replicas.behind.isEmpty else { continue }
@@ -164,21 +183,33 @@ extension Coordinator {
             guard !work.isEmpty else { continue }
             let incarnation = entry.incarnation
             let pool = pool
+            let logger = logger
             let repaired = await gates[name].exclusive { () -> [(list: Int32, worker: WorkerID)] in
                 let started = ContinuousClock.now
                 var repaired: [(list: Int32, worker: WorkerID)] = []
-                for item in work where ContinuousClock.now - started < Self.repairRoundBudget {
-                    do {
-                        let copy = try await pool.copyList(item.list, collection: name, modelVersion: model.version,
-                                                           from: item.source, to: item.worker)
-                        if copy.sent == copy.stored {
-                            repaired.append((item.list, item.worker))
-                        } else {
-                            self.logger.error("repair of list \(item.list) of \(name) on \(item.worker) does not match its source \(item.source) (\(copy.stored) vs \(copy.sent)); retrying")
+                var next = 0
+                while next < work.count && ContinuousClock.now - started < Self.repairRoundBudget {
+                    let wave = work[next ..< min(work.count, next + Self.repairParallelism)]
+                    next = wave.endIndex
+                    let copied = await withTaskGroup(of: (list: Int32, worker: WorkerID)?.self) { group in
+                        for item in wave {
+                            group.addTask {
+                                do {
+                                    let copy = try await pool.copyList(item.list, collection: name, modelVersion: model.version,
+                                                                       from: item.source, to: item.worker)
+                                    if copy.sent == copy.stored { return (item.list, item.worker) }
+                                    logger.error("repair of list \(item.list) of \(name) on \(item.worker) does not match its source \(item.source) (\(copy.stored) vs \(copy.sent)); retrying")
+                                } catch {
+                                    logger.warning("repair of list \(item.list) of \(name) on \(item.worker) from \(item.source) failed: \(error)")
+                                }
+                                return nil
+                            }
                         }
-                    } catch {
-                        self.logger.warning("repair of list \(item.list) of \(name) on \(item.worker) from \(item.source) failed: \(error)")
+                        var copied: [(list: Int32, worker: WorkerID)] = []
+                        for await result in group { if let result { copied.append(result) } }
+                        return copied
                     }
+                    repaired += copied
                 }
                 return repaired
             }
@@ -186,8 +217,10 @@ extension Coordinator {
             if !repaired.isEmpty {
                 let left = entries[name]?.replicas.behind.values.reduce(0) { $0 + $1.count } ?? 0
                 logger.info("repaired \(repaired.count) list replicas of \(name) (\(left) still behind)")
+                if left > 0 { more = true }
             }
         }
+        return more
     }
 
     // MARK: - Moving shards

@@ -128,11 +128,28 @@ public actor Coordinator {
     public func run() async {
         for worker in pool.ids { Task { await self.reconcile(worker) } }
         Task { await self.resumeJobs() }
+        let upkeep = Task { await self.runUpkeep() }
+        defer { upkeep.cancel() }
         while !Task.isCancelled {
             await pool.heartbeat()
             heartbeatDone.store(true, ordering: .relaxed)
-            await upkeep()
             try? await Task.sleep(for: heartbeatInterval)
+        }
+    }
+
+    /// Upkeep beside the heartbeats, so that a repair waiting for writes to finish never delays
+    /// noticing a worker go down: a pass every heartbeat interval, or at once while repairs that
+    /// ran out of their round's time remain.
+    private func runUpkeep() async {
+        while !Task.isCancelled && !heartbeatDone.load(ordering: .relaxed) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            let more = await upkeep()
+            let took = started.duration(to: .now)
+            if took > .seconds(10) { logger.warning("one pass of upkeep (checks, replacements, repairs, releases) took \(took)") }
+            try? await Task.sleep(for: more ? .milliseconds(20) : heartbeatInterval)
         }
     }
 
