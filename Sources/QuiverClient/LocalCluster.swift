@@ -16,7 +16,9 @@ public final class ServerProcess: @unchecked Sendable {
     private let logStart: UInt64
     private let process = Process()
 
-    public init(binary: URL, name: String, arguments: [String], logDirectory: URL) throws {
+    /// `waitForListening: false` returns once started (a coordinator standing by prints its
+    /// address only when it leads: `waitForAddress` then).
+    public init(binary: URL, name: String, arguments: [String], logDirectory: URL, waitForListening: Bool = true) throws {
         self.name = name
         log = logDirectory.appendingPathComponent("\(name).log")
         if !FileManager.default.fileExists(atPath: log.path) {
@@ -29,7 +31,7 @@ public final class ServerProcess: @unchecked Sendable {
         process.standardOutput = output
         process.standardError = process.standardOutput
         try process.run()
-        address = try waitForAddress()
+        if waitForListening { address = try waitForAddress() }
     }
 
     /// What this run has written to the log so far.
@@ -41,21 +43,28 @@ public final class ServerProcess: @unchecked Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    private func waitForAddress() throws -> HostAndPort {
-        let deadline = Date().addingTimeInterval(120)
+    /// Waits until the process has printed the address it listens on.
+    @discardableResult
+    public func waitForAddress(timeout: TimeInterval = 120) throws -> HostAndPort {
+        if let address { return address }
+        let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let text = logText()
             if let line = text.split(separator: "\n").first(where: { $0.contains("listening on ") }),
-               let address = HostAndPort(String(line.split(separator: " ").last!)) {
-                return address
+               let found = HostAndPort(String(line.split(separator: " ").last!)) {
+                address = found
+                return found
             }
             guard process.isRunning else { throw LocalClusterError("\(name) exited during start-up:\n\(text)") }
             usleep(50_000)
         }
-        throw LocalClusterError("\(name) did not report its address within 120 s; see \(log.path)")
+        throw LocalClusterError("\(name) did not report its address within \(Int(timeout)) s; see \(log.path)")
     }
 
     public var isRunning: Bool { process.isRunning }
+
+    /// The exit status once it has exited (nil while running).
+    public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
 
     /// The process id (of `ip netns exec …`, which execs the command, the server itself).
     public var pid: Int32 { process.processIdentifier }
@@ -209,6 +218,19 @@ public final class LocalCluster: @unchecked Sendable {
         if crash { workers[index].crash() } else { workers[index].stop() }
         if wipe { try? FileManager.default.removeItem(at: workerDataDirectory(index)) }
         workers[index] = try startWorker(index, port: port)
+    }
+
+    /// Starts one more worker, which registers itself with the coordinator (`--coordinator`).
+    @discardableResult
+    public func addWorker() throws -> ServerProcess {
+        let index = workers.count
+        var arguments = ["worker", "--listen", "127.0.0.1:0", "--data-dir", workerDataDirectory(index).path,
+                         "--coordinator", coordinator.address.description]
+        if let workerThreads { arguments += ["--threads", "\(workerThreads)"] }
+        arguments += security.arguments(.worker)
+        let worker = try ServerProcess(binary: binary, name: "worker-\(index)", arguments: arguments, logDirectory: root)
+        workers.append(worker)
+        return worker
     }
 
     /// Starts worker `index` again after `workers[index].crash()` or `stop()`.

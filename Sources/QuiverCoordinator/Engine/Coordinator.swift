@@ -24,6 +24,9 @@ public struct CoordinatorOptions: Sendable {
     public var joinToken: JoinToken?
     /// How long a worker may stay down before its lists are re-placed on other workers.
     public var deadAfter: Duration
+    /// Where the state lives when not in files under `dataDirectory` (etcd, for a coordinator
+    /// that leads others standing by).
+    public var metadata: (any MetadataBackend)?
 
     public init(dataDirectory: String, workers: [String] = [], threads: Int = availableCores,
                 heartbeatInterval: Duration = .seconds(2), importRoot: ImportRoot? = nil,
@@ -94,6 +97,8 @@ public actor Coordinator {
     /// Set once shutdown began: jobs stop at a batch boundary and are resumed on restart.
     var isStopping = false
     var jobCounter = 0
+    /// A worker joined: upkeep moves shards onto it once the cluster is otherwise quiet.
+    var rebalancePending = false
     private var rotation = 0
     private nonisolated let heartbeatDone = Atomic<Bool>(false)
 
@@ -107,11 +112,16 @@ public actor Coordinator {
         self.heartbeatInterval = options.heartbeatInterval
         files = ServerFiles(root: options.importRoot)
         deadAfter = options.deadAfter
-        store = try CoordinatorStore(root: options.dataDirectory)
+        if let metadata = options.metadata {
+            store = CoordinatorStore(backend: metadata)
+        } else {
+            store = CoordinatorStore(backend: try FileMetadata(root: options.dataDirectory))
+        }
         pool = WorkerPool(logger: logger, security: options.workerSecurity, joinToken: options.joinToken)
         var endpoints = try store.loadWorkers()
         for address in options.workers where !endpoints.contains(where: { $0.id == address }) {
             endpoints.append(WorkerEndpoint(id: address, address: address))
+            rebalancePending = true
         }
         for endpoint in endpoints { try pool.add(endpoint) }
         try store.saveWorkers(pool.endpoints)
@@ -306,6 +316,8 @@ public actor Coordinator {
         if try pool.add(endpoint) {
             try store.saveWorkers(pool.endpoints)
             logger.info("registered worker \(endpoint.id) at \(endpoint.address)")
+            // A newcomer takes its share of the lists once every replica serves.
+            rebalancePending = true
         }
         // A (re)starting worker may have lost or missed state; re-send what it should hold.
         Task { await self.reconcile(endpoint.id) }
@@ -331,14 +343,14 @@ public actor Coordinator {
 
     /// Installs every model and list assignment `worker` should hold (best effort, logged).
     func reconcile(_ worker: WorkerID) async {
-        let serving = entries.values.compactMap { entry -> (String, IVFModel, ShardMap)? in
+        let serving = entries.values.compactMap { entry -> (String, IVFModel, ShardMap, ReplicaStates)? in
             guard let model = entry.model, let map = entry.shardMap else { return nil }
-            return (entry.record.name, model, map)
+            return (entry.record.name, model, map, entry.replicas)
         }
-        for (name, model, map) in serving {
+        for (name, model, map, replicas) in serving {
             do {
                 try await pool.installModel(ModelCodec.encode(model), version: model.version, collection: name, on: worker)
-                try await pool.assignLists(map.lists(ownedBy: worker), collection: name, modelVersion: model.version,
+                try await pool.assignLists(ownedLists(worker, map: map, replicas: replicas), collection: name, modelVersion: model.version,
                                            shardMapVersion: map.version, on: worker)
             } catch {
                 logger.warning("could not bring worker \(worker) up to date for \(name): \(error)")
