@@ -94,7 +94,8 @@ public enum WorkerServer {
         let server = GRPCServer(
             transport: transport, services: [WorkerService(worker: worker, stopping: stopping), health],
             interceptors: [RPCMetricsInterceptor(),
-                           AuthorizationInterceptor(credentials: credentials, requirement: WorkerService.requirement)])
+                           AuthorizationInterceptor(credentials: credentials, requirement: WorkerService.requirement),
+                           LeaderEpochInterceptor()])
         let healthTransport = configuration.healthListen.map { QuiverTransport.server(listen: $0, security: .plaintext) }
         let healthServer = healthTransport.map { GRPCServer(transport: $0, services: [health]) }
         let stopper = Task {

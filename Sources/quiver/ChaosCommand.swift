@@ -173,11 +173,12 @@ struct ChaosCommand: AsyncParsableCommand {
         var duplicated = 0
         var position = 0
         while position < verified.count {
-            let slice = Array(verified[position ..< min(verified.count, position + 200)])
+            // Small slices with a long limit: an exhaustive search is slow in a debug build on a busy machine.
+            let slice = Array(verified[position ..< min(verified.count, position + 50)])
             let queries = slice.flatMap { Array(data.values[$0 * dimension ..< ($0 + 1) * dimension]) }
-            let hits = try await cluster.client(timeout: .seconds(120)) { client in
+            let hits = try await cluster.client(timeout: .seconds(600)) { client in
                 try await client.search("chaos", queries: queries, dimension: dimension, k: 10, nprobe: nlist, reorderK: 8000,
-                                        requireFullCoverage: true)
+                                        requireFullCoverage: true, timeout: .seconds(600))
             }
             for (index, row) in slice.enumerated() {
                 let found = hits.ids(ofQuery: index).filter { $0 == Int64(row) }.count

@@ -131,7 +131,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 state?.lead(leadership)
                 leadership.keepLeading { reason in Self.stepDown("lost the leadership: \(reason)", logger: logger) }
                 do {
-                    try await coordinator.promote()
+                    try await coordinator.promote(epoch: leadership.revision)
                     logger.notice("leading \(etcdPrefix) (etcd key \(leadership.key), revision \(leadership.revision), lease TTL \(leaseTtl) s)")
                 } catch {
                     Self.stepDown("cannot take over: \(error)", logger: logger)

@@ -64,3 +64,16 @@ import Testing
         #expect(bearerToken(in: [:]) == nil)
     }
 }
+
+@Suite struct LeaderEpochTests {
+    @Test func workersRefuseCallsFromAnOlderLeadership() throws {
+        let epochs = LeaderEpochInterceptor()
+        try epochs.admit(5)
+        try epochs.admit(5)
+        #expect(throws: RPCError.self) { try epochs.admit(4) }
+        try epochs.admit(9)
+        let refused = #expect(throws: RPCError.self) { try epochs.admit(5) }
+        #expect(refused?.code == .failedPrecondition && refused?.message.contains("epoch 9") == true)
+        try epochs.admit(9)
+    }
+}

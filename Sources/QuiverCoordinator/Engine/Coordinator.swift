@@ -166,9 +166,11 @@ public actor Coordinator {
     nonisolated let leading: Atomic<Bool>
     public nonisolated var isLeader: Bool { leading.load(ordering: .relaxed) }
 
-    /// Takes over from a leader that is gone: the state is read afresh (the store now accepts
-    /// this coordinator's writes), then workers are reconciled, jobs resumed and upkeep runs.
-    public func promote() throws(CoordinatorError) {
+    /// Takes over from a leader that is gone: calls to workers carry `epoch` (workers refuse
+    /// older leaders' from then on), the state is read afresh (the store now accepts this
+    /// coordinator's writes), then workers are reconciled, jobs resumed and upkeep runs.
+    public func promote(epoch: Int64 = 0) throws(CoordinatorError) {
+        pool.lead(epoch: epoch)
         try reload(recovering: true)
         try store.saveWorkers(pool.endpoints)
         leading.store(true, ordering: .relaxed)

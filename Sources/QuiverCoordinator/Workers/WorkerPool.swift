@@ -33,12 +33,26 @@ final class WorkerPool: Sendable {
     private let logger: Logger
     private let security: ClientSecurity
     /// Sent on every call: the join token, which workers require when they are given one.
-    let callMetadata: Metadata
+    private let baseMetadata: Metadata
+    /// The leadership's epoch (its etcd revision) once this coordinator leads through etcd.
+    private let epoch = Atomic<Int64>(0)
+    /// Sent on every call to a worker: the join token, and the leadership's epoch if any.
+    var callMetadata: Metadata {
+        var metadata = baseMetadata
+        let epoch = epoch.load(ordering: .relaxed)
+        if epoch > 0 { metadata.addString(String(epoch), forKey: LeaderEpochInterceptor.header) }
+        return metadata
+    }
+
+    /// From now on calls carry this leadership's epoch; workers then refuse older leaders'.
+    func lead(epoch: Int64) {
+        self.epoch.store(epoch, ordering: .relaxed)
+    }
 
     init(logger: Logger, security: ClientSecurity = .plaintext, joinToken: JoinToken? = nil) {
         self.logger = logger
         self.security = security
-        callMetadata = .bearer(joinToken?.value)
+        baseMetadata = .bearer(joinToken?.value)
     }
 
     /// Adds (or re-addresses) a worker and starts its connection; returns false when it was
