@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QuiverClient
+import QuiverCoordinator
 import QuiverIndex
 import QuiverProtocol
 import QuiverStorage
@@ -35,12 +36,16 @@ struct ClusterBenchCommand: AsyncParsableCommand {
     var threads: Int?
     @Option(help: "Write the rows as JSON to this file.")
     var json: String?
+    @Option(help: ArgumentHelp("Comma-separated ways the coordinator sends searches to workers, each measured in turn on the same cluster (the coordinator is restarted between them): framed (the workers' framed search ports) or grpc. Repeat one to see the noise, e.g. framed,grpc,framed.",
+                               valueName: "list"))
+    var workerTransport = "framed"
     @Option(help: "Measure a running cluster at this coordinator instead of starting local ones (no load, no in-process rows).")
     var coordinator: String?
     @Option(help: "With --coordinator: the loaded collection to query.")
     var collection = "bench"
 
     func run() async throws {
+        let transports = try self.transports
         let folder = URL(fileURLWithPath: absolutePath(data))
         let basePath = folder.appendingPathComponent("base.npy").path
         let queryFile = try VectorDataset(path: folder.appendingPathComponent("queries.npy").path)
@@ -100,15 +105,25 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                     }
                 }
             }
-            try await cluster.client { client in
-                rows += try await measureCluster(client, collection: "bench", workers: workerCount, queries: queries, truth: truth)
+            var current = WorkerSearchTransport.framed
+            for transport in transports {
+                if transport != current {
+                    try cluster.restartCoordinator(arguments: ["--worker-search-transport", transport.rawValue])
+                    current = transport
+                    try await waitUntilSearchable(cluster, dimension: queries.dimension)
+                }
+                emit("# workers=\(workerCount): coordinator → worker searches over \(transport.rawValue)")
+                try await cluster.client { client in
+                    rows += try await measureCluster(client, collection: "bench", workers: workerCount, queries: queries, truth: truth,
+                                                     mode: transport == .framed ? "cluster" : "cluster-grpc")
+                }
             }
         }
         emit("# ratios: cluster QPS / in-process QPS at the same batch and concurrency")
-        for row in rows where row.mode == "cluster" {
+        for row in rows where row.mode.hasPrefix("cluster") {
             if let local = rows.first(where: { $0.mode == "in-process" && $0.batch == row.batch && $0.concurrency == row.concurrency }) {
-                emit(String(format: "workers=%d batch=%d concurrency=%d: %.0f / %.0f = %.2f", row.workers, row.batch, row.concurrency,
-                             row.qps, local.qps, row.qps / local.qps))
+                emit(String(format: "%@ workers=%d batch=%d concurrency=%d: %.0f / %.0f = %.2f", row.mode as NSString, row.workers, row.batch,
+                             row.concurrency, row.qps, local.qps, row.qps / local.qps))
             }
         }
         if let json {
@@ -118,9 +133,36 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         }
     }
 
+    private var transports: [WorkerSearchTransport] {
+        get throws {
+            try workerTransport.split(separator: ",").map { name in
+                guard let transport = WorkerSearchTransport(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--worker-transport takes framed and grpc, got \(name)")
+                }
+                return transport
+            }
+        }
+    }
+
+    /// After a coordinator restart: waits (at most a minute) until a search is answered.
+    private func waitUntilSearchable(_ cluster: LocalCluster, dimension: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            do {
+                _ = try await cluster.client(timeout: .seconds(5)) { client in
+                    try await client.search("bench", queries: [Float](repeating: 0.1, count: dimension), dimension: dimension, k: k,
+                                            nprobe: nprobe, reorderK: reorder)
+                }
+                return
+            } catch where ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
     /// The worker-free round trip, then every batch size × concurrency against `collection`.
     private func measureCluster(_ client: QuiverClient, collection: String, workers workerCount: Int, queries: Matrix,
-                                truth: IntegerMatrix) async throws -> [ClusterBenchRow] {
+                                truth: IntegerMatrix, mode: String = "cluster") async throws -> [ClusterBenchRow] {
         var rows: [ClusterBenchRow] = []
         // The cost of one gRPC round trip that touches no worker, to separate transport
         // overhead from search work.
@@ -131,7 +173,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                     workerCount, seconds(since: rpcStart) / 500 * 1e6))
         for batchSize in batch.values {
             for inFlight in concurrency.values {
-                let row = try await measure(mode: "cluster", workers: workerCount, concurrency: inFlight, batch: batchSize,
+                let row = try await measure(mode: mode, workers: workerCount, concurrency: inFlight, batch: batchSize,
                                             queries: queries, truth: truth) { batchQueries in
                     try await client.search(collection, queries: batchQueries.values, dimension: batchQueries.dimension, k: k,
                                             nprobe: nprobe, reorderK: reorder).ids

@@ -31,6 +31,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var heartbeatInterval: Double = 2
     @Option(help: "Seconds a worker may stay down before its lists are re-placed on other workers.")
     var deadAfter: Double = 120
+    @Option(help: "How searches reach workers: framed (their framed search port when they announce one, else gRPC) or grpc.")
+    var workerSearchTransport: WorkerSearchTransport = .framed
     @OptionGroup var security: NodeSecurityOptions
     @OptionGroup var observability: ObservabilityOptions
 
@@ -59,10 +61,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let tls = security.tls
         guard heartbeatInterval > 0, heartbeatInterval <= 3600 else { throw ValidationError("--heartbeat-interval must be in (0, 3600] seconds") }
         guard deadAfter > 0 else { throw ValidationError("--dead-after must be positive") }
-        let options = CoordinatorOptions(dataDirectory: dataDir, workers: workerList, threads: threads ?? availableCores,
+        var options = CoordinatorOptions(dataDirectory: dataDir, workers: workerList, threads: threads ?? availableCores,
                                          heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
                                          importRoot: importFolder, workerSecurity: ClientSecurity(tls), joinToken: joinToken,
                                          deadAfter: .milliseconds(Int64(deadAfter * 1000)))
+        options.workerSearchTransport = workerSearchTransport
         let credentials = ServerCredentials(tokens: tokens, joinToken: joinToken)
         let server: CoordinatorServer
         do {
@@ -90,3 +93,5 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension WorkerSearchTransport: ExpressibleByArgument {}

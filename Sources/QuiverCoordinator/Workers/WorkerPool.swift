@@ -11,6 +11,13 @@ import Synchronization
 final class WorkerPool: Sendable {
     typealias Client = Quiver_V1_Worker.Client<HTTP2ClientTransport.Posix>
     typealias SearchStream = CallStream<Quiver_V1_SearchListsStreamRequest, Quiver_V1_SearchListsStreamResponse>
+    typealias FramedSearches = FramedCallClient<Quiver_V1_SearchListsStreamRequest, Quiver_V1_SearchListsStreamResponse>
+
+    /// Where a search to one worker goes: its framed port when it offers one, else gRPC.
+    struct SearchRoute: Sendable {
+        var grpc: SearchStream
+        var framed: FramedSearches?
+    }
 
     struct Member: Sendable {
         var endpoint: WorkerEndpoint
@@ -18,6 +25,9 @@ final class WorkerPool: Sendable {
         var grpc: GRPCClient<HTTP2ClientTransport.Posix>
         /// Searches travel as messages on one long-lived SearchListsStream.
         var searches: SearchStream
+        /// The worker's framed search port (learned from its Stats), when it has one and the
+        /// coordinator uses them: searches go there instead.
+        var framed: FramedSearches?
         var health: Quiver_V1_WorkerHealth = .suspect
         /// When it was last marked down (nil while it is not).
         var downSince: ContinuousClock.Instant?
@@ -29,12 +39,17 @@ final class WorkerPool: Sendable {
     private let members = Mutex<[WorkerID: Member]>([:])
     private let logger: Logger
     private let security: ClientSecurity
+    private let joinToken: JoinToken?
+    private let searchTransport: WorkerSearchTransport
     /// Sent on every call: the join token, which workers require when they are given one.
     let callMetadata: Metadata
 
-    init(logger: Logger, security: ClientSecurity = .plaintext, joinToken: JoinToken? = nil) {
+    init(logger: Logger, security: ClientSecurity = .plaintext, joinToken: JoinToken? = nil,
+         searchTransport: WorkerSearchTransport = .framed) {
         self.logger = logger
         self.security = security
+        self.joinToken = joinToken
+        self.searchTransport = searchTransport
         callMetadata = .bearer(joinToken?.value)
     }
 
@@ -75,8 +90,38 @@ final class WorkerPool: Sendable {
             return old
         }
         replaced?.searches.close()
+        replaced?.framed?.close()
         replaced?.grpc.beginGracefulShutdown()
         return true
+    }
+
+    /// Follows the framed search address a worker's Stats announce: opens a client for a new
+    /// one, closes the client of one that went away or moved.
+    private func follow(searchAddress announced: String, of worker: WorkerID) {
+        guard searchTransport == .framed else { return }
+        let current = members.withLock { $0[worker]?.framed }
+        let wanted = HostAndPort(announced).flatMap { $0.port > 0 ? $0 : nil }
+        if current?.address == wanted { return }
+        var framed: FramedSearches?
+        if let wanted {
+            do {
+                framed = try FramedSearches(address: wanted, method: FramedMethod.searchLists, security: security, token: joinToken?.value)
+            } catch {
+                logger.warning("worker \(worker) offers framed searches on \(wanted), which cannot be dialled (\(error)); searching it over gRPC")
+            }
+        }
+        let (known, old) = members.withLock { members -> (Bool, FramedSearches?) in
+            guard members[worker] != nil else { return (false, nil) }
+            let old = members[worker]!.framed
+            members[worker]!.framed = framed
+            return (true, old)
+        }
+        old?.close()
+        guard known else {
+            framed?.close()
+            return
+        }
+        if let framed { logger.info("searching worker \(worker) over its framed port \(framed.address)") }
     }
 
     var endpoints: [WorkerEndpoint] {
@@ -85,11 +130,11 @@ final class WorkerPool: Sendable {
 
     var ids: [WorkerID] { endpoints.map(\.id) }
 
-    func searchStream(_ worker: WorkerID) throws(CoordinatorError) -> SearchStream {
-        guard let searches = members.withLock({ $0[worker]?.searches }) else {
+    func searchRoute(_ worker: WorkerID) throws(CoordinatorError) -> SearchRoute {
+        guard let route = members.withLock({ $0[worker].map { SearchRoute(grpc: $0.searches, framed: $0.framed) } }) else {
             throw .unavailable("worker \(worker) is in the shard map but not registered with this coordinator")
         }
-        return searches
+        return route
     }
 
     func client(_ worker: WorkerID) throws(CoordinatorError) -> Client {
@@ -103,6 +148,7 @@ final class WorkerPool: Sendable {
     func remove(_ worker: WorkerID) {
         let removed = members.withLock { $0.removeValue(forKey: worker) }
         removed?.searches.close()
+        removed?.framed?.close()
         removed?.grpc.beginGracefulShutdown()
     }
 
@@ -150,6 +196,7 @@ final class WorkerPool: Sendable {
             members[worker]!.lastSeenUnixMs = unixMilliseconds()
             if let stats { members[worker]!.stats = stats }
         }
+        if let stats { follow(searchAddress: stats.searchAddress, of: worker) }
     }
 
     /// A failed call or heartbeat. A worker that refuses connections (UNAVAILABLE) is marked
@@ -191,9 +238,18 @@ final class WorkerPool: Sendable {
     func shutdown() {
         for member in snapshot() {
             member.searches.close()
+            member.framed?.close()
             member.grpc.beginGracefulShutdown()
         }
     }
+}
+
+/// How the coordinator sends searches to workers.
+public enum WorkerSearchTransport: String, Sendable, CaseIterable {
+    /// Over a worker's framed search port when its Stats announce one, else gRPC.
+    case framed
+    /// Always over gRPC (the SearchListsStream call), e.g. to compare the two.
+    case grpc
 }
 
 extension CallOptions {
