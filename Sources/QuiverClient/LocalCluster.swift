@@ -157,6 +157,8 @@ public final class LocalCluster: @unchecked Sendable {
         removeOnShutdown = root == nil
         self.root = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("quiver-cluster-\(UUID().uuidString)")
         self.importRoot = importRoot ?? self.root.appendingPathComponent("data")
+        // Logs go under the root, which an import root elsewhere does not create.
+        try FileManager.default.createDirectory(at: self.root, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: self.importRoot, withIntermediateDirectories: true)
         self.workerThreads = workerThreads
         for index in 0 ..< count { workers.append(try startWorker(index)) }

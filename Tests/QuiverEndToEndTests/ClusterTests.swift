@@ -47,6 +47,14 @@ func startCluster(workers: Int) throws -> LocalCluster {
     try LocalCluster(binary: quiverBinary, workers: workers)
 }
 
+/// The coordinator searched every worker over its framed port (with the cluster's TLS and
+/// join token) and never had to fall back to gRPC.
+func expectFramedSearches(_ cluster: LocalCluster, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let log = try String(contentsOf: cluster.coordinator.log, encoding: .utf8)
+    #expect(log.components(separatedBy: "over its framed port").count - 1 == cluster.workers.count, "\(log)", sourceLocation: sourceLocation)
+    #expect(!log.contains("framed search to worker"), "\(log)", sourceLocation: sourceLocation)
+}
+
 /// Retries `search` while a just-started coordinator is not serving yet (UNAVAILABLE), for at
 /// most 30 s.
 func searchWhenServing<Result: Sendable>(_ client: QuiverClient, _ search: (QuiverClient) async throws -> Result) async throws -> Result {
@@ -106,8 +114,7 @@ func searchWhenServing<Result: Sendable>(_ client: QuiverClient, _ search: (Quiv
         #expect(hits.coverage == 1)
         // Those searches went over the workers' framed ports, which the coordinator learned from
         // their Stats; over gRPC the answers are the same.
-        let log = try String(contentsOf: cluster.coordinator.log, encoding: .utf8)
-        #expect(log.components(separatedBy: "over its framed port").count - 1 == 2, "\(log)")
+        try expectFramedSearches(cluster)
         try cluster.restartCoordinator(arguments: ["--worker-search-transport", "grpc"])
         let overGRPC = try await cluster.client { client in
             try await searchWhenServing(client) {

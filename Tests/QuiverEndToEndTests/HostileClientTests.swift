@@ -44,6 +44,7 @@ import Glibc
             let health = status.workers.map(\.health)
             #expect(health.allSatisfy { $0 == .healthy }, "workers \(health)", sourceLocation: sourceLocation)
         }
+        try expectFramedSearches(cluster, sourceLocation: sourceLocation)
     }
 
     @Test func hostileBytesOnTheFramedSearchPortCloseOnlyTheirConnection() async throws {

@@ -115,6 +115,7 @@ extension WorkerPool {
                 } catch let error as RPCError where error.code == .unavailable {
                     // The framed port failed (refused, closed, or going away) where gRPC may not
                     // have: a search is read-only, so the time left goes to the gRPC stream.
+                    noteFramedFallback(worker, error)
                     let left = timeout.map { $0 - (ContinuousClock.now - started) }
                     if let left, left <= .zero { throw RPCError(code: .deadlineExceeded, message: "no answer within the time limit (framed port: \(error.message))") }
                     if let left { message.timeoutMs = left.timeoutMilliseconds }

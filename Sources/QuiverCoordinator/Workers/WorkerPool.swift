@@ -17,6 +17,8 @@ final class WorkerPool: Sendable {
     struct SearchRoute: Sendable {
         var grpc: SearchStream
         var framed: FramedSearches?
+        /// Searches sent over gRPC because the framed port failed them.
+        var framedFallbacks = 0
     }
 
     struct Member: Sendable {
@@ -28,6 +30,8 @@ final class WorkerPool: Sendable {
         /// The worker's framed search port (learned from its Stats), when it has one and the
         /// coordinator uses them: searches go there instead.
         var framed: FramedSearches?
+        /// Searches sent over gRPC because the framed port failed them.
+        var framedFallbacks = 0
         var health: Quiver_V1_WorkerHealth = .suspect
         /// When it was last marked down (nil while it is not).
         var downSince: ContinuousClock.Instant?
@@ -103,6 +107,8 @@ final class WorkerPool: Sendable {
         let wanted = HostAndPort(announced).flatMap { $0.port > 0 ? $0 : nil }
         if current?.address == wanted { return }
         var framed: FramedSearches?
+        /// Searches sent over gRPC because the framed port failed them.
+        var framedFallbacks = 0
         if let wanted {
             do {
                 framed = try FramedSearches(address: wanted, method: FramedMethod.searchLists, security: security, token: joinToken?.value)
@@ -129,6 +135,18 @@ final class WorkerPool: Sendable {
     }
 
     var ids: [WorkerID] { endpoints.map(\.id) }
+
+    /// Counts a search the framed port failed and gRPC was asked instead; logs the first and
+    /// every thousandth, so an outage does not flood the log.
+    func noteFramedFallback(_ worker: WorkerID, _ error: RPCError) {
+        let count = members.withLock { members -> Int in
+            members[worker]?.framedFallbacks += 1
+            return members[worker]?.framedFallbacks ?? 0
+        }
+        if count == 1 || count % 1000 == 0 {
+            logger.warning("framed search to worker \(worker) failed (\(error.message)); asked it over gRPC instead (\(count) times so far)")
+        }
+    }
 
     func searchRoute(_ worker: WorkerID) throws(CoordinatorError) -> SearchRoute {
         guard let route = members.withLock({ $0[worker].map { SearchRoute(grpc: $0.searches, framed: $0.framed) } }) else {
