@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "QuiverWorkerTests", dependencies: ["QuiverWorker", "QuiverStorage", "QuiverIndex", "QuiverProtocol", grpcTransport]),
         // Starts real coordinator and worker processes on loopback.
         .testTarget(name: "QuiverEndToEndTests", dependencies: [
-            "QuiverClient", "QuiverIndex", "QuiverStorage", "QuiverProtocol", grpcCore, grpcTransport, swiftProtobuf,
+            "QuiverClient", "QuiverCoordinator", "QuiverIndex", "QuiverStorage", "QuiverProtocol", grpcCore, grpcTransport, swiftProtobuf,
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP2", package: "swift-nio-http2"), .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ]),

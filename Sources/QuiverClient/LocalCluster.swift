@@ -6,40 +6,65 @@ import Glibc
 
 /// A `quiver` server process (coordinator or worker) started on loopback. It binds the port it
 /// is given (0: the OS picks one) and prints `… listening on HOST:PORT`; that line gives the
-/// address. Stopped with SIGTERM (then SIGKILL) when released.
+/// address. Stopped with SIGTERM (then SIGKILL) when released. A process started again under
+/// the same name appends to the same log, so earlier runs' lines stay readable.
 public final class ServerProcess: @unchecked Sendable {
     public let name: String
     public private(set) var address: HostAndPort!
     public let log: URL
+    /// Where this run's lines begin in the log.
+    private let logStart: UInt64
     private let process = Process()
 
-    public init(binary: URL, name: String, arguments: [String], logDirectory: URL) throws {
+    /// `waitForListening: false` returns once started (a coordinator standing by prints its
+    /// address only when it leads: `waitForAddress` then).
+    public init(binary: URL, name: String, arguments: [String], logDirectory: URL, waitForListening: Bool = true) throws {
         self.name = name
         log = logDirectory.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        if !FileManager.default.fileExists(atPath: log.path) {
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
+        let output = try FileHandle(forWritingTo: log)
+        logStart = try output.seekToEnd()
         process.executableURL = binary
         process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: log)
+        process.standardOutput = output
         process.standardError = process.standardOutput
         try process.run()
-        address = try waitForAddress()
+        if waitForListening { address = try waitForAddress() }
     }
 
-    private func waitForAddress() throws -> HostAndPort {
-        let deadline = Date().addingTimeInterval(120)
+    /// What this run has written to the log so far.
+    public func logText() -> String {
+        guard let handle = try? FileHandle(forReadingFrom: log) else { return "" }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: logStart)
+        let data = (try? handle.readToEnd()) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Waits until the process has printed the address it listens on.
+    @discardableResult
+    public func waitForAddress(timeout: TimeInterval = 120) throws -> HostAndPort {
+        if let address { return address }
+        let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            let text = logText()
             if let line = text.split(separator: "\n").first(where: { $0.contains("listening on ") }),
-               let address = HostAndPort(String(line.split(separator: " ").last!)) {
-                return address
+               let found = HostAndPort(String(line.split(separator: " ").last!)) {
+                address = found
+                return found
             }
             guard process.isRunning else { throw LocalClusterError("\(name) exited during start-up:\n\(text)") }
             usleep(50_000)
         }
-        throw LocalClusterError("\(name) did not report its address within 120 s; see \(log.path)")
+        throw LocalClusterError("\(name) did not report its address within \(Int(timeout)) s; see \(log.path)")
     }
 
     public var isRunning: Bool { process.isRunning }
+
+    /// The exit status once it has exited (nil while running).
+    public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
 
     /// The process id (of `ip netns exec …`, which execs the command, the server itself).
     public var pid: Int32 { process.processIdentifier }
@@ -48,7 +73,7 @@ public final class ServerProcess: @unchecked Sendable {
     public func loggedAddress(after marker: String, timeout: Duration = .seconds(10)) throws -> HostAndPort {
         let deadline = Date().addingTimeInterval(Double(timeout.components.seconds))
         while Date() < deadline {
-            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            let text = logText()
             if let range = text.range(of: marker) {
                 let rest = text[range.upperBound...].prefix { !$0.isWhitespace && $0 != "/" }
                 if let address = HostAndPort(String(rest)) { return address }
@@ -203,6 +228,19 @@ public final class LocalCluster: @unchecked Sendable {
         if crash { workers[index].crash() } else { workers[index].stop() }
         if wipe { try? FileManager.default.removeItem(at: workerDataDirectory(index)) }
         workers[index] = try startWorker(index, port: port)
+    }
+
+    /// Starts one more worker, which registers itself with the coordinator (`--coordinator`).
+    @discardableResult
+    public func addWorker() throws -> ServerProcess {
+        let index = workers.count
+        var arguments = ["worker", "--listen", "127.0.0.1:0", "--data-dir", workerDataDirectory(index).path,
+                         "--coordinator", coordinator.address.description]
+        if let workerThreads { arguments += ["--threads", "\(workerThreads)"] }
+        arguments += security.arguments(.worker)
+        let worker = try ServerProcess(binary: binary, name: "worker-\(index)", arguments: arguments, logDirectory: root)
+        workers.append(worker)
+        return worker
     }
 
     /// Starts worker `index` again after `workers[index].crash()` or `stop()`.

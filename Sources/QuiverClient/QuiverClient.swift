@@ -38,7 +38,16 @@ public struct QuiverClient: Sendable {
         to address: HostAndPort, timeout: Duration = .seconds(600), security: ClientSecurity = .plaintext,
         token: String? = nil, _ body: (QuiverClient) async throws -> Result
     ) async throws -> Result {
-        let transport = try QuiverTransport.client(to: address, security: security)
+        try await withConnection(to: [address], timeout: timeout, security: security, token: token, body)
+    }
+
+    /// The same with a coordinator's standbys beside it: calls go to whichever listens (only
+    /// the leader does), first in the order given.
+    public static func withConnection<Result: Sendable>(
+        to addresses: [HostAndPort], timeout: Duration = .seconds(600), security: ClientSecurity = .plaintext,
+        token: String? = nil, _ body: (QuiverClient) async throws -> Result
+    ) async throws -> Result {
+        let transport = try QuiverTransport.client(to: addresses, security: security)
         return try await withTaskExecutorPreference(EventLoopExecutor()) {
             try await withGRPCClient(transport: transport) { grpc in
                 let client = QuiverClient(grpc: grpc, timeout: timeout, token: token)

@@ -22,6 +22,8 @@ public enum WorkerServer {
         public var dataDirectory: String
         /// Coordinator to register with, if any.
         public var coordinator: HostAndPort?
+        /// Further coordinators standing by beside it (registration goes to the one listening).
+        public var standbyCoordinators: [HostAndPort] = []
         /// The address the coordinator should dial; defaults to `listen` with the bound port.
         public var advertise: HostAndPort?
         /// Stable worker id; defaults to the advertised address.
@@ -157,7 +159,7 @@ public enum WorkerServer {
                 let workerID = worker.workerID
                 let (security, joinToken) = (ClientSecurity(configuration.tls), configuration.joinToken)
                 registration = Task {
-                    await register(with: coordinator, security: security, joinToken: joinToken, address: advertised,
+                    await register(with: [coordinator] + configuration.standbyCoordinators, security: security, joinToken: joinToken, address: advertised,
                                    workerID: workerID, logger: logger)
                 }
             }
@@ -171,7 +173,7 @@ public enum WorkerServer {
 
     /// Calls RegisterWorker until it succeeds (the coordinator may start after the worker),
     /// backing off from 250 ms to 10 s between attempts.
-    static func register(with coordinator: HostAndPort, security: ClientSecurity, joinToken: JoinToken?, address: HostAndPort,
+    static func register(with coordinators: [HostAndPort], security: ClientSecurity, joinToken: JoinToken?, address: HostAndPort,
                          workerID: String, logger: Logger) async {
         var request = Quiver_V1_RegisterWorkerRequest()
         request.address = address.description
@@ -179,7 +181,7 @@ public enum WorkerServer {
         var delay = Duration.milliseconds(250)
         while !Task.isCancelled {
             do {
-                let transport = try QuiverTransport.client(to: coordinator, security: security)
+                let transport = try QuiverTransport.client(to: coordinators, security: security)
                 let response = try await withGRPCClient(transport: transport) { client in
                     var options = CallOptions.defaults
                     options.timeout = .seconds(5)
@@ -187,18 +189,18 @@ public enum WorkerServer {
                         request, metadata: .bearer(joinToken?.value), options: options)
                 }
                 logger.info("registered with coordinator", metadata: [
-                    "coordinator": "\(coordinator)", "address": "\(address)", "workers_known": "\(response.workersKnown)",
+                    "coordinator": "\(coordinators.map(\.description).joined(separator: ","))", "address": "\(address)", "workers_known": "\(response.workersKnown)",
                 ])
                 return
             } catch let error as RPCError where error.code == .permissionDenied || error.code == .unauthenticated || error.code == .invalidArgument {
                 // Retrying cannot help: the credentials or the registration itself are refused.
                 logger.error("the coordinator refused this worker's registration; not retrying", metadata: [
-                    "coordinator": "\(coordinator)", "error": "\(error.message)",
+                    "coordinator": "\(coordinators.map(\.description).joined(separator: ","))", "error": "\(error.message)",
                 ])
                 return
             } catch {
                 logger.warning("registering with the coordinator failed; retrying", metadata: [
-                    "coordinator": "\(coordinator)", "error": "\(error)", "retry_in": "\(delay)",
+                    "coordinator": "\(coordinators.map(\.description).joined(separator: ","))", "error": "\(error)", "retry_in": "\(delay)",
                 ])
             }
             try? await Task.sleep(for: delay)

@@ -30,7 +30,11 @@ struct ChaosCommand: AsyncParsableCommand {
         var batchesSent = 0, batchesAcknowledged = 0, batchesRefused = 0
         var faults: [String] = []
         var repairSeconds: [Double] = []
+        var unrepaired = 0
     }
+
+    /// How long the cluster may take to serve every replica again after a fault.
+    static let repairLimit: Duration = .seconds(120)
 
     func run() async throws {
         guard workers >= replication, replication >= 1 else { throw ValidationError("need at least --replication workers") }
@@ -146,14 +150,22 @@ struct ChaosCommand: AsyncParsableCommand {
             shared.counts.withLock { $0.faults.append(fault) }
             print("chaos: \(String(format: "%5.1f", Self.seconds(started.duration(to: .now)))) s  \(fault)")
             // No second fault while a replica is still behind: at most R − 1 down per list.
-            let repaired = try await Self.waitRepaired(cluster, limit: .seconds(60))
+            let repaired = try await Self.waitRepaired(cluster, limit: Self.repairLimit)
             shared.counts.withLock { $0.repairSeconds.append(Self.seconds(faultTime.duration(to: .now))) }
-            if !repaired { print("chaos: replicas still behind after 60 s") }
+            if !repaired {
+                // Another fault now could take a list's last serving replica: stop injecting.
+                print("chaos: replicas still behind \(Self.repairLimit) after the fault; no more faults")
+                shared.counts.withLock { $0.unrepaired += 1 }
+                break
+            }
         }
         await loader.value
         shared.stop.store(true, ordering: .relaxed)
         await querier.value
-        _ = try await Self.waitRepaired(cluster, limit: .seconds(120))
+        if !(try await Self.waitRepaired(cluster, limit: Self.repairLimit)) {
+            print("chaos: replicas still behind \(Self.repairLimit) after the traffic stopped")
+            shared.counts.withLock { $0.unrepaired += 1 }
+        }
 
         // Every acknowledged vector, searched exactly (all lists, deep re-rank), must find itself, once.
         let verified = shared.acknowledged.withLock { $0 }.sorted()
@@ -186,7 +198,8 @@ struct ChaosCommand: AsyncParsableCommand {
               repair time after a fault: median \(String(format: "%.1f", repairs.isEmpty ? 0 : repairs[repairs.count / 2])) s, \
             max \(String(format: "%.1f", repairs.last ?? 0)) s
             """)
-        let broken = final.failedQueries > 0 || final.completeButMissing > 0 || lost > 0 || duplicated > 0 || stored != UInt64(verified.count)
+        if final.unrepaired > 0 { print("  a fault was not repaired within \(Self.repairLimit)") }
+        let broken = final.unrepaired > 0 || final.failedQueries > 0 || final.completeButMissing > 0 || lost > 0 || duplicated > 0 || stored != UInt64(verified.count)
         if broken {
             print("chaos: FAILED (logs under \(cluster.root.path))")
             throw ExitCode.failure
@@ -229,4 +242,10 @@ struct ChaosCommand: AsyncParsableCommand {
         matrix.normalizeRows()
         return matrix
     }
+}
+
+/// Progress lines reach a pipe or a log file as they happen, not when a buffer fills.
+fileprivate func print(_ line: String) {
+    Swift.print(line)
+    fflush(nil)
 }

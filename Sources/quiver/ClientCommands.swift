@@ -7,7 +7,7 @@ import QuiverStorage
 /// Where the coordinator listens; every client command takes it.
 struct CoordinatorOption: ParsableArguments {
     @Option(name: .customLong("coordinator"),
-            help: "Coordinator address HOST:PORT (default: $QUIVER_COORDINATOR, then 127.0.0.1:7700).")
+            help: "Coordinator address HOST:PORT, or several comma-separated (a leader and its standbys: the one listening answers) (default: $QUIVER_COORDINATOR, then 127.0.0.1:7700).")
     var address: String = ProcessInfo.processInfo.environment["QUIVER_COORDINATOR"] ?? "127.0.0.1:7700"
 
     @Option(help: "Deadline for each call, in seconds.")
@@ -21,7 +21,7 @@ struct CoordinatorOption: ParsableArguments {
     var tokenFile: String?
 
     func validate() throws {
-        guard HostAndPort(address) != nil else { throw ValidationError("--coordinator must be HOST:PORT, got '\(address)'") }
+        guard HostAndPort.list(address) != nil else { throw ValidationError("--coordinator must be HOST:PORT (or several, comma-separated), got '\(address)'") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
     }
 
@@ -44,7 +44,7 @@ struct CoordinatorOption: ParsableArguments {
 
     func connect<Result: Sendable>(_ body: (QuiverClient) async throws -> Result) async throws -> Result {
         do {
-            return try await QuiverClient.withConnection(to: HostAndPort(address)!, timeout: .milliseconds(Int64(timeout * 1000)),
+            return try await QuiverClient.withConnection(to: HostAndPort.list(address)!, timeout: .milliseconds(Int64(timeout * 1000)),
                                                          security: security, token: token(), body)
         } catch let error as QuiverClientError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
@@ -76,6 +76,7 @@ struct CreateCommand: AsyncParsableCommand {
     @Option(help: "Anisotropic (score-aware) threshold T for ip/cosine (default 0.1; a negative value turns it off; ignored for l2).") var anisotropic: Float = 0
     @Option(help: "Raw vectors kept for re-ranking: float32, float16 or none.") var raw: String = "float32"
     @Option(help: "Workers holding each list.") var replication: Int = 1
+    @Option(help: "Replicas of each list that must store a batch before it is acknowledged (default: a majority of --replication).") var writeQuorum: Int = 0
 
     func run() async throws {
         var settings = CollectionSettings(name: name, dimension: dimension, metric: metric)
@@ -90,6 +91,7 @@ struct CreateCommand: AsyncParsableCommand {
         default: throw ValidationError("--raw must be float32, float16 or none")
         }
         settings.replicationFactor = replication
+        settings.writeQuorum = writeQuorum
         let info = try await coordinator.connect { try await $0.createCollection(settings) }
         print("created \(info.config.name): dimension \(info.config.dimension), metric \(metric), state \(info.state)")
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import GRPCCore
 import Logging
 import QuiverCoordinator
 import QuiverIndex
@@ -15,8 +16,15 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     @Option(help: "Address to serve on, HOST:PORT (port 0 lets the OS choose; the line printed on start names it).")
     var listen = "127.0.0.1:7700"
-    @Option(help: "Directory for collections, models, shard maps and the worker set.")
-    var dataDir: String
+    @Option(help: "Directory for collections, models, shard maps and the worker set (not used with --etcd).")
+    var dataDir: String?
+    @Option(help: ArgumentHelp("Keep the state in etcd instead (comma-separated http://HOST:PORT members): coordinators sharing an --etcd-prefix elect one leader; the others stand by, not listening, until it goes.",
+                               valueName: "urls"))
+    var etcd: String?
+    @Option(help: "Key prefix in etcd for this cluster's state and leadership.")
+    var etcdPrefix = "/quiver/default"
+    @Option(help: "Seconds the leadership outlives its holder (a standby takes over this long after the leader dies).")
+    var leaseTtl = 5
     @Option(help: "Comma-separated worker addresses HOST:PORT (workers may also register themselves).")
     var workers: String?
     @Option(help: "Threads for training, assignment and coarse probing (default: all cores).")
@@ -57,16 +65,31 @@ struct CoordinatorCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        guard etcd != nil || dataDir != nil else { throw ValidationError("give --data-dir (or --etcd)") }
+        guard (2 ... 300).contains(leaseTtl) else { throw ValidationError("--lease-ttl must be 2 to 300 seconds, got \(leaseTtl)") }
+        guard etcdPrefix.hasPrefix("/"), !etcdPrefix.hasSuffix("/"), etcdPrefix.count > 1 else {
+            throw ValidationError("--etcd-prefix must start with / and not end with it, got \(etcdPrefix)")
+        }
         let joinToken = try security.joinToken()
         let tls = security.tls
         guard heartbeatInterval > 0, heartbeatInterval <= 3600 else { throw ValidationError("--heartbeat-interval must be in (0, 3600] seconds") }
         guard deadAfter > 0 else { throw ValidationError("--dead-after must be positive") }
-        var options = CoordinatorOptions(dataDirectory: dataDir, workers: workerList, threads: threads ?? availableCores,
+        var options = CoordinatorOptions(dataDirectory: dataDir ?? "", workers: workerList, threads: threads ?? availableCores,
                                          heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
                                          importRoot: importFolder, workerSecurity: ClientSecurity(tls), joinToken: joinToken,
                                          deadAfter: .milliseconds(Int64(deadAfter * 1000)))
         options.workerSearchTransport = workerSearchTransport
         let credentials = ServerCredentials(tokens: tokens, joinToken: joinToken)
+        var leadership: EtcdLeadership?
+        if let etcd {
+            let lead = try await lead(etcd: etcd, logger: logger)
+            let logger = logger
+            options.metadata = EtcdMetadata(client: lead.client, prefix: etcdPrefix + "/meta/", leadership: lead) { reason in
+                Self.stepDown(reason, logger: logger)
+            }
+            leadership = lead
+        }
+        defer { leadership?.resign() }
         let server: CoordinatorServer
         do {
             server = try CoordinatorServer(host: host, port: port, options: options,
@@ -91,6 +114,37 @@ struct CoordinatorCommand: AsyncParsableCommand {
             print("quiver coordinator listening on \(address)")
             fflush(nil)  // all streams: the line must reach a pipe reader now
         }
+    }
+
+    /// Waits for the leadership (serving only health, NOT_SERVING, meanwhile), then keeps it
+    /// renewed; losing it ends the process, so that its restart stands by.
+    private func lead(etcd: String, logger: Logger) async throws -> EtcdLeadership {
+        let client: EtcdClient
+        do {
+            client = try EtcdClient(urls: etcd)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let leadership = EtcdLeadership(client: client, prefix: etcdPrefix, ttl: leaseTtl, identity: listen)
+        let standbyHealth = observability.health.map { address in
+            GRPCServer(transport: QuiverTransport.server(listen: address, security: .plaintext),
+                       services: [HealthService { $0 == "" ? .serving : .notServing }])
+        }
+        let serving = standbyHealth.map { server in Task { try? await server.serve() } }
+        logger.info("campaigning for the leadership of \(etcdPrefix) in etcd (\(client.endpoints.map(\.description).joined(separator: ", ")))")
+        await leadership.campaign { logger.notice("\($0)") }
+        standbyHealth?.beginGracefulShutdown()
+        await serving?.value
+        logger.notice("leading \(etcdPrefix) (etcd key \(leadership.key), revision \(leadership.revision), lease TTL \(leaseTtl) s)")
+        leadership.keepLeading { reason in Self.stepDown("lost the leadership: \(reason)", logger: logger) }
+        return leadership
+    }
+
+    /// A coordinator that no longer leads must not act on what it holds: it exits (status 75),
+    /// after a moment for the refusal in hand to reach its caller.
+    static func stepDown(_ reason: String, logger: Logger) {
+        logger.critical("\(reason); exiting so that a restart stands by")
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { Glibc.exit(75) }
     }
 }
 

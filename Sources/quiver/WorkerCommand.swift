@@ -17,7 +17,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var listen: String
     @Option(help: "Folder holding this worker's collections; created if missing, replayed on start.")
     var dataDir: String
-    @Option(help: "Coordinator to register with, HOST:PORT (retried in the background until it answers).")
+    @Option(help: "Coordinator to register with, HOST:PORT, or several comma-separated (a leader and its standbys) (retried in the background until one answers).")
     var coordinator: String?
     @Option(help: "Address the coordinator should dial, HOST:PORT (default: the listen address with the bound port).")
     var advertise: String?
@@ -33,8 +33,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard HostAndPort(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, got \(listen)") }
-        if let coordinator, HostAndPort(coordinator) == nil || HostAndPort(coordinator)!.port == 0 {
-            throw ValidationError("--coordinator must be HOST:PORT with a non-zero port, got \(coordinator)")
+        if let coordinator, HostAndPort.list(coordinator)?.allSatisfy({ $0.port != 0 }) != true {
+            throw ValidationError("--coordinator must be HOST:PORT (or several, comma-separated) with non-zero ports, got \(coordinator)")
         }
         if let advertise, HostAndPort(advertise) == nil || HostAndPort(advertise)!.port == 0 {
             throw ValidationError("--advertise must be HOST:PORT with a non-zero port, got \(advertise)")
@@ -50,11 +50,12 @@ struct WorkerCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let logger = Logger(label: "quiver.worker")
         var configuration = WorkerServer.Configuration(
-            listen: HostAndPort(listen)!, dataDirectory: dataDir, coordinator: coordinator.flatMap(HostAndPort.init),
+            listen: HostAndPort(listen)!, dataDirectory: dataDir, coordinator: coordinator.flatMap { HostAndPort.list($0)?.first },
             advertise: advertise.flatMap(HostAndPort.init), workerID: id, threads: threads ?? availableCores,
             tls: security.tls, joinToken: try security.joinToken())
         configuration.healthListen = observability.health
         configuration.searchListen = searchListen.flatMap(HostAndPort.init)
+        configuration.standbyCoordinators = coordinator.flatMap { HostAndPort.list($0)?.dropFirst().map { $0 } } ?? []
         var metrics: MetricsServer?
         defer { _ = metrics }
         try await WorkerServer.run(configuration, logger: logger, onOpened: { worker in

@@ -50,7 +50,7 @@ func startCluster(workers: Int) throws -> LocalCluster {
 /// The coordinator searched every worker over its framed port (with the cluster's TLS and
 /// join token) and never had to fall back to gRPC.
 func expectFramedSearches(_ cluster: LocalCluster, sourceLocation: SourceLocation = #_sourceLocation) throws {
-    let log = try String(contentsOf: cluster.coordinator.log, encoding: .utf8)
+    let log = cluster.coordinator.logText()
     #expect(log.components(separatedBy: "over its framed port").count - 1 == cluster.workers.count, "\(log)", sourceLocation: sourceLocation)
     #expect(!log.contains("framed search to worker"), "\(log)", sourceLocation: sourceLocation)
 }
@@ -123,7 +123,7 @@ func searchWhenServing<Result: Sendable>(_ client: QuiverClient, _ search: (Quiv
         }
         #expect(overGRPC.ids == hits.ids)
         #expect(overGRPC.scores == hits.scores)
-        #expect(!(try String(contentsOf: cluster.coordinator.log, encoding: .utf8)).contains("over its framed port"))
+        #expect(!cluster.coordinator.logText().contains("over its framed port"))
 
         // The same model, built into one in-process index, must give the same neighbours.
         let model = try CollectionStore.installedModel(dataDirectory: cluster.workerDataDirectory(0).path, name: "docs")

@@ -83,7 +83,7 @@ import Glibc
         try RawSocket(port).send(helloFrame + [0, 0x10, 0, 0, 3] + [UInt8](repeating: 0, count: 99))
         // Searches (over the coordinator's own framed connection) go on as before.
         try await expectUnchanged(cluster, data, before)
-        let log = try String(contentsOf: cluster.workers[0].log, encoding: .utf8)
+        let log = cluster.workers[0].logText()
         #expect(log.contains("closing framed connection"))
         withExtendedLifetime((stalled, silent)) {}
     }

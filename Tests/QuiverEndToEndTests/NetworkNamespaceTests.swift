@@ -133,6 +133,9 @@ struct NetworkNamespaceTests {
             }
         }
         try lab.mend(1)
+        // The next fault only once the mended worker serves again (else its lists would have no
+        // replica left when the second worker freezes: two faults at once, more than R − 1).
+        try await allHealthy(coordinator)
 
         // A worker that freezes (SIGSTOP): the same.
         let frozen = workers[1]
@@ -144,6 +147,7 @@ struct NetworkNamespaceTests {
             }
         }
         kill(frozen.pid, SIGCONT)
+        try await allHealthy(coordinator)
 
         // A worker behind a slow link (netem, where the kernel has it): answers stay complete.
         if lab.delay(3, milliseconds: 150) {
@@ -155,7 +159,20 @@ struct NetworkNamespaceTests {
             }
         }
         #expect(workers.allSatisfy(\.isRunning) && coordinator.isRunning)
-        let log = try String(contentsOf: coordinator.log, encoding: .utf8)
+        let log = coordinator.logText()
         #expect(log.components(separatedBy: "over its framed port").count - 1 == (framed ? 3 : 0), "\(log)")
+    }
+
+    /// Waits (up to 60 s) until the coordinator sees every worker healthy and no replica behind.
+    func allHealthy(_ coordinator: ServerProcess, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let deadline = Date().addingTimeInterval(60)
+        try await QuiverClient.withConnection(to: coordinator.address) { client in
+            while Date() < deadline {
+                let status = try await client.clusterStatus()
+                if status.workers.allSatisfy({ $0.health == .healthy }) && status.unhealthyReplicas.isEmpty { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("the workers are not all healthy again within 60 s", sourceLocation: sourceLocation)
+        }
     }
 }

@@ -218,6 +218,31 @@ import Testing
         }
     }
 
+    @Test func aNewWorkerTakesItsShareOfTheLists() async throws {
+        let cluster = try cluster(workers: 2)
+        defer { cluster.shutdown() }
+        let data = try ClusterData(folder: cluster.importRoot, count: 2000)
+        try await cluster.client { client in
+            try await create(client, data, replication: 2)
+            try await client.load("docs", vectors: data.base.values, dimension: data.dimension)
+        }
+        let newcomer = try cluster.addWorker().address.description
+        try await cluster.client { client in
+            try await waitUntil("the new worker holds lists, copied and serving, and the others released theirs") {
+                let status = try await client.clusterStatus()
+                let owned = status.workers.map(\.listsOwned)
+                let joined = status.workers.first { $0.address == newcomer }
+                return status.workers.count == 3 && (joined?.listsOwned ?? 0) >= 4 && status.unhealthyReplicas.isEmpty
+                    && owned.reduce(0, +) == 24 && status.workers.allSatisfy { $0.health == .healthy }
+            }
+            try await expectEveryRowFinds(itself: 0 ..< 2000, in: data, client)
+            // Writes reach the new layout: every replica of every list stores them.
+            try await client.load("docs", vectors: data.queries.values, dimension: data.dimension)
+            let status = try await client.clusterStatus()
+            #expect(status.unhealthyReplicas.isEmpty)
+        }
+    }
+
     @Test func aDrainedWorkerEndsUpHoldingNothing() async throws {
         let cluster = try cluster(workers: 3)
         defer { cluster.shutdown() }

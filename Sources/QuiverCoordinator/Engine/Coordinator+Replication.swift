@@ -42,12 +42,19 @@ extension Coordinator {
         entries[name] = entry
     }
 
-    /// One pass of upkeep, run after every heartbeat.
-    func upkeep() async {
+    /// One pass of upkeep. True when repairs remain that this pass ran out of time for.
+    func upkeep() async -> Bool {
         await checkWorkers()
         await replaceDeadWorkers()
-        await repairRound()
+        let more = await repairRound()
         await releaseRound()
+        if rebalancePending {
+            let moved = await rebalance()
+            // Done once a pass with every replica serving finds nothing more to move.
+            let quiet = pool.down.isEmpty && entries.values.allSatisfy { $0.replicas.behind.isEmpty && $0.replicas.releasing.isEmpty }
+            if !moved && quiet { rebalancePending = false }
+        }
+        return more
     }
 
     // MARK: - Workers that lost or damaged data
@@ -69,8 +76,18 @@ extension Coordinator {
                 try? store.saveWorkers(pool.endpoints)
             }
             for (name, entry) in entries {
-                guard let map = entry.shardMap, let model = entry.model, !map.lists(ownedBy: worker).isEmpty else { continue }
-                let held = stats.collections.first { $0.collection == name }
+                // A training in flight installs its model on workers before committing it here.
+                guard let map = entry.shardMap, let model = entry.model, !map.lists(ownedBy: worker).isEmpty,
+                      !entry.trainingClaimed else { continue }
+                var held = stats.collections.first { $0.collection == name }
+                if held == nil || held!.modelVersion != model.version || held!.shardMapVersion == 0 {
+                    // The heartbeat's numbers may predate a training that installed the model
+                    // since: act only on what the worker says now, after the model was committed.
+                    guard let now = try? await pool.freshStats(of: worker), let current = entries[name],
+                          current.incarnation == entry.incarnation, current.model?.version == model.version,
+                          !current.trainingClaimed else { continue }
+                    held = now.collections.first { $0.collection == name }
+                }
                 if let held, held.modelVersion != model.version {
                     // Rows of another incarnation or model: they must go before this one installs.
                     logger.warning("worker \(worker) holds \(name) with model \(held.modelVersion), not \(model.version): dropping its copy")
@@ -78,11 +95,20 @@ extension Coordinator {
                 }
                 if held == nil || held!.modelVersion != model.version || held!.shardMapVersion == 0 {
                     // It lost the collection (or never got it): install, assign, refill.
-                    if entry.replicas.lists(behindOn: worker).count < map.lists(ownedBy: worker).count {
+                    let behind = entries[name]?.replicas.lists(behindOn: worker).count ?? 0
+                    if behind < map.lists(ownedBy: worker).count {
                         try? markBehind(name, incarnation: entry.incarnation, map.lists(ownedBy: worker).map { ($0, worker) },
                                         reason: "the worker does not hold the collection's model")
                     }
                     await reconcile(worker)
+                } else if held!.shardMapVersion < map.version {
+                    // It missed a shard map change (a move while it was unreachable).
+                    do {
+                        try await pool.assignLists(ownedLists(worker, map: map, replicas: entry.replicas), collection: name,
+                                                   modelVersion: model.version, shardMapVersion: map.version, on: worker)
+                    } catch {
+                        logger.warning("\(error)")
+                    }
                 } else if held!.damagedRecords > 0 {
                     await verifyDamaged(name, on: worker)
                 }
@@ -145,10 +171,17 @@ extension Coordinator {
     /// How long one repair round may hold a collection's writes back.
     static let repairRoundBudget: Duration = .milliseconds(300)
 
+    /// Lists copied at once in a repair round.
+    static let repairParallelism = 4
+
     /// Copies behind lists from serving replicas (or a worker still holding a list it is moving
     /// off), with the collection's writes held back meanwhile, and marks them serving once the
-    /// copy's digest matches.
-    func repairRound() async {
+    /// copy's digest matches. True when some collection has repairs left that this round made
+    /// progress on but ran out of time for (the caller comes back at once rather than after a
+    /// heartbeat interval).
+    @discardableResult
+    func repairRound() async -> Bool {
+        var more = false
         for name in entries.keys.sorted() {
             guard let entry = entries[name], let map = entry.shardMap, let model = entry.model,
                   !entry.replicas.behind.isEmpty else { continue }
@@ -164,21 +197,33 @@ extension Coordinator {
             guard !work.isEmpty else { continue }
             let incarnation = entry.incarnation
             let pool = pool
+            let logger = logger
             let repaired = await gates[name].exclusive { () -> [(list: Int32, worker: WorkerID)] in
                 let started = ContinuousClock.now
                 var repaired: [(list: Int32, worker: WorkerID)] = []
-                for item in work where ContinuousClock.now - started < Self.repairRoundBudget {
-                    do {
-                        let copy = try await pool.copyList(item.list, collection: name, modelVersion: model.version,
-                                                           from: item.source, to: item.worker)
-                        if copy.sent == copy.stored {
-                            repaired.append((item.list, item.worker))
-                        } else {
-                            self.logger.error("repair of list \(item.list) of \(name) on \(item.worker) does not match its source \(item.source) (\(copy.stored) vs \(copy.sent)); retrying")
+                var next = 0
+                while next < work.count && ContinuousClock.now - started < Self.repairRoundBudget {
+                    let wave = work[next ..< min(work.count, next + Self.repairParallelism)]
+                    next = wave.endIndex
+                    let copied = await withTaskGroup(of: (list: Int32, worker: WorkerID)?.self) { group in
+                        for item in wave {
+                            group.addTask {
+                                do {
+                                    let copy = try await pool.copyList(item.list, collection: name, modelVersion: model.version,
+                                                                       from: item.source, to: item.worker)
+                                    if copy.sent == copy.stored { return (item.list, item.worker) }
+                                    logger.error("repair of list \(item.list) of \(name) on \(item.worker) does not match its source \(item.source) (\(copy.stored) vs \(copy.sent)); retrying")
+                                } catch {
+                                    logger.warning("repair of list \(item.list) of \(name) on \(item.worker) from \(item.source) failed: \(error)")
+                                }
+                                return nil
+                            }
                         }
-                    } catch {
-                        self.logger.warning("repair of list \(item.list) of \(name) on \(item.worker) from \(item.source) failed: \(error)")
+                        var copied: [(list: Int32, worker: WorkerID)] = []
+                        for await result in group { if let result { copied.append(result) } }
+                        return copied
                     }
+                    repaired += copied
                 }
                 return repaired
             }
@@ -186,8 +231,10 @@ extension Coordinator {
             if !repaired.isEmpty {
                 let left = entries[name]?.replicas.behind.values.reduce(0) { $0 + $1.count } ?? 0
                 logger.info("repaired \(repaired.count) list replicas of \(name) (\(left) still behind)")
+                if left > 0 { more = true }
             }
         }
+        return more
     }
 
     // MARK: - Moving shards
@@ -227,7 +274,7 @@ extension Coordinator {
             }
             guard map.version != entry.shardMap!.version else { continue }
             let moved = targets.values.flatMap { $0 }
-            if await commitMove(name, incarnation: entry.incarnation, model: model, map: map, from: worker, lists: moved,
+            if await commitMove(name, incarnation: entry.incarnation, model: model, map: map, from: [worker: moved],
                                 to: targets, reason: reason) {
                 moving += moved.count
             }
@@ -238,12 +285,14 @@ extension Coordinator {
     /// Installs a new shard map in which `targets` take over `lists` from `worker`: the targets
     /// get the model and their lists (behind until repaired), `worker` keeps what it holds
     /// until those lists serve elsewhere.
-    private func commitMove(_ name: String, incarnation: UInt64, model: IVFModel, map: ShardMap, from worker: WorkerID,
-                            lists: [Int32], to targets: [WorkerID: [Int32]], reason: String) async -> Bool {
+    private func commitMove(_ name: String, incarnation: UInt64, model: IVFModel, map: ShardMap,
+                            from sources: [WorkerID: [Int32]], to targets: [WorkerID: [Int32]], reason: String) async -> Bool {
+        // Targets are behind (and sources keep serving) in the same step that the new map is
+        // installed: no search may ever route to a target before its copy is complete.
         do {
             try saveReplicas(name) { replicas in
                 replicas.markBehind(targets.flatMap { target, lists in lists.map { ($0, target) } })
-                replicas.addReleasing(lists, on: worker)
+                for (source, lists) in sources { replicas.addReleasing(lists, on: source) }
                 replicas.prune(to: map)
             }
             try store.saveShardMap(map, collection: name)
@@ -252,20 +301,36 @@ extension Coordinator {
                 entry.record.shardMapVersion = map.version
             }
         } catch {
-            logger.error("cannot record the move of \(name) off \(worker): \(error)")
+            logger.error("cannot record the move of \(name) off \(sources.keys.sorted().joined(separator: ", ")): \(error)")
             return false
         }
-        logger.warning("\(name): \(lists.count) lists move off \(worker) to \(targets.keys.sorted().joined(separator: ", ")) (\(reason))")
+        let moved = sources.values.reduce(0) { $0 + $1.count }
+        logger.warning("\(name): \(moved) lists move off \(sources.keys.sorted().joined(separator: ", ")) to \(targets.keys.sorted().joined(separator: ", ")) (\(reason))")
         for target in targets.keys.sorted() {
             do {
                 try await pool.installModel(ModelCodec.encode(model), version: model.version, collection: name, on: target)
-                try await pool.assignLists(map.lists(ownedBy: target), collection: name, modelVersion: model.version,
-                                           shardMapVersion: map.version, on: target)
             } catch {
                 logger.warning("\(error) (the repair retries)")
             }
         }
+        // Every worker learns the new version (writes routed by it are refused by one that has
+        // an older one); sources keep owning what they serve until it is released.
+        let replicas = entries[name]?.replicas ?? ReplicaStates()
+        for worker in pool.ids where !map.lists(ownedBy: worker).isEmpty || sources[worker] != nil {
+            do {
+                try await pool.assignLists(ownedLists(worker, map: map, replicas: replicas), collection: name,
+                                           modelVersion: model.version, shardMapVersion: map.version, on: worker)
+            } catch {
+                logger.warning("\(error) (retried after the next heartbeat)")
+            }
+        }
         return true
+    }
+
+    /// What `worker` must own of a collection: its lists in the map, and those it still serves
+    /// while they move off it.
+    func ownedLists(_ worker: WorkerID, map: ShardMap, replicas: ReplicaStates) -> [Int32] {
+        Set(map.lists(ownedBy: worker)).union(replicas.releasing[worker] ?? []).sorted()
     }
 
     /// Gives lists back: a worker that moved off lists releases them (deletes their data) once
@@ -304,13 +369,18 @@ extension Coordinator {
     }
 
     /// Moves shards onto workers that hold less than their share (a newcomer), one collection
-    /// at a time.
-    func rebalance() async {
+    /// at a time, while every worker is up and no replica is behind or being released (so a
+    /// worker that is only briefly down never causes moves). True when it moved something.
+    @discardableResult
+    func rebalance() async -> Bool {
         let workers = pool.placeable.filter { !pool.isDraining($0) }
-        guard workers.count > 1 else { return }
+        guard workers.count > 1, pool.down.isEmpty,
+              entries.values.allSatisfy({ $0.replicas.behind.isEmpty && $0.replicas.releasing.isEmpty && !$0.trainingClaimed }) else {
+            return false
+        }
+        var movedAny = false
         for name in entries.keys.sorted() {
-            guard let entry = entries[name], var map = entry.shardMap, let model = entry.model,
-                  entry.replicas.behind.isEmpty, entry.replicas.releasing.isEmpty else { continue }
+            guard let entry = entries[name], var map = entry.shardMap, let model = entry.model else { continue }
             let moves = map.rebalancingMoves(workers: workers)
             guard !moves.isEmpty else { continue }
             var version = map.version
@@ -323,11 +393,12 @@ extension Coordinator {
                 targets[move.to, default: []] += map.lists(ofShard: move.shard)
                 sources[move.from, default: []] += map.lists(ofShard: move.shard)
             }
-            for (source, lists) in sources.sorted(by: { $0.key < $1.key }) {
-                let mine = targets.filter { target, targetLists in targetLists.contains { lists.contains($0) } }
-                _ = await commitMove(name, incarnation: entry.incarnation, model: model, map: map, from: source, lists: lists,
-                                     to: mine, reason: "rebalancing onto \(targets.keys.sorted().joined(separator: ", "))")
+            guard map.version != entry.shardMap!.version else { continue }
+            if await commitMove(name, incarnation: entry.incarnation, model: model, map: map, from: sources, to: targets,
+                                reason: "rebalancing onto \(targets.keys.sorted().joined(separator: ", "))") {
+                movedAny = true
             }
         }
+        return movedAny
     }
 }

@@ -26,6 +26,9 @@ public struct CoordinatorOptions: Sendable {
     public var deadAfter: Duration
     /// Searches to workers over their framed ports when they offer one, or always over gRPC.
     public var workerSearchTransport: WorkerSearchTransport = .framed
+    /// Where the state lives when not in files under `dataDirectory` (etcd, for a coordinator
+    /// that leads others standing by).
+    public var metadata: (any MetadataBackend)?
 
     public init(dataDirectory: String, workers: [String] = [], threads: Int = availableCores,
                 heartbeatInterval: Duration = .seconds(2), importRoot: ImportRoot? = nil,
@@ -96,6 +99,8 @@ public actor Coordinator {
     /// Set once shutdown began: jobs stop at a batch boundary and are resumed on restart.
     var isStopping = false
     var jobCounter = 0
+    /// A worker joined: upkeep moves shards onto it once the cluster is otherwise quiet.
+    var rebalancePending = false
     private var rotation = 0
     private nonisolated let heartbeatDone = Atomic<Bool>(false)
 
@@ -109,12 +114,17 @@ public actor Coordinator {
         self.heartbeatInterval = options.heartbeatInterval
         files = ServerFiles(root: options.importRoot)
         deadAfter = options.deadAfter
-        store = try CoordinatorStore(root: options.dataDirectory)
+        if let metadata = options.metadata {
+            store = CoordinatorStore(backend: metadata)
+        } else {
+            store = CoordinatorStore(backend: try FileMetadata(root: options.dataDirectory))
+        }
         pool = WorkerPool(logger: logger, security: options.workerSecurity, joinToken: options.joinToken,
                           searchTransport: options.workerSearchTransport)
         var endpoints = try store.loadWorkers()
         for address in options.workers where !endpoints.contains(where: { $0.id == address }) {
             endpoints.append(WorkerEndpoint(id: address, address: address))
+            rebalancePending = true
         }
         for endpoint in endpoints { try pool.add(endpoint) }
         try store.saveWorkers(pool.endpoints)
@@ -131,11 +141,28 @@ public actor Coordinator {
     public func run() async {
         for worker in pool.ids { Task { await self.reconcile(worker) } }
         Task { await self.resumeJobs() }
+        let upkeep = Task { await self.runUpkeep() }
+        defer { upkeep.cancel() }
         while !Task.isCancelled {
             await pool.heartbeat()
             heartbeatDone.store(true, ordering: .relaxed)
-            await upkeep()
             try? await Task.sleep(for: heartbeatInterval)
+        }
+    }
+
+    /// Upkeep beside the heartbeats, so that a repair waiting for writes to finish never delays
+    /// noticing a worker go down: a pass every heartbeat interval, or at once while repairs that
+    /// ran out of their round's time remain.
+    private func runUpkeep() async {
+        while !Task.isCancelled && !heartbeatDone.load(ordering: .relaxed) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            let more = await upkeep()
+            let took = started.duration(to: .now)
+            if took > .seconds(10) { logger.warning("one pass of upkeep (checks, replacements, repairs, releases) took \(took)") }
+            try? await Task.sleep(for: more ? .milliseconds(20) : heartbeatInterval)
         }
     }
 
@@ -292,6 +319,8 @@ public actor Coordinator {
         if try pool.add(endpoint) {
             try store.saveWorkers(pool.endpoints)
             logger.info("registered worker \(endpoint.id) at \(endpoint.address)")
+            // A newcomer takes its share of the lists once every replica serves.
+            rebalancePending = true
         }
         // A (re)starting worker may have lost or missed state; re-send what it should hold.
         Task { await self.reconcile(endpoint.id) }
@@ -317,14 +346,14 @@ public actor Coordinator {
 
     /// Installs every model and list assignment `worker` should hold (best effort, logged).
     func reconcile(_ worker: WorkerID) async {
-        let serving = entries.values.compactMap { entry -> (String, IVFModel, ShardMap)? in
+        let serving = entries.values.compactMap { entry -> (String, IVFModel, ShardMap, ReplicaStates)? in
             guard let model = entry.model, let map = entry.shardMap else { return nil }
-            return (entry.record.name, model, map)
+            return (entry.record.name, model, map, entry.replicas)
         }
-        for (name, model, map) in serving {
+        for (name, model, map, replicas) in serving {
             do {
                 try await pool.installModel(ModelCodec.encode(model), version: model.version, collection: name, on: worker)
-                try await pool.assignLists(map.lists(ownedBy: worker), collection: name, modelVersion: model.version,
+                try await pool.assignLists(ownedLists(worker, map: map, replicas: replicas), collection: name, modelVersion: model.version,
                                            shardMapVersion: map.version, on: worker)
             } catch {
                 logger.warning("could not bring worker \(worker) up to date for \(name): \(error)")

@@ -34,99 +34,71 @@ struct StoredCollection: Sendable {
     var replicas = ReplicaStates()
 }
 
-/// The coordinator's durable state under `--data-dir`:
+/// The coordinator's durable state, as keys of a `MetadataBackend` (files under `--data-dir`,
+/// or etcd):
 ///
 ///     workers.json                          registered workers
 ///     collections/<name>/collection.json    settings, state, versions, counts, id counter
 ///     collections/<name>/model-<v>.qvm      ModelCodec bytes of the serving model
 ///     collections/<name>/shard-map.json     the current shard map
+///     collections/<name>/replicas.json      replicas behind, lists being released
+///     collections/<name>/loads/<id>.json    what each named load stored
+///     jobs/<id>.json                        server-side load jobs
 ///
-/// Every file is replaced atomically (AtomicFile), and the model and shard map are written
-/// before the record that names their versions, so a crash never leaves a record pointing at
-/// files that do not exist.
+/// Every key is replaced atomically, and the model and shard map are written before the record
+/// that names their versions, so a crash never leaves a record pointing at what does not exist.
 struct CoordinatorStore: Sendable {
-    let root: String
+    let backend: any MetadataBackend
 
-    init(root: String) throws(CoordinatorError) {
-        self.root = root
-        do {
-            try FileManager.default.createDirectory(atPath: root + "/collections", withIntermediateDirectories: true)
-        } catch {
-            throw .internalError("cannot create the data directory \(root): \(error.localizedDescription)")
-        }
+    init(backend: any MetadataBackend) {
+        self.backend = backend
     }
 
-    private func directory(of collection: String) -> String { root + "/collections/" + collection }
+    private func directory(of collection: String) -> String { "collections/" + collection }
 
     // MARK: - Workers
 
     func loadWorkers() throws(CoordinatorError) -> [WorkerEndpoint] {
-        let path = root + "/workers.json"
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
-        return try decode([WorkerEndpoint].self, from: path)
+        try decode([WorkerEndpoint].self, from: "workers.json") ?? []
     }
 
     func saveWorkers(_ workers: [WorkerEndpoint]) throws(CoordinatorError) {
-        try encode(workers.sorted { $0.id < $1.id }, to: root + "/workers.json")
+        try encode(workers.sorted { $0.id < $1.id }, to: "workers.json")
     }
 
     // MARK: - Collections
 
     func saveRecord(_ record: CollectionRecord) throws(CoordinatorError) {
-        let directory = directory(of: record.name)
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw .internalError("cannot create \(directory): \(error.localizedDescription)")
-        }
-        try encode(record, to: directory + "/collection.json")
+        try encode(record, to: directory(of: record.name) + "/collection.json")
     }
 
     func saveModel(_ model: IVFModel, collection: String) throws(CoordinatorError) {
-        let path = directory(of: collection) + "/model-\(model.version).qvm"
-        do {
-            try AtomicFile.write(ModelCodec.encode(model), to: path)
-        } catch {
-            throw .internalError(error.description)
-        }
+        try backend.write(directory(of: collection) + "/model-\(model.version).qvm", ModelCodec.encode(model))
     }
 
     func saveShardMap(_ map: ShardMap, collection: String) throws(CoordinatorError) {
         try encode(map, to: directory(of: collection) + "/shard-map.json")
     }
 
-    /// What a named load has been given and has stored (`loads/<load id>.json`).
+    /// What a named load has been given and has stored.
     func loadLedger(_ load: String, collection: String) throws(CoordinatorError) -> LoadLedger? {
-        let path = directory(of: collection) + "/loads/" + load + ".json"
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        return try decode(LoadLedger.self, from: path)
+        try decode(LoadLedger.self, from: directory(of: collection) + "/loads/" + load + ".json")
     }
 
     func saveLedger(_ ledger: LoadLedger, load: String, collection: String) throws(CoordinatorError) {
-        let folder = directory(of: collection) + "/loads"
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw .internalError("cannot create \(folder): \(error.localizedDescription)")
-        }
-        try encode(ledger, to: folder + "/" + load + ".json")
+        try encode(ledger, to: directory(of: collection) + "/loads/" + load + ".json")
     }
 
-    /// Server-side load jobs (`jobs/<id>.json`), so they outlive a restart.
+    /// Server-side load jobs, so they outlive a restart.
     func saveJob(_ job: LoadJobRecord) throws(CoordinatorError) {
-        do {
-            try FileManager.default.createDirectory(atPath: root + "/jobs", withIntermediateDirectories: true)
-        } catch {
-            throw .internalError("cannot create \(root)/jobs: \(error.localizedDescription)")
-        }
-        try encode(job, to: root + "/jobs/" + job.id + ".json")
+        try encode(job, to: "jobs/" + job.id + ".json")
     }
 
     func loadJobs() throws(CoordinatorError) -> [LoadJobRecord] {
-        let folder = root + "/jobs"
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
         var jobs: [LoadJobRecord] = []
-        for name in names { jobs.append(try decode(LoadJobRecord.self, from: folder + "/" + name)) }
+        for name in try backend.children("jobs/") where name.hasSuffix(".json") {
+            if let job = try decode(LoadJobRecord.self, from: "jobs/" + name) { jobs.append(job) }
+        }
         return jobs
     }
 
@@ -134,54 +106,42 @@ struct CoordinatorStore: Sendable {
         try encode(replicas, to: directory(of: collection) + "/replicas.json")
     }
 
-    /// Removes model files other than the serving one (older versions after a retraining).
+    /// Removes models other than the serving one (older versions after a retraining).
     func pruneModels(collection: String, keeping version: UInt64) {
         let directory = directory(of: collection)
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for name in names where name.hasPrefix("model-") && name.hasSuffix(".qvm") && name != "model-\(version).qvm" {
-            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        for name in (try? backend.children(directory + "/")) ?? []
+        where name.hasPrefix("model-") && name.hasSuffix(".qvm") && name != "model-\(version).qvm" {
+            try? backend.remove(directory + "/" + name)
         }
     }
 
     func removeCollection(_ name: String) throws(CoordinatorError) {
-        let directory = directory(of: name)
-        // Rename first: one atomic step decides the drop, the recursive delete may be interrupted.
-        let doomed = root + "/collections/.dropped-\(name)-\(UInt32.random(in: 0 ... .max))"
-        guard rename(directory, doomed) == 0 || errno == ENOENT else {
-            throw .internalError("cannot remove \(directory): \(String(cString: strerror(errno)))")
-        }
-        try? FileManager.default.removeItem(atPath: doomed)
+        try backend.removeTree(directory(of: name) + "/")
     }
 
     /// Every stored collection, with its model and shard map when trained.
     func loadAll() throws(CoordinatorError) -> [StoredCollection] {
-        let base = root + "/collections"
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).sorted()
         var out: [StoredCollection] = []
-        for name in names {
-            if name.hasPrefix(".dropped-") {
-                try? FileManager.default.removeItem(atPath: base + "/" + name)
-                continue
-            }
-            let directory = base + "/" + name
-            let recordPath = directory + "/collection.json"
-            guard FileManager.default.fileExists(atPath: recordPath) else { continue }
-            var record = try decode(CollectionRecord.self, from: recordPath)
+        for name in try backend.children("collections/") {
+            let directory = directory(of: name)
+            let recordKey = directory + "/collection.json"
+            guard var record = try decode(CollectionRecord.self, from: recordKey) else { continue }
             var stored = StoredCollection(record: record)
             if record.modelVersion > 0 {
-                let modelPath = directory + "/model-\(record.modelVersion).qvm"
-                guard let bytes = FileManager.default.contents(atPath: modelPath) else {
-                    throw .internalError("\(recordPath) names model \(record.modelVersion), but \(modelPath) is missing")
+                let modelKey = directory + "/model-\(record.modelVersion).qvm"
+                guard let bytes = try backend.read(modelKey) else {
+                    throw .internalError("\(backend.describe(recordKey)) names model \(record.modelVersion), but \(backend.describe(modelKey)) is missing")
                 }
                 do {
-                    stored.model = try ModelCodec.decode([UInt8](bytes))
+                    stored.model = try ModelCodec.decode(bytes)
                 } catch {
-                    throw .internalError("\(modelPath): \(error.description)")
+                    throw .internalError("\(backend.describe(modelKey)): \(error.description)")
                 }
-                stored.shardMap = try decode(ShardMap.self, from: directory + "/shard-map.json")
-                if FileManager.default.fileExists(atPath: directory + "/replicas.json") {
-                    stored.replicas = try decode(ReplicaStates.self, from: directory + "/replicas.json")
+                guard let map = try decode(ShardMap.self, from: directory + "/shard-map.json") else {
+                    throw .internalError("\(backend.describe(recordKey)) names model \(record.modelVersion), but its shard map is missing")
                 }
+                stored.shardMap = map
+                stored.replicas = try decode(ReplicaStates.self, from: directory + "/replicas.json") ?? ReplicaStates()
             }
             // A training or first-load that was running when the process stopped is gone.
             if record.phase == .training {
@@ -200,29 +160,24 @@ struct CoordinatorStore: Sendable {
     /// damaged file is refused by name instead of being half-understood.
     private static let checksumMarker = Array("\n#crc32c ".utf8)
 
-    private func encode(_ value: some Encodable, to path: String) throws(CoordinatorError) {
+    private func encode(_ value: some Encodable, to key: String) throws(CoordinatorError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data: Data
         do {
             data = try encoder.encode(value)
         } catch {
-            throw .internalError("cannot encode \(path): \(error)")
+            throw .internalError("cannot encode \(backend.describe(key)): \(error)")
         }
         let json = [UInt8](data)
         let crc = json.withUnsafeBytes { Kernels.crc32c($0) }
-        do {
-            try AtomicFile.write(json + Self.checksumMarker + Array(String(crc, radix: 16).utf8) + [0x0A], to: path)
-        } catch {
-            throw .internalError(error.description)
-        }
+        try backend.write(key, json + Self.checksumMarker + Array(String(crc, radix: 16).utf8) + [0x0A])
     }
 
-    private func decode<Value: Decodable>(_ type: Value.Type, from path: String) throws(CoordinatorError) -> Value {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw .internalError("cannot read \(path)")
-        }
-        var bytes = [UInt8](data)
+    /// The value under `key`; nil when there is none.
+    private func decode<Value: Decodable>(_ type: Value.Type, from key: String) throws(CoordinatorError) -> Value? {
+        guard var bytes = try backend.read(key) else { return nil }
+        let path = backend.describe(key)
         // Files written before checksums were added have none; every later one must match.
         if let marker = bytes.lastRange(of: Self.checksumMarker) {
             let stated = String(decoding: bytes[marker.upperBound...], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

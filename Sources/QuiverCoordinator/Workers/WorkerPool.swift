@@ -253,6 +253,16 @@ final class WorkerPool: Sendable {
         }
     }
 
+    /// One worker's Stats asked for now (also recorded as its latest heartbeat).
+    func freshStats(of worker: WorkerID) async throws(CoordinatorError) -> Quiver_V1_WorkerStatsResponse {
+        let metadata = callMetadata
+        let stats = try await call(worker, "stats", timeout: .seconds(5)) { client, options in
+            try await client.stats(Quiver_V1_WorkerStatsRequest(), metadata: metadata, options: options)
+        }
+        recordSuccess(worker, stats: stats)
+        return stats
+    }
+
     func shutdown() {
         for member in snapshot() {
             member.searches.close()

@@ -33,12 +33,34 @@ public enum QuiverTransport {
     /// A client transport to `address` with Quiver's limits (and keepalive pings, so a dead peer
     /// fails the calls waiting on it instead of leaving them to their deadlines).
     public static func client(to address: HostAndPort, security: ClientSecurity) throws -> HTTP2ClientTransport.Posix {
+        try client(to: [address], security: security)
+    }
+
+    /// A channel to whichever of `addresses` accept connections (a coordinator and its standbys,
+    /// of which only the leader listens), redialling the others with backoff. Names are
+    /// resolved by DNS when the list is one name.
+    public static func client(to addresses: [HostAndPort], security: ClientSecurity) throws -> HTTP2ClientTransport.Posix {
+        precondition(!addresses.isEmpty, "no address to dial")
+        let target: any ResolvableTarget
+        if addresses.count == 1 {
+            target = addresses[0].resolvableTarget
+        } else if addresses.allSatisfy({ $0.resolvableTarget is ResolvableTargets.IPv4 }) {
+            target = .ipv4(pairs: addresses.map { ($0.host, $0.port) })
+        } else if addresses.allSatisfy({ $0.resolvableTarget is ResolvableTargets.IPv6 }) {
+            target = .ipv6(pairs: addresses.map { ($0.host, $0.port) })
+        } else {
+            throw RPCError(code: .invalidArgument, message: "several addresses must all be IPv4 or all IPv6 literals, got \(addresses.map(\.description).joined(separator: ","))")
+        }
         var config = HTTP2ClientTransport.Posix.Config.defaults
         // Searches are latency-bound single messages: send each at once.
         config.connection.flushCoalescing = nil
         config.connection.keepalive = .init(time: .seconds(30), timeout: .seconds(10), allowWithoutCalls: true)
-        return try HTTP2ClientTransport.Posix(target: address.resolvableTarget, transportSecurity: security.transport,
-                                              config: config, serviceConfig: QuiverGRPC.serviceConfig)
+        var serviceConfig = QuiverGRPC.serviceConfig
+        // gRPC's pick-first dials only the first of several addresses; round robin keeps a
+        // connection to each one that listens (only a leader does) and skips those that fail.
+        if addresses.count > 1 { serviceConfig.loadBalancingConfig = [.roundRobin] }
+        return try HTTP2ClientTransport.Posix(target: target, transportSecurity: security.transport,
+                                              config: config, serviceConfig: serviceConfig)
     }
 }
 

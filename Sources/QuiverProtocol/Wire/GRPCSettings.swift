@@ -41,4 +41,11 @@ public struct HostAndPort: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Parses one or more comma-separated addresses; nil if any is not `host:port`.
+    public static func list(_ text: String) -> [HostAndPort]? {
+        let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let addresses = parts.compactMap(HostAndPort.init)
+        return addresses.isEmpty || addresses.count != parts.count ? nil : addresses
+    }
 }

@@ -274,8 +274,9 @@ class Client:
     """A connection to a Quiver coordinator.
 
     Args:
-        address: ``"host:port"`` of the coordinator; default ``$QUIVER_COORDINATOR``, then
-            ``127.0.0.1:7700``.
+        address: ``"host:port"`` of the coordinator, or several comma-separated (a leader and
+            its standbys over etcd: calls go to whichever listens); default
+            ``$QUIVER_COORDINATOR``, then ``127.0.0.1:7700``.
         token: bearer token sent as ``authorization: Bearer <token>`` on every call; default
             ``$QUIVER_TOKEN`` (none when unset).
         root_certificates: PEM bytes, or the path of a PEM file, of the CA that signed the
@@ -317,15 +318,25 @@ class Client:
         ]
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
+        target = self.address
+        if "," in self.address:
+            # A coordinator and its standbys (only the leader listens): a connection to each one
+            # that accepts, calls on whichever does.
+            parts = [part.strip() for part in self.address.split(",") if part.strip()]
+            if not all(":" in part for part in parts):
+                raise InvalidArgument(f"coordinator addresses must be HOST:PORT,HOST:PORT…, got {self.address!r}")
+            scheme = "ipv6" if all(part.startswith("[") for part in parts) else "ipv4"
+            target = f"{scheme}:" + ",".join(parts)
+            options.append(("grpc.lb_policy_name", "round_robin"))
         if root_certificates is not None or certificate_chain is not None:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=_pem(root_certificates),
                 private_key=_pem(private_key),
                 certificate_chain=_pem(certificate_chain),
             )
-            self._channel = grpc.secure_channel(self.address, credentials, options=options)
+            self._channel = grpc.secure_channel(target, credentials, options=options)
         else:
-            self._channel = grpc.insecure_channel(self.address, options=options)
+            self._channel = grpc.insecure_channel(target, options=options)
         self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
 
     # -- lifecycle --

@@ -320,3 +320,19 @@ def test_deleted_ids_are_not_found_and_other_vectors_under_taken_ids_are_refused
     assert client.describe(collection_name).vector_count == 300
     found, _ = client.search(collection_name, vectors[:100], k=5, nprobe=8, reorder_k=50)
     assert not np.isin(found, ids[:100]).any()
+
+
+def test_several_addresses_reach_the_one_that_listens(cluster, collection_name):
+    # A port nothing listens on first, as a dead leader's would be: the live one answers.
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    dead = probe.getsockname()[1]
+    probe.close()
+    with quiver.Client(f"127.0.0.1:{dead},{cluster.address}", timeout=30.0) as c:
+        c.create(collection_name, dimension=8, metric="l2")
+        try:
+            assert collection_name in [info.name for info in c.collections()]
+        finally:
+            c.drop(collection_name)

@@ -1,0 +1,201 @@
+import Foundation
+import QuiverClient
+import QuiverCoordinator
+import QuiverIndex
+import QuiverProtocol
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A single-member etcd this test starts on loopback ports of its own, with its data in a
+/// temporary folder, and stops by pid.
+final class EtcdProcess: @unchecked Sendable {
+    static let binary: String? = ["/usr/bin/etcd", "/usr/local/bin/etcd"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    let url: String
+    private let process = Process()
+
+    init(folder: URL) throws {
+        let client = try freeLoopbackPort(), peer = try freeLoopbackPort()
+        url = "http://127.0.0.1:\(client)"
+        let log = folder.appendingPathComponent("etcd.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Self.binary!)
+        process.arguments = ["--name", "quiver-test", "--data-dir", folder.appendingPathComponent("etcd").path,
+                             "--listen-client-urls", url, "--advertise-client-urls", url,
+                             "--listen-peer-urls", "http://127.0.0.1:\(peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peer)",
+                             "--initial-cluster", "quiver-test=http://127.0.0.1:\(peer)"]
+        process.standardOutput = try FileHandle(forWritingTo: log)
+        process.standardError = process.standardOutput
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if text.contains("ready to serve client requests") { return }
+            guard process.isRunning else { throw LocalClusterError("etcd exited during start-up:\n\(text)") }
+            usleep(50_000)
+        }
+        throw LocalClusterError("etcd did not start within 30 s; see \(log.path)")
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bound to 0, read back, released).
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw LocalClusterError("cannot find a free port: \(String(cString: strerror(errno)))") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Two coordinators over one etcd: one leads, the other stands by. Killed, the leader's place
+/// is taken within the lease's TTL and nothing acknowledged is lost; frozen past its TTL and
+/// thawed, it steps down and writes nothing.
+@Suite(.serialized, .enabled(if: EtcdProcess.binary != nil, "needs etcd (apt-get install etcd-server)"))
+struct CoordinatorFailoverTests {
+    @Test func aStandbyTakesOverFromADeadOrFrozenLeaderAndNothingAcknowledgedIsLost() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("quiver-failover-\(UUID().uuidString)")
+        let importRoot = root.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: importRoot, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let etcd = try EtcdProcess(folder: root)
+        defer { etcd.stop() }
+        var workers: [ServerProcess] = []
+        defer { workers.forEach { $0.stop() } }
+        for index in 0 ..< 3 {
+            workers.append(try ServerProcess(binary: quiverBinary, name: "worker-\(index)",
+                                             arguments: ["worker", "--listen", "127.0.0.1:0", "--data-dir", root.appendingPathComponent("worker-\(index)").path],
+                                             logDirectory: root))
+        }
+        let ports = [try freeLoopbackPort(), try freeLoopbackPort()]
+        let addresses = ports.map { HostAndPort(host: "127.0.0.1", port: $0) }
+        func coordinator(_ index: Int, workers list: [ServerProcess] = [], waitForListening: Bool) throws -> ServerProcess {
+            var arguments = ["coordinator", "--listen", addresses[index].description, "--etcd", etcd.url, "--etcd-prefix", "/quiver/test",
+                             "--lease-ttl", "2", "--heartbeat-interval", "0.2", "--import-root", importRoot.path]
+            if !list.isEmpty { arguments += ["--workers", list.map(\.address.description).joined(separator: ",")] }
+            return try ServerProcess(binary: quiverBinary, name: "coordinator-\(index)", arguments: arguments, logDirectory: root,
+                                     waitForListening: waitForListening)
+        }
+        var first = try coordinator(0, workers: workers, waitForListening: true)
+        let second = try coordinator(1, waitForListening: false)
+        defer { first.stop(); second.stop() }
+        let data = try ClusterData(folder: importRoot, count: 3000)
+        let rows = ReplicationTests()
+        let firstRows = 0 ..< 2000
+        try await QuiverClient.withConnection(to: addresses) { client in
+            var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .innerProduct)
+            settings.nlist = 12
+            settings.replicationFactor = 2
+            _ = try await client.createCollection(settings)
+            _ = try await client.train("docs", fromFile: data.basePath)
+            try await client.load("docs", vectors: Array(data.base.values[0 ..< firstRows.upperBound * data.dimension]),
+                                  dimension: data.dimension, ids: firstRows.map(Int64.init))
+            try await rows.expectEveryRowFinds(itself: firstRows, in: data, client)
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(second.isRunning && (try? second.waitForAddress(timeout: 0)) == nil, "the second coordinator stands by, not listening")
+
+        // The leader dies: the standby leads within the TTL (2 s) plus its polling, from etcd alone.
+        first.crash()
+        let killed = ContinuousClock.now
+        try second.waitForAddress(timeout: 30)
+        try await QuiverClient.withConnection(to: addresses) { client in
+            try await eventually("the standby answers searches") {
+                (try? await client.describeCollection("docs").vectorCount) == UInt64(firstRows.count)
+            }
+            print("failover: the standby answered \(killed.duration(to: .now)) after the leader was killed")
+            try await rows.expectEveryRowFinds(itself: firstRows, in: data, client)
+            // Writes go on through the new leader (its workers came from etcd, not its flags).
+            try await client.load("docs", vectors: Array(data.base.values[firstRows.upperBound * data.dimension ..< 2500 * data.dimension]),
+                                  dimension: data.dimension, ids: (2000 ..< 2500).map(Int64.init))
+            try await rows.expectEveryRowFinds(itself: 0 ..< 2500, in: data, client)
+        }
+
+        // The new leader freezes past its TTL; the restarted first coordinator takes over.
+        first = try coordinator(0, waitForListening: false)
+        kill(second.pid, SIGSTOP)
+        try first.waitForAddress(timeout: 30)
+        // Thawed, the frozen one must not write: a collection created through it is refused
+        // (or it is already gone), and it exits.
+        kill(second.pid, SIGCONT)
+        let late = try? await QuiverClient.withConnection(to: addresses[1], timeout: .seconds(5)) { client in
+            try await client.createCollection(CollectionSettings(name: "late", dimension: data.dimension, metric: .innerProduct))
+        }
+        #expect(late == nil, "the deposed leader accepted a write")
+        try await eventually("the deposed leader exits") { !second.isRunning }
+        #expect(second.exitStatus == 75)
+        #expect(second.logText().contains("leadership") || second.logText().contains("no longer leads"))
+        try await QuiverClient.withConnection(to: addresses) { client in
+            try await eventually("the first coordinator answers again") {
+                (try? await client.describeCollection("docs").vectorCount) == 2500
+            }
+            #expect(try await client.listCollections().map(\.config.name) == ["docs"])
+            try await client.load("docs", vectors: Array(data.base.values[2500 * data.dimension ..< 3000 * data.dimension]),
+                                  dimension: data.dimension, ids: (2500 ..< 3000).map(Int64.init))
+            try await rows.expectEveryRowFinds(itself: 0 ..< 3000, in: data, client)
+        }
+    }
+
+    /// The state in etcd, fenced: once another coordinator holds the leadership, a write from
+    /// the one that held it before is refused and changes nothing.
+    @Test func writesOfADeposedLeaderAreRefused() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("quiver-fence-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let etcd = try EtcdProcess(folder: root)
+        defer { etcd.stop() }
+        let client = try EtcdClient(urls: etcd.url)
+        let old = EtcdLeadership(client: client, prefix: "/quiver/fence", ttl: 2, identity: "old")
+        await old.campaign { _ in }
+        let fenced = Mutex<[String]>([])
+        let oldState = EtcdMetadata(client: client, prefix: "/quiver/fence/meta/", leadership: old) { reason in fenced.withLock { $0.append(reason) } }
+        try oldState.write("collections/a/collection.json", Array("one".utf8))
+        let model = (0 ..< 3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try oldState.write("collections/a/model-1.qvm", model)
+        #expect(try oldState.read("collections/a/model-1.qvm") == model, "a value of several chunks reads back whole")
+        #expect(try oldState.children("collections/a/") == ["collection.json", "model-1.qvm"])
+
+        // The old leader stops renewing; once its lease ends another coordinator leads.
+        let new = EtcdLeadership(client: client, prefix: "/quiver/fence", ttl: 2, identity: "new")
+        await new.campaign { _ in }
+        #expect(new.revision > old.revision)
+        let newState = EtcdMetadata(client: client, prefix: "/quiver/fence/meta/", leadership: new) { _ in }
+        #expect(throws: CoordinatorError.self) { try oldState.write("collections/a/collection.json", Array("stale".utf8)) }
+        #expect(throws: CoordinatorError.self) { try oldState.removeTree("collections/") }
+        #expect(fenced.withLock { $0.count } == 2)
+        #expect(try newState.read("collections/a/collection.json") == Array("one".utf8))
+        #expect(try newState.read("collections/a/model-1.qvm") == model)
+        try newState.write("collections/a/collection.json", Array("two".utf8))
+        #expect(try newState.read("collections/a/collection.json") == Array("two".utf8))
+        try newState.remove("collections/a/model-1.qvm")
+        #expect(try newState.children("collections/a/") == ["collection.json"])
+        new.resign()
+    }
+
+    func eventually(_ what: String, seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation,
+                    _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("not within \(seconds) s: \(what)", sourceLocation: sourceLocation)
+    }
+}
