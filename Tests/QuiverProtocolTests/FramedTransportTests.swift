@@ -224,9 +224,11 @@ extension FramedTransportTests {
     /// A server connection in an embedded channel: bytes in, frames out.
     static func embeddedServer(_ responder: TestResponder = TestResponder()) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(BoundedFrameDecoder()))
+        let decoder = BoundedFrameDecoder(maxFrameBytes: FramingLimits.maxHelloBytes)
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
         try channel.pipeline.syncOperations.addHandler(LengthFieldPrepender(lengthFieldBitLength: .fourBytes))
-        try channel.pipeline.syncOperations.addHandler(FramedServerHandler(responder: responder, connections: FramedConnections(), log: nil))
+        try channel.pipeline.syncOperations.addHandler(FramedServerHandler(responder: responder, connections: FramedConnections(),
+                                                                           decoder: decoder, log: nil))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
@@ -269,6 +271,28 @@ extension FramedTransportTests {
         let frames = try Self.written(channel)
         #expect(frames.last?.kind == .goingAway)
         #expect(try frames.last?.decode(as: Quiver_V1_CallError.self).message.contains("exceeds") == true)
+    }
+
+    @Test func beforeTheHelloOnlySmallFramesAreRead() throws {
+        // A peer that has not shown its credentials announces 1 MiB: refused at the prefix.
+        let early = try Self.embeddedServer()
+        var announced = ByteBuffer()
+        announced.writeInteger(UInt32(1 << 20))
+        announced.writeInteger(UInt8(FrameKind.hello.rawValue))
+        try early.writeInbound(announced)
+        #expect(!early.isActive)
+        // After the hello, in the same burst of bytes, a frame of 1 MiB is read and answered.
+        let admitted = try Self.embeddedServer()
+        var request = Self.request(k: 3)
+        request.requestID = 5
+        request.search.probeListIds = Data(count: 1 << 20)
+        var burst = Self.hello
+        burst.writeImmutableBuffer(try Self.frame(.message, request))
+        try admitted.writeInbound(burst)
+        #expect(admitted.isActive)
+        let frames = try Self.written(admitted)
+        #expect(frames.map(\.kind) == [.helloAnswer, .message])
+        #expect(try frames.last?.decode(as: Response.self).result.results.k == 3)
     }
 
     @Test func garbageClosesOnlyThatConnection() throws {

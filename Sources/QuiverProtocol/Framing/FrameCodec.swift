@@ -20,6 +20,9 @@ public enum FramingLimits {
     public static let version: UInt32 = 1
     /// Largest frame (kind byte + body): the shared message limit, plus the kind byte.
     public static let maxFrameBytes = QuiverGRPC.maxMessageBytes + 1
+    /// Largest frame a server reads before a hello has admitted the connection: a peer that
+    /// has not shown its credentials cannot make it buffer more than this.
+    public static let maxHelloBytes = 64 << 10
     /// Requests one connection holds at once, as a gRPC search stream does.
     public static let maxInFlight = CallStreamLimits.maxInFlightPerStream
 }
@@ -35,6 +38,8 @@ public enum FramingError: Error, CustomStringConvertible, Sendable, Equatable {
 
     public var description: String {
         switch self {
+        case .frameTooLarge(let length, let limit) where limit < 1 << 20:
+            "a frame of \(length) bytes exceeds the \(limit)-byte limit of a connection not yet admitted by its hello"
         case .frameTooLarge(let length, let limit):
             "a frame of \(length) bytes exceeds the \(limit >> 20) MiB message limit (\(limit) bytes)"
         case .malformedFrame(let what): "malformed frame: \(what)"
@@ -50,7 +55,8 @@ public final class BoundedFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = ByteBuffer
 
     private let frames = LengthFieldBasedFrameDecoder(lengthFieldBitLength: .thirtyTwoBits, lengthFieldEndianness: .big)
-    private let maxFrameBytes: Int
+    /// The server raises it from `maxHelloBytes` once the hello is accepted.
+    var maxFrameBytes: Int
     /// The inner decoder has consumed the current frame's length prefix (already checked).
     private var lengthRead = false
 

@@ -111,9 +111,10 @@ public final class FramedServer<Responder: FramedResponder>: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try pipeline.addHandler(ByteToMessageHandler(BoundedFrameDecoder()))
+                    let decoder = BoundedFrameDecoder(maxFrameBytes: FramingLimits.maxHelloBytes)
+                    try pipeline.addHandler(ByteToMessageHandler(decoder))
                     try pipeline.addHandler(LengthFieldPrepender(lengthFieldBitLength: .fourBytes))
-                    try pipeline.addHandler(FramedServerHandler(responder: responder, connections: connections, log: log))
+                    try pipeline.addHandler(FramedServerHandler(responder: responder, connections: connections, decoder: decoder, log: log))
                 }
             }
         let listener = try await bootstrap.bind(host: listen.host, port: listen.port).get()
@@ -180,9 +181,13 @@ final class FramedServerHandler<Responder: FramedResponder>: ChannelDuplexHandle
     private var lastHeard = NIODeadline.now()
     private var timer: RepeatedTask?
 
-    init(responder: Responder, connections: FramedConnections, log: (@Sendable (String) -> Void)?) {
+    /// The connection's decoder, whose limit the accepted hello raises.
+    private let decoder: BoundedFrameDecoder
+
+    init(responder: Responder, connections: FramedConnections, decoder: BoundedFrameDecoder, log: (@Sendable (String) -> Void)?) {
         self.responder = responder
         self.connections = connections
+        self.decoder = decoder
         self.log = log
     }
 
@@ -318,6 +323,7 @@ final class FramedServerHandler<Responder: FramedResponder>: ChannelDuplexHandle
         answer.maxFrameBytes = UInt32(FramingLimits.maxFrameBytes)
         answer.maxInFlight = UInt32(maxInFlight)
         phase = .open
+        decoder.maxFrameBytes = FramingLimits.maxFrameBytes
         write(try FrameBody(kind: .helloAnswer, message: answer))
     }
 

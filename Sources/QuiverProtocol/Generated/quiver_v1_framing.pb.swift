@@ -32,8 +32,8 @@
 ///                         elsewhere) or why the server is closing the connection at once
 ///                         (a frame it cannot read).
 ///
-/// N is at most the shared message limit (64 MiB) plus one: a larger length closes the
-/// connection before its body is read, as does any frame that does not decode (a client checks
+/// N is at most the shared message limit (64 MiB) plus one, and at most 64 KiB until the
+/// server has accepted the hello: a larger length closes the connection before its body is read, as does any frame that does not decode (a client checks
 /// its own requests first and fails them with RESOURCE_EXHAUSTED instead of sending them). A request whose
 /// request_id is already in flight, or more requests in flight than FrameHelloAnswer allows, is
 /// answered with RESOURCE_EXHAUSTED (or INVALID_ARGUMENT) and the connection goes on.
