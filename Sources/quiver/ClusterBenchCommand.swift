@@ -114,8 +114,10 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                 }
                 emit("# workers=\(workerCount): coordinator → worker searches over \(transport.rawValue)")
                 try await cluster.client { client in
+                    let processes = [("coordinator", cluster.coordinator.pid)]
+                        + cluster.workers.enumerated().map { ("worker-\($0.offset)", $0.element.pid) }
                     rows += try await measureCluster(client, collection: "bench", workers: workerCount, queries: queries, truth: truth,
-                                                     mode: transport == .framed ? "cluster" : "cluster-grpc")
+                                                     mode: transport == .framed ? "cluster" : "cluster-grpc", processes: processes)
                 }
             }
         }
@@ -162,7 +164,8 @@ struct ClusterBenchCommand: AsyncParsableCommand {
 
     /// The worker-free round trip, then every batch size × concurrency against `collection`.
     private func measureCluster(_ client: QuiverClient, collection: String, workers workerCount: Int, queries: Matrix,
-                                truth: IntegerMatrix, mode: String = "cluster") async throws -> [ClusterBenchRow] {
+                                truth: IntegerMatrix, mode: String = "cluster",
+                                processes: [(String, Int32)] = []) async throws -> [ClusterBenchRow] {
         var rows: [ClusterBenchRow] = []
         // The cost of one gRPC round trip that touches no worker, to separate transport
         // overhead from search work.
@@ -174,7 +177,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         for batchSize in batch.values {
             for inFlight in concurrency.values {
                 let row = try await measure(mode: mode, workers: workerCount, concurrency: inFlight, batch: batchSize,
-                                            queries: queries, truth: truth) { batchQueries in
+                                            queries: queries, truth: truth, processes: processes) { batchQueries in
                     try await client.search(collection, queries: batchQueries.values, dimension: batchQueries.dimension, k: k,
                                             nprobe: nprobe, reorderK: reorder).ids
                 }
@@ -185,9 +188,14 @@ struct ClusterBenchCommand: AsyncParsableCommand {
     }
 
     /// Runs `inFlight` loops that each send batches of `batchSize` queries (cycling through the
-    /// query set) for `seconds`; reports QPS, p50/p99 request latency and recall@k.
+    /// query set) for `seconds`; reports QPS, p50/p99 request latency and recall@k, and the CPU
+    /// time this process ("client") and each of `processes` spent per 1,000 queries (from /proc,
+    /// so it holds up better than QPS on a machine other work shares).
     private func measure(mode: String, workers: Int, concurrency inFlight: Int, batch batchSize: Int, queries: Matrix,
-                         truth: IntegerMatrix, _ search: @escaping @Sendable (Matrix) async throws -> [Int64]) async throws -> ClusterBenchRow {
+                         truth: IntegerMatrix, processes: [(String, Int32)] = [],
+                         _ search: @escaping @Sendable (Matrix) async throws -> [Int64]) async throws -> ClusterBenchRow {
+        let measured = [("client", Int32(0))] + processes
+        let cpuBefore = measured.map { cpuSeconds(pid: $0.1) }
         let batches = max(1, queries.rows / batchSize)
         let deadline = ContinuousClock.now + .milliseconds(Int64(duration * 1000))
         let next = SharedCounter()
@@ -221,17 +229,27 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             return all
         }
         let elapsed = seconds(since: start)
+        let cpuAfter = measured.map { cpuSeconds(pid: $0.1) }
         let latencies = perLoop.flatMap(\.0).sorted()
         let answered = perLoop.reduce(0) { $0 + $1.2 }
         let hits = perLoop.reduce(0) { $0 + $1.1 }
         func percentile(_ p: Double) -> Double {
             latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
         }
-        let row = ClusterBenchRow(mode: mode, workers: workers, concurrency: inFlight, batch: batchSize,
+        var row = ClusterBenchRow(mode: mode, workers: workers, concurrency: inFlight, batch: batchSize,
                                   qps: Double(answered) / elapsed, p50Microseconds: percentile(0.5), p99Microseconds: percentile(0.99),
                                   recall: Double(hits) / Double(max(1, answered * k)), seconds: elapsed, trainSeconds: 0)
         emit(String(format: "%-10@ workers=%d batch=%-4d concurrency=%-3d %9.0f QPS  p50 %8.0f µs  p99 %8.0f µs  recall@%d %.4f",
                      mode as NSString, workers, batchSize, inFlight, row.qps, row.p50Microseconds, row.p99Microseconds, k, row.recall))
+        var cpu: [String: Double] = [:]
+        for (index, (name, _)) in measured.enumerated() {
+            if let before = cpuBefore[index], let after = cpuAfter[index] { cpu[name] = (after - before) * 1000 / Double(max(1, answered)) * 1000 }
+        }
+        if !cpu.isEmpty {
+            row.cpuMillisecondsPer1000Queries = cpu
+            let parts = measured.compactMap { name, _ in cpu[name].map { String(format: "%@ %.0f", name, $0) } }
+            emit(String(format: "           CPU ms per 1000 queries: %@, total %.0f", parts.joined(separator: ", "), cpu.values.reduce(0, +)))
+        }
         return row
     }
 }
@@ -247,6 +265,19 @@ struct ClusterBenchRow: Codable {
     let recall: Double
     let seconds: Double
     let trainSeconds: Double
+    /// CPU time of each process (client, coordinator, worker-N) per 1,000 queries answered.
+    var cpuMillisecondsPer1000Queries: [String: Double]? = nil
+}
+
+/// User + system CPU seconds a process has used (`pid` 0: this one), from /proc; nil when it
+/// cannot be read (another OS, or the process is gone).
+func cpuSeconds(pid: Int32) -> Double? {
+    let path = pid == 0 ? "/proc/self/stat" : "/proc/\(pid)/stat"
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8), let close = text.lastIndex(of: ")") else { return nil }
+    // After "pid (comm)": state is field 3, utime 14 and stime 15 (in clock ticks).
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// A counter the concurrent request loops share to walk through the query set.
