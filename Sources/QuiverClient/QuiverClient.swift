@@ -41,8 +41,8 @@ public struct QuiverClient: Sendable {
         try await withConnection(to: [address], timeout: timeout, security: security, token: token, body)
     }
 
-    /// The same with a coordinator's standbys beside it: calls go to whichever listens (only
-    /// the leader does), first in the order given.
+    /// The same with a coordinator's standbys beside it: calls are spread over those that
+    /// answer, and a change a standby refuses is sent again to the next (see `call`).
     public static func withConnection<Result: Sendable>(
         to addresses: [HostAndPort], timeout: Duration = .seconds(600), security: ClientSecurity = .plaintext,
         token: String? = nil, _ body: (QuiverClient) async throws -> Result
@@ -63,16 +63,38 @@ public struct QuiverClient: Sendable {
         return options
     }
 
-    /// Runs a call, turning gRPC failures into `QuiverClientError`.
+    /// Runs a call, turning gRPC failures into `QuiverClientError`. A call that never ran — a
+    /// coordinator standing by refused a change, or no coordinator was reachable while a
+    /// standby takes over — is sent again (in turn to the next coordinator) for up to 8 s.
     func call<Result>(_ body: () async throws -> Result) async throws(QuiverClientError) -> Result {
+        var delay = Duration.milliseconds(100)
+        let until = ContinuousClock.now + .seconds(8)
+        while true {
+            do {
+                return try await body()
+            } catch let error as RPCError where error.code == .unavailable && Self.neverRan(error.message) && ContinuousClock.now + delay < until {
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(1))
+            } catch {
+                throw Self.clientError(error)
+            }
+        }
+    }
+
+    /// Refusals that show a call did nothing: safe to send again.
+    static func neverRan(_ message: String) -> Bool {
+        message.contains("stands by") || message.contains("transient failure state")
+    }
+
+    static func clientError(_ error: any Error) -> QuiverClientError {
         do {
-            return try await body()
-        } catch let error as RPCError {
-            throw QuiverClientError(code: error.code, message: error.message)
-        } catch let error as QuiverClientError {
             throw error
+        } catch let error as RPCError {
+            return QuiverClientError(code: error.code, message: error.message)
+        } catch let error as QuiverClientError {
+            return error
         } catch {
-            throw QuiverClientError(code: .unknown, message: "\(error)")
+            return QuiverClientError(code: .unknown, message: "\(error)")
         }
     }
 }

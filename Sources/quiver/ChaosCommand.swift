@@ -215,11 +215,19 @@ struct ChaosCommand: AsyncParsableCommand {
     }
 
     /// Waits until every worker is healthy and no list replica is behind; false after `limit`.
+    /// Waits until every worker is healthy with no replica behind, and stays so for two seconds
+    /// (the coordinator notices a restarted or wiped worker on a heartbeat after it answers).
     static func waitRepaired(_ cluster: LocalCluster, limit: Duration) async throws -> Bool {
         let deadline = ContinuousClock.now + limit
+        var since: ContinuousClock.Instant?
         while ContinuousClock.now < deadline {
             let status = try? await cluster.client(timeout: .seconds(5)) { try await $0.clusterStatus() }
-            if let status, status.unhealthyReplicas.isEmpty, status.workers.allSatisfy({ $0.health == .healthy }) { return true }
+            if let status, status.unhealthyReplicas.isEmpty, status.workers.allSatisfy({ $0.health == .healthy }) {
+                if let since, since.duration(to: .now) >= .seconds(2) { return true }
+                since = since ?? .now
+            } else {
+                since = nil
+            }
             try await Task.sleep(for: .milliseconds(200))
         }
         return false

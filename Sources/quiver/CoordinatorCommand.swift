@@ -7,6 +7,7 @@ import QuiverCoordinator
 import QuiverIndex
 import QuiverProtocol
 import QuiverStorage
+import Synchronization
 
 /// `quiver coordinator`: serves the client-facing Coordinator service until SIGINT/SIGTERM.
 struct CoordinatorCommand: AsyncParsableCommand {
@@ -18,7 +19,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var listen = "127.0.0.1:7700"
     @Option(help: "Directory for collections, models, shard maps and the worker set (not used with --etcd).")
     var dataDir: String?
-    @Option(help: ArgumentHelp("Keep the state in etcd instead (comma-separated http://HOST:PORT members): coordinators sharing an --etcd-prefix elect one leader; the others stand by, not listening, until it goes.",
+    @Option(help: ArgumentHelp("Keep the state in etcd instead (comma-separated http://HOST:PORT members): coordinators sharing an --etcd-prefix elect one leader; the others stand by (answering searches, refusing changes) until it goes.",
                                valueName: "urls"))
     var etcd: String?
     @Option(help: "Key prefix in etcd for this cluster's state and leadership.")
@@ -81,20 +82,29 @@ struct CoordinatorCommand: AsyncParsableCommand {
         options.workerSearchTransport = workerSearchTransport
         let credentials = ServerCredentials(tokens: tokens, joinToken: joinToken)
         var leadership: EtcdLeadership?
+        var metadata: EtcdMetadata?
+        let leaderName = LeaderName()
         if let etcd {
-            let lead = try await lead(etcd: etcd, logger: logger)
-            let logger = logger
-            options.metadata = EtcdMetadata(client: lead.client, prefix: etcdPrefix + "/meta/", leadership: lead) { reason in
-                Self.stepDown(reason, logger: logger)
+            let client: EtcdClient
+            do {
+                client = try EtcdClient(urls: etcd)
+            } catch {
+                throw ValidationError(error.description)
             }
-            leadership = lead
+            let logger = logger
+            let state = EtcdMetadata(client: client, prefix: etcdPrefix + "/meta/") { reason in Self.stepDown(reason, logger: logger) }
+            options.metadata = state
+            options.standingBy = true
+            metadata = state
+            leadership = EtcdLeadership(client: client, prefix: etcdPrefix, ttl: leaseTtl, identity: listen)
         }
         defer { leadership?.resign() }
         let server: CoordinatorServer
         do {
             server = try CoordinatorServer(host: host, port: port, options: options,
                                            security: tls.map { .tls($0, requireClientCertificate: false) } ?? .plaintext,
-                                           credentials: credentials, healthListen: observability.health, logger: logger)
+                                           credentials: credentials, healthListen: observability.health,
+                                           leader: { leaderName.value.withLock { $0 } }, logger: logger)
         } catch {
             throw ValidationError(error.description)
         }
@@ -110,34 +120,32 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let coordinator = server.coordinator
         let metrics = try await observability.startMetrics { coordinator.publishGauges() }
         defer { _ = metrics }
+        // With etcd: answer searches standing by, and lead once the leadership is ours.
+        let state = metadata
+        let campaign = leadership.map { leadership in
+            Task.detached { [etcdPrefix, leaseTtl, logger] in
+                logger.info("standing by; campaigning for the leadership of \(etcdPrefix) in etcd (\(leadership.client.endpoints.map(\.description).joined(separator: ", ")))")
+                await leadership.campaign { leader, message in
+                    leaderName.value.withLock { $0 = leader ?? "unknown" }
+                    logger.notice("\(message)")
+                }
+                guard !Task.isCancelled else { return }
+                leaderName.value.withLock { $0 = "this one" }
+                state?.lead(leadership)
+                leadership.keepLeading { reason in Self.stepDown("lost the leadership: \(reason)", logger: logger) }
+                do {
+                    try await coordinator.promote()
+                    logger.notice("leading \(etcdPrefix) (etcd key \(leadership.key), revision \(leadership.revision), lease TTL \(leaseTtl) s)")
+                } catch {
+                    Self.stepDown("cannot take over: \(error)", logger: logger)
+                }
+            }
+        }
+        defer { campaign?.cancel() }
         try await server.run { address in
             print("quiver coordinator listening on \(address)")
             fflush(nil)  // all streams: the line must reach a pipe reader now
         }
-    }
-
-    /// Waits for the leadership (serving only health, NOT_SERVING, meanwhile), then keeps it
-    /// renewed; losing it ends the process, so that its restart stands by.
-    private func lead(etcd: String, logger: Logger) async throws -> EtcdLeadership {
-        let client: EtcdClient
-        do {
-            client = try EtcdClient(urls: etcd)
-        } catch {
-            throw ValidationError(error.description)
-        }
-        let leadership = EtcdLeadership(client: client, prefix: etcdPrefix, ttl: leaseTtl, identity: listen)
-        let standbyHealth = observability.health.map { address in
-            GRPCServer(transport: QuiverTransport.server(listen: address, security: .plaintext),
-                       services: [HealthService { $0 == "" ? .serving : .notServing }])
-        }
-        let serving = standbyHealth.map { server in Task { try? await server.serve() } }
-        logger.info("campaigning for the leadership of \(etcdPrefix) in etcd (\(client.endpoints.map(\.description).joined(separator: ", ")))")
-        await leadership.campaign { logger.notice("\($0)") }
-        standbyHealth?.beginGracefulShutdown()
-        await serving?.value
-        logger.notice("leading \(etcdPrefix) (etcd key \(leadership.key), revision \(leadership.revision), lease TTL \(leaseTtl) s)")
-        leadership.keepLeading { reason in Self.stepDown("lost the leadership: \(reason)", logger: logger) }
-        return leadership
     }
 
     /// A coordinator that no longer leads must not act on what it holds: it exits (status 75),
@@ -146,6 +154,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
         logger.critical("\(reason); exiting so that a restart stands by")
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { Glibc.exit(75) }
     }
+}
+
+/// Who leads, as a coordinator standing by last heard it (named in its refusals).
+final class LeaderName: Sendable {
+    let value = Mutex("unknown")
 }
 
 extension WorkerSearchTransport: ExpressibleByArgument {}

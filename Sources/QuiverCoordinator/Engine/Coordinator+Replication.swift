@@ -63,7 +63,7 @@ extension Coordinator {
     /// a missing collection or a wrong model means its lists are all behind; damaged records
     /// mean the lists that differ from another replica are.
     func checkWorkers() async {
-        for member in pool.snapshot() where member.health == .healthy {
+        for member in pool.snapshot() where member.health == .healthy || member.folderReplaced {
             guard let stats = member.stats else { continue }
             let worker = member.endpoint.id
             if let known = member.endpoint.folderID, !stats.folderID.isEmpty, known != stats.folderID {
@@ -75,6 +75,7 @@ extension Coordinator {
                 pool.setFolderID(stats.folderID, of: worker)
                 try? store.saveWorkers(pool.endpoints)
             }
+            if member.folderReplaced { pool.clearFolderReplaced(worker) }
             for (name, entry) in entries {
                 // A training in flight installs its model on workers before committing it here.
                 guard let map = entry.shardMap, let model = entry.model, !map.lists(ownedBy: worker).isEmpty,

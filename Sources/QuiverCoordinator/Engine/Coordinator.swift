@@ -29,6 +29,9 @@ public struct CoordinatorOptions: Sendable {
     /// Where the state lives when not in files under `dataDirectory` (etcd, for a coordinator
     /// that leads others standing by).
     public var metadata: (any MetadataBackend)?
+    /// Starts standing by: answers searches and descriptions from the stored state (re-read
+    /// every heartbeat interval), refuses changes, and leads only after `promote()`.
+    public var standingBy = false
 
     public init(dataDirectory: String, workers: [String] = [], threads: Int = availableCores,
                 heartbeatInterval: Duration = .seconds(2), importRoot: ImportRoot? = nil,
@@ -127,18 +130,74 @@ public actor Coordinator {
             rebalancePending = true
         }
         for endpoint in endpoints { try pool.add(endpoint) }
-        try store.saveWorkers(pool.endpoints)
-        for stored in try store.loadAll() {
+        leading = Atomic(!options.standingBy)
+        if !options.standingBy { try store.saveWorkers(pool.endpoints) }
+        for stored in try store.loadAll(recovering: !options.standingBy) {
             entries[stored.record.name] = Entry(record: stored.record, model: stored.model, shardMap: stored.shardMap,
                                                 replicas: stored.replicas, incarnation: nextIncarnation)
             nextIncarnation += 1
         }
     }
 
+    /// Re-reads every collection (and workers registered since) from the store; a collection
+    /// keeps its incarnation while its model and settings are the same.
+    private func reload(recovering: Bool = false) throws(CoordinatorError) {
+        let endpoints = try store.loadWorkers()
+        for endpoint in endpoints where !pool.ids.contains(endpoint.id) { try pool.add(endpoint) }
+        pool.adoptFolderIDs(endpoints)
+        let stored = try store.loadAll(reusing: entries.compactMapValues(\.model), recovering: recovering)
+        var next: [String: Entry] = [:]
+        for collection in stored {
+            let name = collection.record.name
+            let incarnation: UInt64
+            if let old = entries[name], old.record.settings == collection.record.settings, old.model?.version == collection.model?.version {
+                incarnation = old.incarnation
+            } else {
+                incarnation = nextIncarnation
+                nextIncarnation += 1
+            }
+            next[name] = Entry(record: collection.record, model: collection.model, shardMap: collection.shardMap,
+                               replicas: collection.replicas, incarnation: incarnation)
+        }
+        entries = next
+    }
+
+    /// How stale a standby's view of collections, shard maps and replicas may be.
+    static let standbyRefresh: Duration = .seconds(1)
+
+    /// Whether this coordinator leads (always, with local files): it alone changes anything.
+    nonisolated let leading: Atomic<Bool>
+    public nonisolated var isLeader: Bool { leading.load(ordering: .relaxed) }
+
+    /// Takes over from a leader that is gone: the state is read afresh (the store now accepts
+    /// this coordinator's writes), then workers are reconciled, jobs resumed and upkeep runs.
+    public func promote() throws(CoordinatorError) {
+        try reload(recovering: true)
+        try store.saveWorkers(pool.endpoints)
+        leading.store(true, ordering: .relaxed)
+        logger.notice("leading: \(entries.count) collections, \(pool.ids.count) workers")
+    }
+
     /// Heartbeats workers and, once, re-sends every model and list assignment (idempotent on
     /// the worker) so that a worker that lost its state while the coordinator was down is
     /// brought back in line. Runs until cancelled.
     public func run() async {
+        // Standing by: heartbeats (for routing searches) and the state re-read, until promoted.
+        var reloaded = ContinuousClock.now
+        while !Task.isCancelled && !isLeader {
+            await pool.heartbeat()
+            heartbeatDone.store(true, ordering: .relaxed)
+            if reloaded.duration(to: .now) >= Self.standbyRefresh {
+                reloaded = .now
+                do {
+                    try reload()
+                } catch {
+                    logger.warning("standing by: cannot re-read the state: \(error)")
+                }
+            }
+            try? await Task.sleep(for: min(heartbeatInterval, Self.standbyRefresh))
+        }
+        guard !Task.isCancelled else { return }
         for worker in pool.ids { Task { await self.reconcile(worker) } }
         Task { await self.resumeJobs() }
         let upkeep = Task { await self.runUpkeep() }
@@ -274,8 +333,17 @@ public actor Coordinator {
     }
 
     func serving(_ name: String) throws(CoordinatorError) -> Serving {
-        let entry = try entry(name)
+        let entry: Entry
+        do {
+            entry = try self.entry(name)
+        } catch {
+            // A standby's view lags the leader's by up to `standbyRefresh`: what it has not seen
+            // yet is for the leader to answer (clients send such refusals again, elsewhere).
+            if !isLeader { throw .unavailable("this coordinator stands by and has not seen \"\(name)\" yet (\(error.description)); the leader answers") }
+            throw error
+        }
         guard entry.record.phase == .ready, let model = entry.model, let shardMap = entry.shardMap else {
+            if !isLeader { throw .unavailable("this coordinator stands by and does not see \"\(name)\" ready yet; the leader answers") }
             throw .failedPrecondition(notReadyMessage(entry.record))
         }
         return Serving(name: name, settings: entry.record.settings, model: model, shardMap: shardMap,

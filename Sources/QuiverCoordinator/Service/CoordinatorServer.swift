@@ -19,7 +19,7 @@ public final class CoordinatorServer: Sendable {
     /// probes cannot present a certificate or token), beside the main port.
     public init(host: String, port: Int, options: CoordinatorOptions, security: ServerSecurity = .plaintext,
                 credentials: ServerCredentials = ServerCredentials(), healthListen: HostAndPort? = nil,
-                logger: Logger) throws(CoordinatorError) {
+                leader: @escaping @Sendable () -> String = { "unknown" }, logger: Logger) throws(CoordinatorError) {
         coordinator = try Coordinator(options: options, logger: logger)
         let listen = HostAndPort(host: host, port: port)
         if !listen.isLoopback {
@@ -46,7 +46,8 @@ public final class CoordinatorServer: Sendable {
             transport: transport,
             services: [CoordinatorService(coordinator: coordinator, stopping: stopping, credentials: credentials), health],
             interceptors: [RPCMetricsInterceptor(),
-                           AuthorizationInterceptor(credentials: credentials, requirement: CoordinatorService.requirement)])
+                           AuthorizationInterceptor(credentials: credentials, requirement: CoordinatorService.requirement),
+                           LeaderInterceptor(coordinator: coordinator, leader: leader)])
         healthTransport = healthListen.map { QuiverTransport.server(listen: $0, security: .plaintext) }
         healthServer = healthTransport.map { GRPCServer(transport: $0, services: [health]) }
         self.logger = logger

@@ -119,15 +119,24 @@ struct CoordinatorStore: Sendable {
         try backend.removeTree(directory(of: name) + "/")
     }
 
-    /// Every stored collection, with its model and shard map when trained.
-    func loadAll() throws(CoordinatorError) -> [StoredCollection] {
+    /// Every stored collection, with its model and shard map when trained (`reusing` models
+    /// already decoded, by collection, when their version is the stored one). `recovering`:
+    /// read by the coordinator that now leads, so a training recorded as running is over.
+    func loadAll(reusing models: [String: IVFModel] = [:], recovering: Bool = true) throws(CoordinatorError) -> [StoredCollection] {
         var out: [StoredCollection] = []
         for name in try backend.children("collections/") {
             let directory = directory(of: name)
             let recordKey = directory + "/collection.json"
             guard var record = try decode(CollectionRecord.self, from: recordKey) else { continue }
             var stored = StoredCollection(record: record)
-            if record.modelVersion > 0 {
+            if record.modelVersion > 0, let known = models[name], known.version == record.modelVersion {
+                stored.model = known
+                guard let map = try decode(ShardMap.self, from: directory + "/shard-map.json") else {
+                    throw .internalError("\(backend.describe(recordKey)) names model \(record.modelVersion), but its shard map is missing")
+                }
+                stored.shardMap = map
+                stored.replicas = try decode(ReplicaStates.self, from: directory + "/replicas.json") ?? ReplicaStates()
+            } else if record.modelVersion > 0 {
                 let modelKey = directory + "/model-\(record.modelVersion).qvm"
                 guard let bytes = try backend.read(modelKey) else {
                     throw .internalError("\(backend.describe(recordKey)) names model \(record.modelVersion), but \(backend.describe(modelKey)) is missing")
@@ -144,7 +153,7 @@ struct CoordinatorStore: Sendable {
                 stored.replicas = try decode(ReplicaStates.self, from: directory + "/replicas.json") ?? ReplicaStates()
             }
             // A training or first-load that was running when the process stopped is gone.
-            if record.phase == .training {
+            if recovering && record.phase == .training {
                 record.phase = record.modelVersion > 0 ? .ready : .failed
                 if record.modelVersion == 0 { record.error = "training was interrupted by a coordinator restart; call Train again" }
             }

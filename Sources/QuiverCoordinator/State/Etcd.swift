@@ -289,24 +289,38 @@ enum HTTPExchange {
 ///
 /// Values above `chunkLimit` (models) are stored as numbered chunk keys written first, then a
 /// small header under the key itself naming them, so a reader never sees half a value.
+///
+/// Until `lead(_:)` it only reads (a coordinator standing by): every write is refused.
 public final class EtcdMetadata: MetadataBackend {
     let client: EtcdClient
     let prefix: String
-    let fence: (key: String, revision: Int64)
+    private let fence = Mutex<(key: String, revision: Int64)?>(nil)
     let onFenced: @Sendable (String) -> Void
     static let chunkLimit = 1 << 20
     static let chunkMagic = Array("QVCHUNKS1 ".utf8)
 
-    public init(client: EtcdClient, prefix: String, leadership: EtcdLeadership, onFenced: @escaping @Sendable (String) -> Void) {
+    public init(client: EtcdClient, prefix: String, onFenced: @escaping @Sendable (String) -> Void) {
         self.client = client
         self.prefix = prefix.hasSuffix("/") ? prefix : prefix + "/"
-        fence = (leadership.key, leadership.revision)
         self.onFenced = onFenced
+    }
+
+    public convenience init(client: EtcdClient, prefix: String, leadership: EtcdLeadership, onFenced: @escaping @Sendable (String) -> Void) {
+        self.init(client: client, prefix: prefix, onFenced: onFenced)
+        lead(leadership)
+    }
+
+    /// Writes from now on hold only while `leadership` does.
+    public func lead(_ leadership: EtcdLeadership) {
+        fence.withLock { $0 = (leadership.key, leadership.revision) }
     }
 
     public func describe(_ key: String) -> String { "etcd key \(prefix)\(key)" }
 
     private func fenced(_ operations: [[String: Any]], doing what: String) throws(CoordinatorError) {
+        guard let fence = fence.withLock({ $0 }) else {
+            throw .unavailable("this coordinator stands by and changes nothing; \(what) is for the leader")
+        }
         let (succeeded, _) = try client.transaction(compare: [EtcdClient.createRevision(of: fence.key, is: fence.revision)],
                                                     success: operations)
         guard succeeded else {
@@ -396,11 +410,12 @@ public final class EtcdLeadership: @unchecked Sendable {
         self.identity = identity
     }
 
-    /// Waits until this coordinator leads; `onWaiting` hears who leads while it waits.
-    public func campaign(onWaiting: @Sendable (String) -> Void) async {
+    /// Waits until this coordinator leads; `onWaiting` hears who leads (nil: unknown, etcd does
+    /// not answer) and a line to log, whenever that changes.
+    public func campaign(onWaiting: @Sendable (_ leader: String?, _ message: String) -> Void) async {
         var lastLeader: String?
         var lease: Int64 = 0
-        while true {
+        while !Task.isCancelled {
             do throws(CoordinatorError) {
                 let alive = lease == 0 ? false : try client.keepAlive(lease) > 0
                 if !alive { lease = try client.grantLease(ttl: ttl) }
@@ -419,11 +434,11 @@ public final class EtcdLeadership: @unchecked Sendable {
                 let range = responses.first?["response_range"] as? [String: Any] ?? [:]
                 let leader = EtcdClient.keyValues(range).first.map { String(decoding: $0.value, as: UTF8.self) } ?? "?"
                 if leader != lastLeader {
-                    onWaiting("standing by: \(leader) leads (etcd key \(key))")
+                    onWaiting(leader, "standing by: \(leader) leads (etcd key \(key))")
                     lastLeader = leader
                 }
             } catch {
-                onWaiting("standing by: etcd is not answering (\(error.description)); retrying")
+                onWaiting(nil, "standing by: etcd is not answering (\(error.description)); retrying")
                 lastLeader = nil
             }
             try? await Task.sleep(for: .milliseconds(500))

@@ -38,6 +38,9 @@ final class WorkerPool: Sendable {
         var consecutiveFailures = 0
         var lastSeenUnixMs: Int64 = 0
         var stats: Quiver_V1_WorkerStatsResponse?
+        /// It answered from another data folder than the one it held lists in: kept out of
+        /// searches (its lists may be empty) until upkeep has marked them behind.
+        var folderReplaced = false
     }
 
     private let members = Mutex<[WorkerID: Member]>([:])
@@ -198,7 +201,27 @@ final class WorkerPool: Sendable {
 
     /// Workers not to route searches to.
     var down: Set<WorkerID> {
-        Set(members.withLock { $0.values.filter { $0.health == .down }.map(\.endpoint.id) })
+        Set(members.withLock { $0.values.filter { $0.health == .down || $0.folderReplaced }.map(\.endpoint.id) })
+    }
+
+    /// Takes the folder ids the leader recorded (a coordinator standing by): a worker is kept
+    /// out of searches only while its folder is not the recorded one.
+    func adoptFolderIDs(_ endpoints: [WorkerEndpoint]) {
+        members.withLock { members in
+            for endpoint in endpoints {
+                guard var member = members[endpoint.id], let folder = endpoint.folderID else { continue }
+                member.endpoint.folderID = folder
+                let answered = member.stats?.folderID ?? ""
+                member.folderReplaced = !answered.isEmpty && answered != folder
+                if !member.folderReplaced && member.health == .suspect && member.consecutiveFailures == 0 { member.health = .healthy }
+                members[endpoint.id] = member
+            }
+        }
+    }
+
+    /// Upkeep has marked a replaced folder's lists behind: the worker may serve what it repairs.
+    func clearFolderReplaced(_ worker: WorkerID) {
+        members.withLock { $0[worker]?.folderReplaced = false }
     }
 
     func snapshot() -> [Member] {
@@ -208,7 +231,10 @@ final class WorkerPool: Sendable {
     func recordSuccess(_ worker: WorkerID, stats: Quiver_V1_WorkerStatsResponse? = nil) {
         members.withLock { members in
             guard members[worker] != nil else { return }
-            members[worker]!.health = .healthy
+            if let stats, let known = members[worker]!.endpoint.folderID, !stats.folderID.isEmpty, known != stats.folderID {
+                members[worker]!.folderReplaced = true
+            }
+            members[worker]!.health = members[worker]!.folderReplaced ? .suspect : .healthy
             members[worker]!.downSince = nil
             members[worker]!.consecutiveFailures = 0
             members[worker]!.lastSeenUnixMs = unixMilliseconds()

@@ -36,9 +36,9 @@ public enum QuiverTransport {
         try client(to: [address], security: security)
     }
 
-    /// A channel to whichever of `addresses` accept connections (a coordinator and its standbys,
-    /// of which only the leader listens), redialling the others with backoff. Names are
-    /// resolved by DNS when the list is one name.
+    /// A channel over every one of `addresses` that accepts connections (a coordinator and its
+    /// standbys), redialling the others with backoff. Names are resolved by DNS when the list is
+    /// one name.
     public static func client(to addresses: [HostAndPort], security: ClientSecurity) throws -> HTTP2ClientTransport.Posix {
         precondition(!addresses.isEmpty, "no address to dial")
         let target: any ResolvableTarget
@@ -57,7 +57,9 @@ public enum QuiverTransport {
         config.connection.keepalive = .init(time: .seconds(30), timeout: .seconds(10), allowWithoutCalls: true)
         var serviceConfig = QuiverGRPC.serviceConfig
         // gRPC's pick-first dials only the first of several addresses; round robin keeps a
-        // connection to each one that listens (only a leader does) and skips those that fail.
+        // connection to each one that listens and spreads calls over them (a standby answers
+        // searches; a change it refuses is sent again by the client library, see
+        // `QuiverClient.call`).
         if addresses.count > 1 { serviceConfig.loadBalancingConfig = [.roundRobin] }
         return try HTTP2ClientTransport.Posix(target: target, transportSecurity: security.transport,
                                               config: config, serviceConfig: serviceConfig)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -275,7 +276,7 @@ class Client:
 
     Args:
         address: ``"host:port"`` of the coordinator, or several comma-separated (a leader and
-            its standbys over etcd: calls go to whichever listens); default
+            its standbys over etcd: searches go to any, changes reach the leader); default
             ``$QUIVER_COORDINATOR``, then ``127.0.0.1:7700``.
         token: bearer token sent as ``authorization: Bearer <token>`` on every call; default
             ``$QUIVER_TOKEN`` (none when unset).
@@ -320,14 +321,15 @@ class Client:
             options.append(("grpc.ssl_target_name_override", server_name))
         target = self.address
         if "," in self.address:
-            # A coordinator and its standbys (only the leader listens): a connection to each one
-            # that accepts, calls on whichever does.
+            # A coordinator and its standbys: a connection to each one that accepts.
             parts = [part.strip() for part in self.address.split(",") if part.strip()]
             if not all(":" in part for part in parts):
                 raise InvalidArgument(f"coordinator addresses must be HOST:PORT,HOST:PORT…, got {self.address!r}")
             scheme = "ipv6" if all(part.startswith("[") for part in parts) else "ipv4"
             target = f"{scheme}:" + ",".join(parts)
-            options.append(("grpc.lb_policy_name", "round_robin"))
+            # A standby answers searches and refuses changes with UNAVAILABLE: `_call` sends
+            # those again, in turn to the next coordinator.
+            options.append(("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})))
         if root_certificates is not None or certificate_chain is not None:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=_pem(root_certificates),
@@ -355,11 +357,21 @@ class Client:
         return f"Client({self.address!r})"
 
     def _call(self, method, request, timeout: Optional[float] = None):
-        """Runs a unary call with the client's deadline and metadata, mapping failures."""
-        try:
-            return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+        """Runs a unary call with the client's deadline and metadata, mapping failures. A call
+        that never ran (a coordinator standing by refused a change, or none was reachable while a
+        standby takes over) is sent again for up to 8 s."""
+        delay, until = 0.1, time.monotonic() + 8.0
+        while True:
+            try:
+                return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            except grpc.RpcError as error:
+                details = (error.details() or "") if hasattr(error, "details") else ""
+                never_ran = "stands by" in details or "failed to connect to all addresses" in details
+                if error.code() == grpc.StatusCode.UNAVAILABLE and never_ran and time.monotonic() + delay < until:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                raise from_rpc_error(error) from None
 
     # -- collections --
 
