@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", exact: "2.9.2"),
         .package(url: "https://github.com/apple/swift-nio", .upToNextMinor(from: "2.101.0")),
         .package(url: "https://github.com/apple/swift-nio-http2", exact: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", exact: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", exact: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
@@ -58,7 +59,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // Transport-free cluster logic: shard maps, placement, scatter plans, result merging.
@@ -83,7 +84,11 @@ let package = Package(
         .testTarget(name: "CQuiverKernelsTests", dependencies: ["CQuiverKernels"]),
         .testTarget(name: "QuiverIndexTests", dependencies: ["QuiverIndex", "CQuiverKernels"]),
         .testTarget(name: "QuiverStorageTests", dependencies: ["QuiverStorage", "QuiverIndex"]),
-        .testTarget(name: "QuiverProtocolTests", dependencies: ["QuiverProtocol", swiftProtobuf]),
+        .testTarget(name: "QuiverProtocolTests", dependencies: [
+            "QuiverProtocol", swiftProtobuf, grpcCore,
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOExtras", package: "swift-nio-extras"),
+        ]),
         .testTarget(name: "QuiverClusterTests", dependencies: ["QuiverCluster", "QuiverIndex"]),
         .testTarget(name: "QuiverWorkerTests", dependencies: ["QuiverWorker", "QuiverStorage", "QuiverIndex", "QuiverProtocol", grpcTransport]),
         // Starts real coordinator and worker processes on loopback.

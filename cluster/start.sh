@@ -51,7 +51,7 @@ addresses=()
 for i in $(seq 1 "$workers"); do
     address="127.0.0.1:$((port + i))"
     log="$dir/logs/worker-$i.log"
-    "$binary" worker --listen "$address" --data-dir "$dir/worker-$i" >"$log" 2>&1 &
+    "$binary" worker --listen "$address" --search-listen 127.0.0.1:0 --data-dir "$dir/worker-$i" >"$log" 2>&1 &
     echo $! >"$dir/worker-$i.pid"
     wait_listening "worker $i" $! "$log"
     addresses+=("$address")

@@ -167,16 +167,23 @@ public final class LocalCluster: @unchecked Sendable {
     ///   - root: folder for data and logs (a fresh temporary folder, removed at shutdown, if nil).
     ///   - importRoot: the coordinator's import root (default: `root/data`, created).
     /// Extra arguments of the coordinator (e.g. a short `--heartbeat-interval` for tests).
-    public let coordinatorArguments: [String]
+    public private(set) var coordinatorArguments: [String]
+
+    /// Workers also serve searches on a framed port (`--search-listen`), which the coordinator
+    /// then uses for them.
+    public let framedSearch: Bool
 
     public init(binary: URL, workers count: Int, root: URL? = nil, workerThreads: Int? = nil, importRoot: URL? = nil,
-                security: Security = Security(), coordinatorArguments: [String] = []) throws {
+                security: Security = Security(), coordinatorArguments: [String] = [], framedSearch: Bool = true) throws {
         self.coordinatorArguments = coordinatorArguments
+        self.framedSearch = framedSearch
         self.binary = binary
         self.security = security
         removeOnShutdown = root == nil
         self.root = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("quiver-cluster-\(UUID().uuidString)")
         self.importRoot = importRoot ?? self.root.appendingPathComponent("data")
+        // Logs go under the root, which an import root elsewhere does not create.
+        try FileManager.default.createDirectory(at: self.root, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: self.importRoot, withIntermediateDirectories: true)
         self.workerThreads = workerThreads
         for index in 0 ..< count { workers.append(try startWorker(index)) }
@@ -194,8 +201,10 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Stops the coordinator (gracefully, or with SIGKILL when `crash`) and starts it again on
     /// the same port with the same data folder.
-    public func restartCoordinator(crash: Bool = false) throws {
+    /// `arguments` replaces its extra arguments from then on.
+    public func restartCoordinator(crash: Bool = false, arguments: [String]? = nil) throws {
         let port = coordinator.address.port
+        if let arguments { coordinatorArguments = arguments }
         if crash { coordinator.crash() } else { coordinator.stop() }
         coordinator = try startCoordinator(port: port)
     }
@@ -207,6 +216,7 @@ public final class LocalCluster: @unchecked Sendable {
     private func startWorker(_ index: Int, port: Int = 0) throws -> ServerProcess {
         var arguments = ["worker", "--listen", "127.0.0.1:\(port)", "--data-dir", workerDataDirectory(index).path]
         if let workerThreads { arguments += ["--threads", "\(workerThreads)"] }
+        if framedSearch { arguments += ["--search-listen", "127.0.0.1:0"] }
         arguments += security.arguments(.worker)
         return try ServerProcess(binary: binary, name: "worker-\(index)", arguments: arguments, logDirectory: root)
     }

@@ -42,6 +42,7 @@ public final class ShardWorker: @unchecked Sendable {
     private let registryLock = NSLock()
     private var collections: [String: ShardCollection] = [:]
     private var reportedID: String
+    private var reportedSearchAddress = ""
     /// Serialises the rare operations that add, replace or remove collections, so two installs
     /// of one collection cannot both create it.
     private let lifecycleLock = NSLock()
@@ -63,6 +64,21 @@ public final class ShardWorker: @unchecked Sendable {
     /// model has its list assignment, so no search meets a collection that owns nothing yet.
     public var isServing: Bool {
         allCollections.allSatisfy { $0.currentOwnership.shardMapVersion > 0 }
+    }
+
+    /// The framed search port's address reported in Stats (empty: none), so the coordinator
+    /// learns it from the worker it already dials and trusts.
+    public var searchAddress: String {
+        get {
+            registryLock.lock()
+            defer { registryLock.unlock() }
+            return reportedSearchAddress
+        }
+        set {
+            registryLock.lock()
+            defer { registryLock.unlock() }
+            reportedSearchAddress = newValue
+        }
     }
 
     /// The id reported in Stats.
@@ -250,6 +266,7 @@ public final class ShardWorker: @unchecked Sendable {
     public func stats(_ request: Quiver_V1_WorkerStatsRequest) -> Quiver_V1_WorkerStatsResponse {
         var response = Quiver_V1_WorkerStatsResponse()
         response.workerID = workerID
+        response.searchAddress = searchAddress
         response.version = Self.version
         response.folderID = folderID
         let elapsed = ContinuousClock.now - started

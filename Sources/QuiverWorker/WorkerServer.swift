@@ -37,6 +37,10 @@ public enum WorkerServer {
         public var joinToken: JoinToken?
         /// A plaintext port serving only `grpc.health.v1`, for probes that cannot speak TLS.
         public var healthListen: HostAndPort?
+        /// A second port serving searches as length-prefixed frames (framing.proto), with the
+        /// gRPC port's TLS and credentials; nil: none. The advertised host with its bound port is
+        /// reported in Stats, where the coordinator learns it.
+        public var searchListen: HostAndPort?
 
         public init(listen: HostAndPort, dataDirectory: String, coordinator: HostAndPort? = nil, advertise: HostAndPort? = nil,
                     workerID: String? = nil, threads: Int = availableCores, tls: TLSFiles? = nil, joinToken: JoinToken? = nil) {
@@ -96,6 +100,15 @@ public enum WorkerServer {
             interceptors: [RPCMetricsInterceptor(),
                            AuthorizationInterceptor(credentials: credentials, requirement: WorkerService.requirement),
                            LeaderEpochInterceptor()])
+        // Bound first: a port that is taken fails the start before anything is served.
+        let framed: FramedServer<WorkerSearchResponder>?
+        if let searchListen = configuration.searchListen {
+            framed = try await FramedServer.start(
+                listen: searchListen, security: security, responder: WorkerSearchResponder(worker: worker, credentials: credentials),
+                log: { logger.info("\($0)") })
+        } else {
+            framed = nil
+        }
         let healthTransport = configuration.healthListen.map { QuiverTransport.server(listen: $0, security: .plaintext) }
         let healthServer = healthTransport.map { GRPCServer(transport: $0, services: [health]) }
         let stopper = Task {
@@ -104,6 +117,7 @@ public enum WorkerServer {
                 stopping.fire()
                 server.beginGracefulShutdown()
                 healthServer?.beginGracefulShutdown()
+                await framed?.shutdown(grace: .seconds(10))
             }
         }
         var registration: Task<Void, Never>?
@@ -130,10 +144,16 @@ public enum WorkerServer {
             } catch {
                 server.beginGracefulShutdown()
                 healthServer?.beginGracefulShutdown()
+                await framed?.shutdown(grace: .zero)
                 throw error
             }
             onListening(bound)
             let advertised = configuration.advertise ?? bound
+            if let framed {
+                let searchAddress = HostAndPort(host: advertised.host, port: framed.address.port)
+                worker.searchAddress = searchAddress.description
+                logger.info("framed search port on \(framed.address) (announced as \(searchAddress))")
+            }
             // With port 0 the default id (the address) is known only now.
             worker.workerID = configuration.workerID ?? advertised.description
             if let coordinator = configuration.coordinator {
@@ -146,6 +166,8 @@ public enum WorkerServer {
             }
             try await group.waitForAll()
         }
+        // Stopped already when the gRPC server stopped by a signal; this covers its failing.
+        await framed?.shutdown(grace: .seconds(5))
         worker.checkpoint()
         logger.info("stopped")
     }

@@ -163,7 +163,7 @@ public struct WorkerService: Quiver_V1_Worker.SimpleServiceProtocol {
     }
 }
 
-private let blockingWork = DispatchQueue(label: "quiver.worker.blocking", qos: .userInitiated, attributes: .concurrent)
+let blockingWork = DispatchQueue(label: "quiver.worker.blocking", qos: .userInitiated, attributes: .concurrent)
 
 /// Runs `body` on a dispatch thread and waits for it without blocking the caller's thread.
 func offload<Result: Sendable>(_ body: @escaping @Sendable () throws(RPCError) -> Result) async throws(RPCError) -> Result {

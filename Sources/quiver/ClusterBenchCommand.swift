@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QuiverClient
+import QuiverCoordinator
 import QuiverIndex
 import QuiverProtocol
 import QuiverStorage
@@ -35,12 +36,16 @@ struct ClusterBenchCommand: AsyncParsableCommand {
     var threads: Int?
     @Option(help: "Write the rows as JSON to this file.")
     var json: String?
+    @Option(help: ArgumentHelp("Comma-separated ways the coordinator sends searches to workers, each measured in turn on the same cluster (the coordinator is restarted between them): framed (the workers' framed search ports) or grpc. Repeat one to see the noise, e.g. framed,grpc,framed.",
+                               valueName: "list"))
+    var workerTransport = "framed"
     @Option(help: "Measure a running cluster at this coordinator instead of starting local ones (no load, no in-process rows).")
     var coordinator: String?
     @Option(help: "With --coordinator: the loaded collection to query.")
     var collection = "bench"
 
     func run() async throws {
+        let transports = try self.transports
         let folder = URL(fileURLWithPath: absolutePath(data))
         let basePath = folder.appendingPathComponent("base.npy").path
         let queryFile = try VectorDataset(path: folder.appendingPathComponent("queries.npy").path)
@@ -100,15 +105,27 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                     }
                 }
             }
-            try await cluster.client { client in
-                rows += try await measureCluster(client, collection: "bench", workers: workerCount, queries: queries, truth: truth)
+            var current = WorkerSearchTransport.framed
+            for transport in transports {
+                if transport != current {
+                    try cluster.restartCoordinator(arguments: ["--worker-search-transport", transport.rawValue])
+                    current = transport
+                    try await waitUntilSearchable(cluster, dimension: queries.dimension)
+                }
+                emit("# workers=\(workerCount): coordinator → worker searches over \(transport.rawValue)")
+                try await cluster.client { client in
+                    let processes = [("coordinator", cluster.coordinator.pid)]
+                        + cluster.workers.enumerated().map { ("worker-\($0.offset)", $0.element.pid) }
+                    rows += try await measureCluster(client, collection: "bench", workers: workerCount, queries: queries, truth: truth,
+                                                     mode: transport == .framed ? "cluster" : "cluster-grpc", processes: processes)
+                }
             }
         }
         emit("# ratios: cluster QPS / in-process QPS at the same batch and concurrency")
-        for row in rows where row.mode == "cluster" {
+        for row in rows where row.mode.hasPrefix("cluster") {
             if let local = rows.first(where: { $0.mode == "in-process" && $0.batch == row.batch && $0.concurrency == row.concurrency }) {
-                emit(String(format: "workers=%d batch=%d concurrency=%d: %.0f / %.0f = %.2f", row.workers, row.batch, row.concurrency,
-                             row.qps, local.qps, row.qps / local.qps))
+                emit(String(format: "%@ workers=%d batch=%d concurrency=%d: %.0f / %.0f = %.2f", row.mode as NSString, row.workers, row.batch,
+                             row.concurrency, row.qps, local.qps, row.qps / local.qps))
             }
         }
         if let json {
@@ -118,9 +135,37 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         }
     }
 
+    private var transports: [WorkerSearchTransport] {
+        get throws {
+            try workerTransport.split(separator: ",").map { name in
+                guard let transport = WorkerSearchTransport(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--worker-transport takes framed and grpc, got \(name)")
+                }
+                return transport
+            }
+        }
+    }
+
+    /// After a coordinator restart: waits (at most a minute) until a search is answered.
+    private func waitUntilSearchable(_ cluster: LocalCluster, dimension: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            do {
+                _ = try await cluster.client(timeout: .seconds(5)) { client in
+                    try await client.search("bench", queries: [Float](repeating: 0.1, count: dimension), dimension: dimension, k: k,
+                                            nprobe: nprobe, reorderK: reorder)
+                }
+                return
+            } catch where ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
     /// The worker-free round trip, then every batch size × concurrency against `collection`.
     private func measureCluster(_ client: QuiverClient, collection: String, workers workerCount: Int, queries: Matrix,
-                                truth: IntegerMatrix) async throws -> [ClusterBenchRow] {
+                                truth: IntegerMatrix, mode: String = "cluster",
+                                processes: [(String, Int32)] = []) async throws -> [ClusterBenchRow] {
         var rows: [ClusterBenchRow] = []
         // The cost of one gRPC round trip that touches no worker, to separate transport
         // overhead from search work.
@@ -131,8 +176,8 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                     workerCount, seconds(since: rpcStart) / 500 * 1e6))
         for batchSize in batch.values {
             for inFlight in concurrency.values {
-                let row = try await measure(mode: "cluster", workers: workerCount, concurrency: inFlight, batch: batchSize,
-                                            queries: queries, truth: truth) { batchQueries in
+                let row = try await measure(mode: mode, workers: workerCount, concurrency: inFlight, batch: batchSize,
+                                            queries: queries, truth: truth, processes: processes) { batchQueries in
                     try await client.search(collection, queries: batchQueries.values, dimension: batchQueries.dimension, k: k,
                                             nprobe: nprobe, reorderK: reorder).ids
                 }
@@ -143,9 +188,14 @@ struct ClusterBenchCommand: AsyncParsableCommand {
     }
 
     /// Runs `inFlight` loops that each send batches of `batchSize` queries (cycling through the
-    /// query set) for `seconds`; reports QPS, p50/p99 request latency and recall@k.
+    /// query set) for `seconds`; reports QPS, p50/p99 request latency and recall@k, and the CPU
+    /// time this process ("client") and each of `processes` spent per 1,000 queries (from /proc,
+    /// so it holds up better than QPS on a machine other work shares).
     private func measure(mode: String, workers: Int, concurrency inFlight: Int, batch batchSize: Int, queries: Matrix,
-                         truth: IntegerMatrix, _ search: @escaping @Sendable (Matrix) async throws -> [Int64]) async throws -> ClusterBenchRow {
+                         truth: IntegerMatrix, processes: [(String, Int32)] = [],
+                         _ search: @escaping @Sendable (Matrix) async throws -> [Int64]) async throws -> ClusterBenchRow {
+        let measured = [("client", Int32(0))] + processes
+        let cpuBefore = measured.map { cpuSeconds(pid: $0.1) }
         let batches = max(1, queries.rows / batchSize)
         let deadline = ContinuousClock.now + .milliseconds(Int64(duration * 1000))
         let next = SharedCounter()
@@ -179,17 +229,27 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             return all
         }
         let elapsed = seconds(since: start)
+        let cpuAfter = measured.map { cpuSeconds(pid: $0.1) }
         let latencies = perLoop.flatMap(\.0).sorted()
         let answered = perLoop.reduce(0) { $0 + $1.2 }
         let hits = perLoop.reduce(0) { $0 + $1.1 }
         func percentile(_ p: Double) -> Double {
             latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
         }
-        let row = ClusterBenchRow(mode: mode, workers: workers, concurrency: inFlight, batch: batchSize,
+        var row = ClusterBenchRow(mode: mode, workers: workers, concurrency: inFlight, batch: batchSize,
                                   qps: Double(answered) / elapsed, p50Microseconds: percentile(0.5), p99Microseconds: percentile(0.99),
                                   recall: Double(hits) / Double(max(1, answered * k)), seconds: elapsed, trainSeconds: 0)
         emit(String(format: "%-10@ workers=%d batch=%-4d concurrency=%-3d %9.0f QPS  p50 %8.0f µs  p99 %8.0f µs  recall@%d %.4f",
                      mode as NSString, workers, batchSize, inFlight, row.qps, row.p50Microseconds, row.p99Microseconds, k, row.recall))
+        var cpu: [String: Double] = [:]
+        for (index, (name, _)) in measured.enumerated() {
+            if let before = cpuBefore[index], let after = cpuAfter[index] { cpu[name] = (after - before) * 1000 / Double(max(1, answered)) * 1000 }
+        }
+        if !cpu.isEmpty {
+            row.cpuMillisecondsPer1000Queries = cpu
+            let parts = measured.compactMap { name, _ in cpu[name].map { String(format: "%@ %.0f", name, $0) } }
+            emit(String(format: "           CPU ms per 1000 queries: %@, total %.0f", parts.joined(separator: ", "), cpu.values.reduce(0, +)))
+        }
         return row
     }
 }
@@ -205,6 +265,19 @@ struct ClusterBenchRow: Codable {
     let recall: Double
     let seconds: Double
     let trainSeconds: Double
+    /// CPU time of each process (client, coordinator, worker-N) per 1,000 queries answered.
+    var cpuMillisecondsPer1000Queries: [String: Double]? = nil
+}
+
+/// User + system CPU seconds a process has used (`pid` 0: this one), from /proc; nil when it
+/// cannot be read (another OS, or the process is gone).
+func cpuSeconds(pid: Int32) -> Double? {
+    let path = pid == 0 ? "/proc/self/stat" : "/proc/\(pid)/stat"
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8), let close = text.lastIndex(of: ")") else { return nil }
+    // After "pid (comm)": state is field 3, utime 14 and stime 15 (in clock ticks).
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// A counter the concurrent request loops share to walk through the query set.

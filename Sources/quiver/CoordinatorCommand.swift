@@ -40,6 +40,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var heartbeatInterval: Double = 2
     @Option(help: "Seconds a worker may stay down before its lists are re-placed on other workers.")
     var deadAfter: Double = 120
+    @Option(help: "How searches reach workers: framed (their framed search port when they announce one, else gRPC) or grpc.")
+    var workerSearchTransport: WorkerSearchTransport = .framed
     @OptionGroup var security: NodeSecurityOptions
     @OptionGroup var observability: ObservabilityOptions
 
@@ -77,6 +79,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                                          heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
                                          importRoot: importFolder, workerSecurity: ClientSecurity(tls), joinToken: joinToken,
                                          deadAfter: .milliseconds(Int64(deadAfter * 1000)))
+        options.workerSearchTransport = workerSearchTransport
         let credentials = ServerCredentials(tokens: tokens, joinToken: joinToken)
         var leadership: EtcdLeadership?
         var metadata: EtcdMetadata?
@@ -157,3 +160,5 @@ struct CoordinatorCommand: AsyncParsableCommand {
 final class LeaderName: Sendable {
     let value = Mutex("unknown")
 }
+
+extension WorkerSearchTransport: ExpressibleByArgument {}

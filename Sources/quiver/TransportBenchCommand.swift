@@ -5,14 +5,15 @@ import GRPCNIOTransportHTTP2
 import QuiverProtocol
 import Synchronization
 
-/// `quiver bench-transport`: what gRPC itself costs between two processes, without any search:
-/// a 1.6 kB message (one 384-float query) echoed as unary calls, then as messages on one
-/// bidirectional stream (the way searches travel). Run `--serve PORT` in one process and
-/// `--connect PORT` in another.
+/// `quiver bench-transport`: what a hop itself costs between two processes, without any search:
+/// a 1.6 kB message (one 384-float query) echoed as gRPC unary calls, as messages on one gRPC
+/// bidirectional stream, and as frames of the framed search transport (framing.proto) on one
+/// TCP connection, the three ways a coordinator can reach a worker. Run `--serve PORT` in one
+/// process (gRPC on PORT, framed on PORT+1) and `--connect PORT` in another.
 struct TransportBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-transport",
-        abstract: "Measure gRPC echo rates between two processes: unary calls against messages on one stream.")
+        abstract: "Measure echo rates between two processes: gRPC unary calls, gRPC stream messages and framed messages.")
 
     @Option(help: "Serve the echo service on 127.0.0.1:PORT until interrupted.")
     var serve: Int?
@@ -29,7 +30,10 @@ struct TransportBenchCommand: AsyncParsableCommand {
         if let serve {
             let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: serve), transportSecurity: .plaintext)
             let server = GRPCServer(transport: transport, services: [EchoService()])
+            let framed = try await FramedServer.start(listen: HostAndPort(host: "127.0.0.1", port: serve + 1), security: .plaintext,
+                                                      responder: FramedEcho())
             try await withTaskExecutorPreference(EventLoopExecutor()) { try await server.serve() }
+            await framed.shutdown(grace: .zero)
             return
         }
         guard let connect else { throw ValidationError("give --serve PORT or --connect PORT") }
@@ -53,8 +57,18 @@ struct TransportBenchCommand: AsyncParsableCommand {
                    responseID: { message in message.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } })
                 defer { stream.close() }
                 let streamed: @Sendable () async throws -> Void = { _ = try await stream.call(payload, timeout: nil) }
+                var settings = FramedClientSettings()
+                settings.connections = 1
+                let frames = try FramedCallClient<Quiver_V1_SearchListsStreamRequest, Quiver_V1_SearchListsStreamResponse>(
+                    address: HostAndPort(host: "127.0.0.1", port: connect + 1), method: FramedMethod.searchLists, security: .plaintext,
+                    token: nil, settings: settings)
+                defer { frames.close() }
+                var request = Quiver_V1_SearchListsStreamRequest()
+                request.search.queries.data = Data(payload)
+                let framedRequest = request
+                let framedEcho: @Sendable () async throws -> Void = { _ = try await frames.call(framedRequest, timeout: nil) }
                 for inFlight in levels {
-                    for (name, echo) in [("unary calls", unary), ("stream messages", streamed)] {
+                    for (name, echo) in [("unary calls", unary), ("stream messages", streamed), ("framed messages", framedEcho)] {
                         for _ in 0 ..< 200 { try await echo() }
                         let start = ContinuousClock.now
                         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -94,5 +108,18 @@ struct EchoService: RegistrableRPCService {
                 }
             }
         }
+    }
+}
+
+/// Echoes a framed request's query bytes back, on the event loop (as a worker answers a small search).
+struct FramedEcho: FramedResponder {
+    var method: String { FramedMethod.searchLists }
+
+    func admit(_ peer: FramedPeer) throws(RPCError) {}
+
+    func answer(_ request: Quiver_V1_SearchListsStreamRequest, call: FramedCall, reply: FramedReply<Quiver_V1_SearchListsStreamResponse>) {
+        var response = Quiver_V1_SearchListsStreamResponse()
+        response.result.exactScores = request.search.queries.data
+        reply(response)
     }
 }

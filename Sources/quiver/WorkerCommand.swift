@@ -23,6 +23,9 @@ struct WorkerCommand: AsyncParsableCommand {
     var advertise: String?
     @Option(help: "Stable worker id (default: the advertised address).")
     var id: String?
+    @Option(help: ArgumentHelp("Also serve searches as length-prefixed protobuf frames on this address, HOST:PORT (port 0 picks a free port), with the same TLS and join token as --listen; the coordinator learns it from the worker and sends searches there instead of over gRPC.",
+                               valueName: "host:port"))
+    var searchListen: String?
     @Option(help: "Threads for encoding and scanning (default: all cores).")
     var threads: Int?
     @OptionGroup var security: NodeSecurityOptions
@@ -36,6 +39,9 @@ struct WorkerCommand: AsyncParsableCommand {
         if let advertise, HostAndPort(advertise) == nil || HostAndPort(advertise)!.port == 0 {
             throw ValidationError("--advertise must be HOST:PORT with a non-zero port, got \(advertise)")
         }
+        if let searchListen, HostAndPort(searchListen) == nil {
+            throw ValidationError("--search-listen must be HOST:PORT, got \(searchListen)")
+        }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
         if let id, id.isEmpty { throw ValidationError("--id must not be empty") }
     }
@@ -48,6 +54,7 @@ struct WorkerCommand: AsyncParsableCommand {
             advertise: advertise.flatMap(HostAndPort.init), workerID: id, threads: threads ?? availableCores,
             tls: security.tls, joinToken: try security.joinToken())
         configuration.healthListen = observability.health
+        configuration.searchListen = searchListen.flatMap(HostAndPort.init)
         configuration.standbyCoordinators = coordinator.flatMap { HostAndPort.list($0)?.dropFirst().map { $0 } } ?? []
         var metrics: MetricsServer?
         defer { _ = metrics }

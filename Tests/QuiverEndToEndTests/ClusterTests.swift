@@ -47,6 +47,27 @@ func startCluster(workers: Int) throws -> LocalCluster {
     try LocalCluster(binary: quiverBinary, workers: workers)
 }
 
+/// The coordinator searched every worker over its framed port (with the cluster's TLS and
+/// join token) and never had to fall back to gRPC.
+func expectFramedSearches(_ cluster: LocalCluster, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let log = cluster.coordinator.logText()
+    #expect(log.components(separatedBy: "over its framed port").count - 1 == cluster.workers.count, "\(log)", sourceLocation: sourceLocation)
+    #expect(!log.contains("framed search to worker"), "\(log)", sourceLocation: sourceLocation)
+}
+
+/// Retries `search` while a just-started coordinator is not serving yet (UNAVAILABLE), for at
+/// most 30 s.
+func searchWhenServing<Result: Sendable>(_ client: QuiverClient, _ search: (QuiverClient) async throws -> Result) async throws -> Result {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while true {
+        do {
+            return try await search(client)
+        } catch let error as RPCError where error.code == .unavailable && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
 /// Every test here starts a real coordinator and workers as separate processes on loopback.
 @Suite(.serialized) struct ClusterTests {
     @Test func clusterAnswersLikeTheInProcessIndex() async throws {
@@ -91,6 +112,18 @@ func startCluster(workers: Int) throws -> LocalCluster {
             return batch
         }
         #expect(hits.coverage == 1)
+        // Those searches went over the workers' framed ports, which the coordinator learned from
+        // their Stats; over gRPC the answers are the same.
+        try expectFramedSearches(cluster)
+        try cluster.restartCoordinator(arguments: ["--worker-search-transport", "grpc"])
+        let overGRPC = try await cluster.client { client in
+            try await searchWhenServing(client) {
+                try await $0.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 4, reorderK: 20)
+            }
+        }
+        #expect(overGRPC.ids == hits.ids)
+        #expect(overGRPC.scores == hits.scores)
+        #expect(!cluster.coordinator.logText().contains("over its framed port"))
 
         // The same model, built into one in-process index, must give the same neighbours.
         let model = try CollectionStore.installedModel(dataDirectory: cluster.workerDataDirectory(0).path, name: "docs")

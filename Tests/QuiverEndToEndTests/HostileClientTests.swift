@@ -44,6 +44,48 @@ import Glibc
             let health = status.workers.map(\.health)
             #expect(health.allSatisfy { $0 == .healthy }, "workers \(health)", sourceLocation: sourceLocation)
         }
+        try expectFramedSearches(cluster, sourceLocation: sourceLocation)
+    }
+
+    @Test func hostileBytesOnTheFramedSearchPortCloseOnlyTheirConnection() async throws {
+        let cluster = try startCluster(workers: 1)
+        defer { cluster.shutdown() }
+        let (data, before) = try await loaded(cluster)
+        let port = try cluster.workers[0].loggedAddress(after: "framed search port on ")
+        var hello = Quiver_V1_FrameHello()
+        hello.version = 1
+        hello.method = FramedMethod.searchLists
+        let helloFrame = rawFrame(kind: 1, body: try hello.serializedBytes())
+        // Clients that stall mid-frame or never speak hold only their own connections.
+        let stalled = try RawSocket(port)
+        stalled.send(helloFrame + [0, 0, 0, 100, 3, 1, 2])
+        let silent = try (0 ..< 20).map { _ in try RawSocket(port) }
+        var generator = SeededGenerator(seed: 7)
+        var garbage = (0 ..< 65_536).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+        garbage[0] = 0xA0
+        let cases: [(String, [UInt8])] = [
+            ("garbage", garbage),
+            ("a 4 GiB length", [0xFF, 0xFF, 0xFF, 0xFF, 3]),
+            ("a length just over the limit after the hello", helloFrame + [0x04, 0x00, 0x00, 0x02, 3]),
+            ("an empty frame", helloFrame + [0, 0, 0, 0]),
+            ("an unknown kind", helloFrame + rawFrame(kind: 9, body: [1, 2, 3])),
+            ("a message that is not protobuf", helloFrame + rawFrame(kind: 3, body: [0x07, 0x01])),
+            ("a message before the hello", rawFrame(kind: 3, body: [])),
+            ("a hello that is not protobuf", rawFrame(kind: 1, body: [UInt8](repeating: 0xFF, count: 12))),
+            ("a second hello", helloFrame + helloFrame),
+        ]
+        for (name, bytes) in cases {
+            let socket = try RawSocket(port)
+            socket.send(bytes)
+            #expect(socket.closedByPeer(), "\(name): the worker kept the connection open")
+        }
+        // Truncated: a frame announced at 1 MiB, 100 bytes of it, and the client leaves.
+        try RawSocket(port).send(helloFrame + [0, 0x10, 0, 0, 3] + [UInt8](repeating: 0, count: 99))
+        // Searches (over the coordinator's own framed connection) go on as before.
+        try await expectUnchanged(cluster, data, before)
+        let log = cluster.workers[0].logText()
+        #expect(log.contains("closing framed connection"))
+        withExtendedLifetime((stalled, silent)) {}
     }
 
     @Test func malformedTimeoutHeadersGetInvalidArgumentAndKillNothing() async throws {

@@ -81,7 +81,8 @@ final class NamespaceLab: @unchecked Sendable {
 
 @Suite(.serialized, .enabled(if: NamespaceLab.available, "needs root and network namespaces (ip netns)"))
 struct NetworkNamespaceTests {
-    @Test func theCoordinatorRoutesAroundACutAndAFrozenWorkerWithinTheDeadline() async throws {
+    /// `framed`: searches travel over the workers' framed ports; otherwise over gRPC.
+    @Test(arguments: [true, false]) func theCoordinatorRoutesAroundACutAndAFrozenWorkerWithinTheDeadline(framed: Bool) async throws {
         let lab = NamespaceLab()
         defer { lab.removeAll() }
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("quiver-netns-\(UUID().uuidString)")
@@ -94,7 +95,8 @@ struct NetworkNamespaceTests {
             workers.append(try ServerProcess(
                 binary: URL(fileURLWithPath: NamespaceLab.ip), name: "worker-\(index)",
                 arguments: ["netns", "exec", namespace, quiverBinary.path, "worker", "--listen", "\(lab.address(index)):0",
-                            "--data-dir", root.appendingPathComponent("worker-\(index)").path],
+                            "--data-dir", root.appendingPathComponent("worker-\(index)").path]
+                    + (framed ? ["--search-listen", "\(lab.address(index)):0"] : []),
                 logDirectory: root))
         }
         let coordinator = try ServerProcess(
@@ -157,6 +159,8 @@ struct NetworkNamespaceTests {
             }
         }
         #expect(workers.allSatisfy(\.isRunning) && coordinator.isRunning)
+        let log = coordinator.logText()
+        #expect(log.components(separatedBy: "over its framed port").count - 1 == (framed ? 3 : 0), "\(log)")
     }
 
     /// Waits (up to 60 s) until the coordinator sees every worker healthy and no replica behind.

@@ -91,15 +91,34 @@ extension Coordinator {
         try saveLedger(name, incarnation: incarnation, load, ledger)
     }
 
-    /// Counts a stored batch once, however often it was sent.
+    /// Counts a stored batch once, however often it was sent: the count (with the batch named
+    /// as counted) is written before the ledger, so a crash between the two writes neither
+    /// loses the batch from the count nor counts it again when it is resent.
     func batchAcknowledged(_ name: String, incarnation: UInt64, batch: LoadBatch, replaced: Int) {
-        var fresh = batch.rows
-        if let load = batch.loadID, var ledger = try? ledger(name, load) {
-            fresh = ledger.acknowledge(batch.firstRow ..< batch.firstRow + batch.rows)
-            try? saveLedger(name, incarnation: incarnation, load, ledger)
+        guard let load = batch.loadID, var ledger = try? ledger(name, load) else {
+            recordStored(name, incarnation: incarnation, rows: max(0, batch.rows - replaced))
+            return
         }
-        recordStored(name, incarnation: incarnation, rows: max(0, fresh - replaced))
+        let fresh = ledger.acknowledge(batch.firstRow ..< batch.firstRow + batch.rows)
+        let counted = entries[name]?.record.countedBatches?[load] == batch.firstRow
+        if fresh > 0 && !counted {
+            do {
+                try update(name, incarnation: incarnation) { entry in
+                    entry.record.vectorCount = UInt64(max(0, Int64(entry.record.vectorCount) + Int64(max(0, fresh - replaced))))
+                    var recent = entry.record.countedBatches ?? [:]
+                    recent[load] = batch.firstRow
+                    if recent.count > Self.countedLoadsKept, let other = recent.keys.first(where: { $0 != load }) { recent[other] = nil }
+                    entry.record.countedBatches = recent
+                }
+            } catch {
+                logger.error("cannot persist the vector count of \(name): \(error)")
+            }
+        }
+        try? saveLedger(name, incarnation: incarnation, load, ledger)
     }
+
+    /// Loads whose last counted batch the collection record remembers.
+    static let countedLoadsKept = 64
 
     /// Checks caller ids against every worker. An id stored with the same vector is the batch
     /// being sent again (left to be replaced by itself); one stored with another vector is a

@@ -24,6 +24,8 @@ public struct CoordinatorOptions: Sendable {
     public var joinToken: JoinToken?
     /// How long a worker may stay down before its lists are re-placed on other workers.
     public var deadAfter: Duration
+    /// Searches to workers over their framed ports when they offer one, or always over gRPC.
+    public var workerSearchTransport: WorkerSearchTransport = .framed
     /// Where the state lives when not in files under `dataDirectory` (etcd, for a coordinator
     /// that leads others standing by).
     public var metadata: (any MetadataBackend)?
@@ -120,7 +122,8 @@ public actor Coordinator {
         } else {
             store = CoordinatorStore(backend: try FileMetadata(root: options.dataDirectory))
         }
-        pool = WorkerPool(logger: logger, security: options.workerSecurity, joinToken: options.joinToken)
+        pool = WorkerPool(logger: logger, security: options.workerSecurity, joinToken: options.joinToken,
+                          searchTransport: options.workerSearchTransport)
         var endpoints = try store.loadWorkers()
         for address in options.workers where !endpoints.contains(where: { $0.id == address }) {
             endpoints.append(WorkerEndpoint(id: address, address: address))

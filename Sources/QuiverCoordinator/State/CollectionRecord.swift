@@ -187,6 +187,10 @@ struct CollectionRecord: Codable, Sendable, Equatable {
     var createdUnixMs: Int64
     var error: String = ""
     var firstLoad: FirstLoadTraining?
+    /// The last batch counted of each recent named load (load id → its first row): the count
+    /// and the load's ledger are two writes, and a batch counted just before a crash (its
+    /// ledger not yet saved) is recognised when it is sent again.
+    var countedBatches: [String: Int]?
 
     init(settings: CollectionSettings, createdUnixMs: Int64) {
         self.settings = settings

@@ -106,7 +106,24 @@ extension WorkerPool {
             var message = Quiver_V1_SearchListsStreamRequest()
             message.search = request
             if let timeout { message.timeoutMs = timeout.timeoutMilliseconds }
-            let answer = try await searchStream(worker).call(message, timeout: timeout)
+            let route = try searchRoute(worker)
+            let answer: Quiver_V1_SearchListsStreamResponse
+            if let framed = route.framed {
+                let started = ContinuousClock.now
+                do {
+                    answer = try await framed.call(message, timeout: timeout)
+                } catch let error as RPCError where error.code == .unavailable {
+                    // The framed port failed (refused, closed, or going away) where gRPC may not
+                    // have: a search is read-only, so the time left goes to the gRPC stream.
+                    noteFramedFallback(worker, error)
+                    let left = timeout.map { $0 - (ContinuousClock.now - started) }
+                    if let left, left <= .zero { throw RPCError(code: .deadlineExceeded, message: "no answer within the time limit (framed port: \(error.message))") }
+                    if let left { message.timeoutMs = left.timeoutMilliseconds }
+                    answer = try await route.grpc.call(message, timeout: left)
+                }
+            } else {
+                answer = try await route.grpc.call(message, timeout: timeout)
+            }
             switch answer.outcome {
             case .result(let response):
                 recordSuccess(worker)

@@ -11,6 +11,15 @@ import Synchronization
 final class WorkerPool: Sendable {
     typealias Client = Quiver_V1_Worker.Client<HTTP2ClientTransport.Posix>
     typealias SearchStream = CallStream<Quiver_V1_SearchListsStreamRequest, Quiver_V1_SearchListsStreamResponse>
+    typealias FramedSearches = FramedCallClient<Quiver_V1_SearchListsStreamRequest, Quiver_V1_SearchListsStreamResponse>
+
+    /// Where a search to one worker goes: its framed port when it offers one, else gRPC.
+    struct SearchRoute: Sendable {
+        var grpc: SearchStream
+        var framed: FramedSearches?
+        /// Searches sent over gRPC because the framed port failed them.
+        var framedFallbacks = 0
+    }
 
     struct Member: Sendable {
         var endpoint: WorkerEndpoint
@@ -18,6 +27,11 @@ final class WorkerPool: Sendable {
         var grpc: GRPCClient<HTTP2ClientTransport.Posix>
         /// Searches travel as messages on one long-lived SearchListsStream.
         var searches: SearchStream
+        /// The worker's framed search port (learned from its Stats), when it has one and the
+        /// coordinator uses them: searches go there instead.
+        var framed: FramedSearches?
+        /// Searches sent over gRPC because the framed port failed them.
+        var framedFallbacks = 0
         var health: Quiver_V1_WorkerHealth = .suspect
         /// When it was last marked down (nil while it is not).
         var downSince: ContinuousClock.Instant?
@@ -32,7 +46,9 @@ final class WorkerPool: Sendable {
     private let members = Mutex<[WorkerID: Member]>([:])
     private let logger: Logger
     private let security: ClientSecurity
-    /// Sent on every call: the join token, which workers require when they are given one.
+    private let joinToken: JoinToken?
+    private let searchTransport: WorkerSearchTransport
+    /// The join token, which workers require when they are given one.
     private let baseMetadata: Metadata
     /// The leadership's epoch (its etcd revision) once this coordinator leads through etcd.
     private let epoch = Atomic<Int64>(0)
@@ -49,9 +65,12 @@ final class WorkerPool: Sendable {
         self.epoch.store(epoch, ordering: .relaxed)
     }
 
-    init(logger: Logger, security: ClientSecurity = .plaintext, joinToken: JoinToken? = nil) {
+    init(logger: Logger, security: ClientSecurity = .plaintext, joinToken: JoinToken? = nil,
+         searchTransport: WorkerSearchTransport = .framed) {
         self.logger = logger
         self.security = security
+        self.joinToken = joinToken
+        self.searchTransport = searchTransport
         baseMetadata = .bearer(joinToken?.value)
     }
 
@@ -92,8 +111,40 @@ final class WorkerPool: Sendable {
             return old
         }
         replaced?.searches.close()
+        replaced?.framed?.close()
         replaced?.grpc.beginGracefulShutdown()
         return true
+    }
+
+    /// Follows the framed search address a worker's Stats announce: opens a client for a new
+    /// one, closes the client of one that went away or moved.
+    private func follow(searchAddress announced: String, of worker: WorkerID) {
+        guard searchTransport == .framed else { return }
+        let current = members.withLock { $0[worker]?.framed }
+        let wanted = HostAndPort(announced).flatMap { $0.port > 0 ? $0 : nil }
+        if current?.address == wanted { return }
+        var framed: FramedSearches?
+        /// Searches sent over gRPC because the framed port failed them.
+        var framedFallbacks = 0
+        if let wanted {
+            do {
+                framed = try FramedSearches(address: wanted, method: FramedMethod.searchLists, security: security, token: joinToken?.value)
+            } catch {
+                logger.warning("worker \(worker) offers framed searches on \(wanted), which cannot be dialled (\(error)); searching it over gRPC")
+            }
+        }
+        let (known, old) = members.withLock { members -> (Bool, FramedSearches?) in
+            guard members[worker] != nil else { return (false, nil) }
+            let old = members[worker]!.framed
+            members[worker]!.framed = framed
+            return (true, old)
+        }
+        old?.close()
+        guard known else {
+            framed?.close()
+            return
+        }
+        if let framed { logger.info("searching worker \(worker) over its framed port \(framed.address)") }
     }
 
     var endpoints: [WorkerEndpoint] {
@@ -102,11 +153,23 @@ final class WorkerPool: Sendable {
 
     var ids: [WorkerID] { endpoints.map(\.id) }
 
-    func searchStream(_ worker: WorkerID) throws(CoordinatorError) -> SearchStream {
-        guard let searches = members.withLock({ $0[worker]?.searches }) else {
+    /// Counts a search the framed port failed and gRPC was asked instead; logs the first and
+    /// every thousandth, so an outage does not flood the log.
+    func noteFramedFallback(_ worker: WorkerID, _ error: RPCError) {
+        let count = members.withLock { members -> Int in
+            members[worker]?.framedFallbacks += 1
+            return members[worker]?.framedFallbacks ?? 0
+        }
+        if count == 1 || count % 1000 == 0 {
+            logger.warning("framed search to worker \(worker) failed (\(error.message)); asked it over gRPC instead (\(count) times so far)")
+        }
+    }
+
+    func searchRoute(_ worker: WorkerID) throws(CoordinatorError) -> SearchRoute {
+        guard let route = members.withLock({ $0[worker].map { SearchRoute(grpc: $0.searches, framed: $0.framed) } }) else {
             throw .unavailable("worker \(worker) is in the shard map but not registered with this coordinator")
         }
-        return searches
+        return route
     }
 
     func client(_ worker: WorkerID) throws(CoordinatorError) -> Client {
@@ -120,6 +183,7 @@ final class WorkerPool: Sendable {
     func remove(_ worker: WorkerID) {
         let removed = members.withLock { $0.removeValue(forKey: worker) }
         removed?.searches.close()
+        removed?.framed?.close()
         removed?.grpc.beginGracefulShutdown()
     }
 
@@ -190,6 +254,7 @@ final class WorkerPool: Sendable {
             members[worker]!.lastSeenUnixMs = unixMilliseconds()
             if let stats { members[worker]!.stats = stats }
         }
+        if let stats { follow(searchAddress: stats.searchAddress, of: worker) }
     }
 
     /// A failed call or heartbeat. A worker that refuses connections (UNAVAILABLE) is marked
@@ -241,9 +306,18 @@ final class WorkerPool: Sendable {
     func shutdown() {
         for member in snapshot() {
             member.searches.close()
+            member.framed?.close()
             member.grpc.beginGracefulShutdown()
         }
     }
+}
+
+/// How the coordinator sends searches to workers.
+public enum WorkerSearchTransport: String, Sendable, CaseIterable {
+    /// Over a worker's framed search port when its Stats announce one, else gRPC.
+    case framed
+    /// Always over gRPC (the SearchListsStream call), e.g. to compare the two.
+    case grpc
 }
 
 extension CallOptions {

@@ -357,6 +357,11 @@ public nonisolated struct Quiver_V1_WorkerStatsResponse: Sendable {
   /// Seconds since the worker process started.
   public var uptimeSeconds: Double = 0
 
+  /// host:port of the worker's framed search port (`--search-listen`; see framing.proto), where
+  /// SearchListsStream requests travel as length-prefixed frames over one TCP (or TLS)
+  /// connection instead of gRPC; empty when it has none. Same credentials as this port.
+  public var searchAddress: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1175,7 +1180,7 @@ nonisolated extension Quiver_V1_WorkerCollectionStats: SwiftProtobuf.Message, Sw
 
 nonisolated extension Quiver_V1_WorkerStatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerStatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}version\0\u{1}vectors\0\u{3}lists_owned\0\u{1}bytes\0\u{3}queries_served\0\u{1}collections\0\u{3}uptime_seconds\0\u{3}folder_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}version\0\u{1}vectors\0\u{3}lists_owned\0\u{1}bytes\0\u{3}queries_served\0\u{1}collections\0\u{3}uptime_seconds\0\u{3}folder_id\0\u{3}search_address\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1192,6 +1197,7 @@ nonisolated extension Quiver_V1_WorkerStatsResponse: SwiftProtobuf.Message, Swif
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.collections) }()
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.uptimeSeconds) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.folderID) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.searchAddress) }()
       default: break
       }
     }
@@ -1225,6 +1231,9 @@ nonisolated extension Quiver_V1_WorkerStatsResponse: SwiftProtobuf.Message, Swif
     if !self.folderID.isEmpty {
       try visitor.visitSingularStringField(value: self.folderID, fieldNumber: 9)
     }
+    if !self.searchAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.searchAddress, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1238,6 +1247,7 @@ nonisolated extension Quiver_V1_WorkerStatsResponse: SwiftProtobuf.Message, Swif
     if lhs.queriesServed != rhs.queriesServed {return false}
     if lhs.collections != rhs.collections {return false}
     if lhs.uptimeSeconds != rhs.uptimeSeconds {return false}
+    if lhs.searchAddress != rhs.searchAddress {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

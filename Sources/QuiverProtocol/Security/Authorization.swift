@@ -63,23 +63,34 @@ public struct ServerCredentials: Sendable {
 
     /// Checks a call against `requirement`; throws UNAUTHENTICATED or PERMISSION_DENIED.
     public func check(_ requirement: AccessRequirement, metadata: Metadata, context: ServerContext) throws(RPCError) {
-        let method = context.descriptor.method
+        let specific = context.transportSpecific as? HTTP2ServerTransport.Posix.Context
+        try check(requirement, method: context.descriptor.method, bearerToken: bearerToken(in: metadata),
+                  peerCertificate: specific?.peerCertificate)
+    }
+
+    /// The one check behind every port (gRPC calls and framed connections): `method` names the
+    /// call in messages, `bearerToken` is the credential it carries, `peerCertificate` the
+    /// client certificate of its TLS session.
+    public func check(_ requirement: AccessRequirement, method: String, bearerToken token: String?,
+                      peerCertificate: Certificate?) throws(RPCError) {
         switch requirement {
         case .none:
             return
         case .role(let needed):
-            guard tokens != nil else { return }
-            guard let role = try role(of: metadata) else {
+            guard let tokens else { return }
+            guard let token else {
                 throw RPCError(code: .unauthenticated, message: "\(method) needs a token of role \(needed) or higher: send "
                     + "\"authorization: Bearer <token>\" (the CLI reads $QUIVER_TOKEN or --token-file)")
+            }
+            guard let role = tokens.entry(forToken: token)?.role else {
+                throw RPCError(code: .unauthenticated, message: "the bearer token is not known to this server")
             }
             guard role >= needed else {
                 throw RPCError(code: .permissionDenied, message: "\(method) needs role \(needed); this token has role \(role)")
             }
         case .coordinator:
             if requireCoordinatorCertificate {
-                let specific = context.transportSpecific as? HTTP2ServerTransport.Posix.Context
-                guard let certificate = specific?.peerCertificate else {
+                guard let certificate = peerCertificate else {
                     throw RPCError(code: .unauthenticated, message: "\(method) is only for the coordinator: present its client certificate")
                 }
                 guard NodeRole.roles(of: certificate).contains(.coordinator) else {
@@ -88,7 +99,7 @@ public struct ServerCredentials: Sendable {
                 }
             }
             if let joinToken {
-                guard let token = bearerToken(in: metadata) else {
+                guard let token else {
                     throw RPCError(code: .unauthenticated, message: "\(method) is only for the coordinator: it needs the cluster's join token")
                 }
                 guard joinToken.matches(token) else {
@@ -97,7 +108,6 @@ public struct ServerCredentials: Sendable {
             }
         case .joinCredential:
             guard joinToken != nil || tokens != nil else { return }
-            let token = bearerToken(in: metadata)
             if let token, joinToken?.matches(token) == true { return }
             if let token, let entry = tokens?.entry(forToken: token) {
                 guard entry.role == .admin else {

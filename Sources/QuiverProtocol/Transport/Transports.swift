@@ -70,9 +70,15 @@ extension HostAndPort {
     /// The target gRPC resolves: an IPv4 or IPv6 literal as is, anything else by DNS.
     public var resolvableTarget: any ResolvableTarget {
         if host.contains(":") { return .ipv6(address: host, port: port) }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        if octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) { return .ipv4(address: host, port: port) }
+        if isIPLiteral { return .ipv4(address: host, port: port) }
         return .dns(host: host, port: port)
+    }
+
+    /// Whether the host is an IPv4 or IPv6 address rather than a name to resolve.
+    public var isIPLiteral: Bool {
+        if host.contains(":") { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.allSatisfy { UInt8($0) != nil }
     }
 
     /// Whether this names the loopback interface (where plaintext without credentials is fine).

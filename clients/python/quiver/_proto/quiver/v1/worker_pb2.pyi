@@ -150,7 +150,7 @@ class WorkerCollectionStats(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., model_version: _Optional[int] = ..., shard_map_version: _Optional[int] = ..., lists_owned: _Optional[int] = ..., vectors: _Optional[int] = ..., code_bytes: _Optional[int] = ..., raw_bytes: _Optional[int] = ..., queries_served: _Optional[int] = ..., damaged_records: _Optional[int] = ..., dead_rows: _Optional[int] = ...) -> None: ...
 
 class WorkerStatsResponse(_message.Message):
-    __slots__ = ("worker_id", "version", "folder_id", "vectors", "lists_owned", "bytes", "queries_served", "collections", "uptime_seconds")
+    __slots__ = ("worker_id", "version", "folder_id", "vectors", "lists_owned", "bytes", "queries_served", "collections", "uptime_seconds", "search_address")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FOLDER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +160,7 @@ class WorkerStatsResponse(_message.Message):
     QUERIES_SERVED_FIELD_NUMBER: _ClassVar[int]
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     version: str
     folder_id: str
@@ -169,7 +170,8 @@ class WorkerStatsResponse(_message.Message):
     queries_served: int
     collections: _containers.RepeatedCompositeFieldContainer[WorkerCollectionStats]
     uptime_seconds: float
-    def __init__(self, worker_id: _Optional[str] = ..., version: _Optional[str] = ..., folder_id: _Optional[str] = ..., vectors: _Optional[int] = ..., lists_owned: _Optional[int] = ..., bytes: _Optional[int] = ..., queries_served: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[WorkerCollectionStats, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
+    search_address: str
+    def __init__(self, worker_id: _Optional[str] = ..., version: _Optional[str] = ..., folder_id: _Optional[str] = ..., vectors: _Optional[int] = ..., lists_owned: _Optional[int] = ..., bytes: _Optional[int] = ..., queries_served: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[WorkerCollectionStats, _Mapping]]] = ..., uptime_seconds: _Optional[float] = ..., search_address: _Optional[str] = ...) -> None: ...
 
 class WorkerDropCollectionRequest(_message.Message):
     __slots__ = ("collection",)
