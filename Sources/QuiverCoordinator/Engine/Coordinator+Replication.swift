@@ -68,7 +68,8 @@ extension Coordinator {
             let worker = member.endpoint.id
             if let known = member.endpoint.folderID, !stats.folderID.isEmpty, known != stats.folderID {
                 logger.error("worker \(worker) came back with another data folder (\(known) → \(stats.folderID)): refilling every list it holds")
-                markAllBehind(on: worker, reason: "its data folder was replaced")
+                // Until its lists are recorded behind it stays out of searches (tried again next pass).
+                guard markAllBehind(on: worker, reason: "its data folder was replaced") else { continue }
                 await reconcile(worker)
             }
             if member.endpoint.folderID != stats.folderID, !stats.folderID.isEmpty {
@@ -117,13 +118,21 @@ extension Coordinator {
         }
     }
 
-    private func markAllBehind(on worker: WorkerID, reason: String) {
+    /// Marks every list `worker` holds behind; false if that could not be recorded.
+    private func markAllBehind(on worker: WorkerID, reason: String) -> Bool {
+        var recorded = true
         for (name, entry) in entries {
             guard let map = entry.shardMap else { continue }
             let lists = map.lists(ownedBy: worker)
             guard !lists.isEmpty else { continue }
-            try? markBehind(name, incarnation: entry.incarnation, lists.map { ($0, worker) }, reason: reason)
+            do {
+                try markBehind(name, incarnation: entry.incarnation, lists.map { ($0, worker) }, reason: reason)
+            } catch {
+                logger.error("cannot record the lists of \(name) on \(worker) as behind: \(error)")
+                recorded = false
+            }
         }
+        return recorded
     }
 
     /// A worker skipped damaged records of `name` at start-up: every list that differs from a
