@@ -213,8 +213,8 @@ public final class LocalCluster: @unchecked Sendable {
 
     public func workerDataDirectory(_ index: Int) -> URL { root.appendingPathComponent("worker-\(index)") }
 
-    private func startWorker(_ index: Int, port: Int = 0) throws -> ServerProcess {
-        var arguments = ["worker", "--listen", "127.0.0.1:\(port)", "--data-dir", workerDataDirectory(index).path]
+    private func startWorker(_ index: Int, port: Int = 0, extra: [String] = []) throws -> ServerProcess {
+        var arguments = ["worker", "--listen", "127.0.0.1:\(port)", "--data-dir", workerDataDirectory(index).path] + extra
         if let workerThreads { arguments += ["--threads", "\(workerThreads)"] }
         if framedSearch { arguments += ["--search-listen", "127.0.0.1:0"] }
         arguments += security.arguments(.worker)
@@ -233,12 +233,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// Starts one more worker, which registers itself with the coordinator (`--coordinator`).
     @discardableResult
     public func addWorker() throws -> ServerProcess {
-        let index = workers.count
-        var arguments = ["worker", "--listen", "127.0.0.1:0", "--data-dir", workerDataDirectory(index).path,
-                         "--coordinator", coordinator.address.description]
-        if let workerThreads { arguments += ["--threads", "\(workerThreads)"] }
-        arguments += security.arguments(.worker)
-        let worker = try ServerProcess(binary: binary, name: "worker-\(index)", arguments: arguments, logDirectory: root)
+        let worker = try startWorker(workers.count, extra: ["--coordinator", coordinator.address.description])
         workers.append(worker)
         return worker
     }

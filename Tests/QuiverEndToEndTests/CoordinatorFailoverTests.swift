@@ -100,12 +100,12 @@ struct CoordinatorFailoverTests {
             if !list.isEmpty { arguments += ["--workers", list.map(\.address.description).joined(separator: ",")] }
             return try ServerProcess(binary: quiverBinary, name: "coordinator-\(index)", arguments: arguments, logDirectory: root)
         }
+        let rows = ReplicationTests()
         var first = try coordinator(0, workers: workers)
-        try await eventually("the first coordinator leads", seconds: 120) { first.logText().contains("leading /quiver/test") }
+        try await rows.waitUntil("the first coordinator leads", seconds: 120) { first.logText().contains("leading /quiver/test") }
         let second = try coordinator(1)
         defer { first.stop(); second.stop() }
         let data = try ClusterData(folder: importRoot, count: 3000)
-        let rows = ReplicationTests()
         let firstRows = 0 ..< 2000
         try await QuiverClient.withConnection(to: addresses) { client in
             var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .innerProduct)
@@ -119,7 +119,7 @@ struct CoordinatorFailoverTests {
         }
         // The standby answers searches from the stored state, and refuses changes naming the leader.
         try await QuiverClient.withConnection(to: addresses[1]) { client in
-            try await eventually("the standby sees the collection") {
+            try await rows.waitUntil("the standby sees the collection") {
                 (try? await client.describeCollection("docs").vectorCount) == UInt64(firstRows.count)
             }
             try await rows.expectEveryRowFinds(itself: firstRows, in: data, client)
@@ -156,7 +156,7 @@ struct CoordinatorFailoverTests {
         print("failover: freezing the new leader")
         first = try coordinator(0)
         kill(second.pid, SIGSTOP)
-        try await eventually("the restarted coordinator leads", seconds: 120) { first.logText().contains("leading /quiver/test") }
+        try await rows.waitUntil("the restarted coordinator leads", seconds: 120) { first.logText().contains("leading /quiver/test") }
         // Thawed, the frozen one must not write: a collection created through it is refused
         // (or it is already gone), and it exits.
         kill(second.pid, SIGCONT)
@@ -165,12 +165,12 @@ struct CoordinatorFailoverTests {
             try await client.createCollection(CollectionSettings(name: "late", dimension: data.dimension, metric: .innerProduct))
         }
         #expect(late == nil, "the deposed leader accepted a write")
-        try await eventually("the deposed leader exits") { !second.isRunning }
+        try await rows.waitUntil("the deposed leader exits") { !second.isRunning }
         #expect(second.exitStatus == 75)
         #expect(second.logText().contains("leadership") || second.logText().contains("no longer leads"))
         print("failover: the deposed leader exited")
         try await QuiverClient.withConnection(to: addresses) { client in
-            try await eventually("the first coordinator answers again") {
+            try await rows.waitUntil("the first coordinator answers again") {
                 (try? await client.describeCollection("docs").vectorCount) == 2500
             }
             #expect(try await client.listCollections().map(\.config.name) == ["docs"])
@@ -217,15 +217,5 @@ struct CoordinatorFailoverTests {
         try newState.remove("collections/a/model-1.qvm")
         #expect(try newState.children("collections/a/") == ["collection.json"])
         new.resign()
-    }
-
-    func eventually(_ what: String, seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation,
-                    _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        Issue.record("not within \(seconds) s: \(what)", sourceLocation: sourceLocation)
     }
 }
