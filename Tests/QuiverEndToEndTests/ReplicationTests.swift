@@ -283,7 +283,8 @@ import Testing
             }
             #expect(status.state == .succeeded, "\(status.error)")
             #expect(status.rowsDone == 20_000)
-            #expect(try await client.describeCollection("docs").vectorCount == 20_000)
+            let counted = try await client.describeCollection("docs").vectorCount
+            #expect(counted == 20_000, "the collection counts \(counted) vectors")
             let sample = Array(stride(from: 0, to: 20_000, by: 97))
             let queries = sample.flatMap { Array(data.base.values[$0 * data.dimension ..< ($0 + 1) * data.dimension]) }
             let hits = try await client.search("docs", queries: queries, dimension: data.dimension, k: 10, nprobe: 12, reorderK: 4000,

@@ -91,22 +91,25 @@ extension Coordinator {
         try saveLedger(name, incarnation: incarnation, load, ledger)
     }
 
-    /// Counts a stored batch once, however often it was sent: the count (with the batch named
-    /// as counted) is written before the ledger, so a crash between the two writes neither
-    /// loses the batch from the count nor counts it again when it is resent.
+    /// Counts a stored batch once, however often it was sent. The count (with the batch named
+    /// as the load's last counted) is written before the ledger; a crash between the two leaves
+    /// the named batch out of the saved ledger, so it is folded in before anything of the load
+    /// is counted again: resent, it is then no longer fresh, whichever resent batch ends first.
     func batchAcknowledged(_ name: String, incarnation: UInt64, batch: LoadBatch, replaced: Int) {
         guard let load = batch.loadID, var ledger = try? ledger(name, load) else {
             recordStored(name, incarnation: incarnation, rows: max(0, batch.rows - replaced))
             return
         }
+        if let counted = entries[name]?.record.countedBatches?[load] {
+            _ = ledger.acknowledge(counted.firstRow ..< counted.firstRow + counted.rows)
+        }
         let fresh = ledger.acknowledge(batch.firstRow ..< batch.firstRow + batch.rows)
-        let counted = entries[name]?.record.countedBatches?[load] == batch.firstRow
-        if fresh > 0 && !counted {
+        if fresh > 0 {
             do {
                 try update(name, incarnation: incarnation) { entry in
                     entry.record.vectorCount = UInt64(max(0, Int64(entry.record.vectorCount) + Int64(max(0, fresh - replaced))))
                     var recent = entry.record.countedBatches ?? [:]
-                    recent[load] = batch.firstRow
+                    recent[load] = CollectionRecord.CountedBatch(firstRow: batch.firstRow, rows: batch.rows)
                     if recent.count > Self.countedLoadsKept, let other = recent.keys.first(where: { $0 != load }) { recent[other] = nil }
                     entry.record.countedBatches = recent
                 }

@@ -187,10 +187,16 @@ struct CollectionRecord: Codable, Sendable, Equatable {
     var createdUnixMs: Int64
     var error: String = ""
     var firstLoad: FirstLoadTraining?
-    /// The last batch counted of each recent named load (load id → its first row): the count
-    /// and the load's ledger are two writes, and a batch counted just before a crash (its
-    /// ledger not yet saved) is recognised when it is sent again.
-    var countedBatches: [String: Int]?
+    /// The last batch counted of each recent named load (load id → its rows): the count and
+    /// the load's ledger are two writes, and a batch counted just before a crash (its ledger
+    /// not yet saved) is folded into the ledger before the next batch of the load is counted,
+    /// so sending it again (in whatever order the resent batches finish) does not count it twice.
+    var countedBatches: [String: CountedBatch]?
+
+    struct CountedBatch: Codable, Sendable, Equatable {
+        var firstRow: Int
+        var rows: Int
+    }
 
     init(settings: CollectionSettings, createdUnixMs: Int64) {
         self.settings = settings
