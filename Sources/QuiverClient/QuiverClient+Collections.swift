@@ -18,6 +18,8 @@ public struct CollectionSettings: Sendable {
     public var replicationFactor = 1
     /// Replicas that must store a write before it is acknowledged; 0: a majority.
     public var writeQuorum = 0
+    /// recall@10 a search without tuning knobs aims for; 0: 0.95.
+    public var recallTarget: Double = 0
 
     public init(name: String, dimension: Int, metric: Quiver_V1_Metric) {
         self.name = name
@@ -38,6 +40,7 @@ public struct CollectionSettings: Sendable {
         config.rawVectorPrecision = rawPrecision
         config.replicationFactor = UInt32(clamping: replicationFactor)
         config.writeQuorum = UInt32(clamping: writeQuorum)
+        config.recallTarget = Float(recallTarget)
         return config
     }
 }

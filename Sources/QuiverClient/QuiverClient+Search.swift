@@ -16,10 +16,12 @@ public struct SearchHits: Sendable {
 }
 
 extension QuiverClient {
-    /// Searches `queries` (`count × dimension`, row-major). `nprobe`/`reorderK` nil use the
-    /// collection's defaults; `timeout` bounds this call end to end.
+    /// Searches `queries` (`count × dimension`, row-major). With `nprobe`, `reorderK` and
+    /// `recall` all nil the search uses the settings calibrated for the collection's recall
+    /// target; `recall` (instead of `nprobe`/`reorderK`) names another target. `timeout` bounds
+    /// this call end to end.
     public func search(_ collection: String, queries: [Float], dimension: Int, k: Int,
-                       nprobe: Int? = nil, reorderK: Int? = nil, requireFullCoverage: Bool = false,
+                       nprobe: Int? = nil, reorderK: Int? = nil, recall: Double? = nil, requireFullCoverage: Bool = false,
                        timeout: Duration? = nil) async throws(QuiverClientError) -> SearchHits {
         guard dimension > 0, queries.count % dimension == 0, !queries.isEmpty else {
             throw QuiverClientError(code: .invalidArgument, message: "\(queries.count) values do not form query rows of dimension \(dimension)")
@@ -30,6 +32,7 @@ extension QuiverClient {
         request.queries = Quiver_V1_FloatMatrix(rows: queries.count / dimension, dimension: dimension, values: queries)
         request.nprobe = UInt32(clamping: max(0, nprobe ?? 0))
         if let reorderK { request.reorderK = UInt32(clamping: max(0, reorderK)) }
+        if let recall { request.recallTarget = Float(recall) }
         request.requireFullCoverage = requireFullCoverage
         let limit = timeout ?? self.timeout
         var message = Quiver_V1_SearchStreamRequest()

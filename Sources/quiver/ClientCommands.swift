@@ -77,6 +77,7 @@ struct CreateCommand: AsyncParsableCommand {
     @Option(help: "Raw vectors kept for re-ranking: float32, float16 or none.") var raw: String = "float32"
     @Option(help: "Workers holding each list.") var replication: Int = 1
     @Option(help: "Replicas of each list that must store a batch before it is acknowledged (default: a majority of --replication).") var writeQuorum: Int = 0
+    @Option(help: "recall@10 a query without --nprobe/--reorder/--recall aims for; the coordinator calibrates the settings after training (default 0.95).") var recallTarget: Double = 0
 
     func run() async throws {
         var settings = CollectionSettings(name: name, dimension: dimension, metric: metric)
@@ -92,6 +93,7 @@ struct CreateCommand: AsyncParsableCommand {
         }
         settings.replicationFactor = replication
         settings.writeQuorum = writeQuorum
+        settings.recallTarget = recallTarget
         let info = try await coordinator.connect { try await $0.createCollection(settings) }
         print("created \(info.config.name): dimension \(info.config.dimension), metric \(metric), state \(info.state)")
     }
@@ -196,6 +198,7 @@ struct QueryCommand: AsyncParsableCommand {
     @Option(help: "Neighbours per query.") var k: Int = 10
     @Option(help: "Lists probed per query (default: the collection's).") var nprobe: Int?
     @Option(help: "Candidates re-ranked exactly (default: the collection's; 0: none).") var reorder: Int?
+    @Option(help: "recall@10 to aim for instead of --nprobe/--reorder (default: the collection's target, see status).") var recall: Double?
     @Option(help: "Only the first N queries.") var limit: Int?
     @Option(help: "Write the ids (int64, one row of k per query) to this .npy file.") var output: String?
     @Option(help: "Write the scores (float32) to this .npy file.") var scoresOutput: String?
@@ -210,7 +213,7 @@ struct QueryCommand: AsyncParsableCommand {
         let queries = try dataset.readRows(0 ..< count)
         let start = ContinuousClock.now
         let hits = try await coordinator.connect {
-            try await $0.search(name, queries: queries, dimension: dataset.dimension, k: k, nprobe: nprobe, reorderK: reorder)
+            try await $0.search(name, queries: queries, dimension: dataset.dimension, k: k, nprobe: nprobe, reorderK: reorder, recall: recall)
         }
         let elapsed = seconds(since: start)
         let baseLines = try text.map(readLines)
@@ -270,6 +273,12 @@ struct StatusCommand: AsyncParsableCommand {
         for collection in status.collections {
             print("  \(collection.config.name): \(collection.state), dimension \(collection.config.dimension), metric \(collection.config.metric), nlist \(collection.nlist), vectors \(collection.vectorCount), model v\(collection.modelVersion), shard map v\(collection.shardMapVersion)"
                 + (collection.error.isEmpty ? "" : ", error: \(collection.error)"))
+            for level in collection.searchDefaults {
+                let isDefault = abs(level.recallTarget - collection.config.recallTarget) < 1e-6
+                print("    recall \(String(format: "%.2f", level.recallTarget))\(isDefault ? " (default)" : ""): nprobe \(level.nprobe), re-rank \(level.reorderK)"
+                    + " (recall \(String(format: "%.3f", level.sampleRecall)) on \(level.sampleQueries) sample queries over \(level.sampleRows) training rows"
+                    + (level.reached ? ")" : ", target not reached)"))
+            }
         }
         if !status.unhealthyReplicas.isEmpty {
             print("list replicas not serving (\(status.unhealthyReplicas.count)):")

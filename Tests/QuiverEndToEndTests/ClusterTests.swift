@@ -194,6 +194,60 @@ func searchWhenServing<Result: Sendable>(_ client: QuiverClient, _ search: (Quiv
         }
     }
 
+    /// A search with no tuning knobs uses the settings the coordinator calibrated after
+    /// training for the collection's recall target, and reaches that recall on queries it never
+    /// saw; a search may name another target instead of nprobe and reorder_k.
+    @Test func searchesWithoutKnobsReachTheCalibratedRecallTarget() async throws {
+        let cluster = try startCluster(workers: 2)
+        defer { cluster.shutdown() }
+        let data = try ClusterData(folder: cluster.root.appendingPathComponent("data"), count: 4000, queries: 200)
+        var flat = FlatIndex(dimension: data.dimension, metric: .innerProduct)
+        try flat.add(data.base, ids: (0 ..< Int64(data.base.rows)).map { $0 })
+        let exact = try flat.search(data.queries, k: 10)
+        func recall(_ hits: SearchHits) -> Double {
+            let found = (0 ..< data.queries.rows).reduce(0) { $0 + Set(hits.ids(ofQuery: $1)).intersection(exact.ids(ofQuery: $1)).count }
+            return Double(found) / Double(data.queries.rows * 10)
+        }
+        let q = data.queries.values, d = data.dimension
+        let defaults = try await cluster.client { client in
+            var settings = CollectionSettings(name: "docs", dimension: d, metric: .innerProduct)
+            settings.nlist = 40
+            settings.recallTarget = 0.9
+            _ = try await client.createCollection(settings)
+            _ = try await client.train("docs", fromFile: data.basePath)
+            let job = try await client.loadFiles("docs", pathGlob: data.basePath)
+            try await waitForLoad(client, job.loadJobID)
+            let info = try await client.describeCollection("docs")
+            #expect(abs(info.config.recallTarget - 0.9) < 1e-6)
+            #expect(info.searchDefaults.map { Int(($0.recallTarget * 100).rounded()) } == [90, 95, 99])
+            #expect(info.searchDefaults.allSatisfy { $0.reached && $0.sampleRecall >= $0.recallTarget && $0.sampleRows == 4000 })
+            let level = try #require(info.searchDefaults.first)
+            let plain = try await client.search("docs", queries: q, dimension: d, k: 10)
+            let explicit = try await client.search("docs", queries: q, dimension: d, k: 10, nprobe: Int(level.nprobe), reorderK: Int(level.reorderK))
+            #expect(plain.ids == explicit.ids)
+            #expect(recall(plain) >= 0.9 - 0.03, "\(level)")
+            let high = try await client.search("docs", queries: q, dimension: d, k: 10, recall: 0.99)
+            #expect(recall(high) >= 0.99 - 0.03, "\(info.searchDefaults[2])")
+            // Between two calibrated targets: the higher one's settings.
+            let between = try await client.search("docs", queries: q, dimension: d, k: 10, recall: 0.93)
+            let at95 = try await client.search("docs", queries: q, dimension: d, k: 10, recall: 0.95)
+            #expect(between.ids == at95.ids)
+            await expectCode(.invalidArgument) { _ = try await client.search("docs", queries: q, dimension: d, k: 10, recall: 1.5) }
+            await expectCode(.invalidArgument) { _ = try await client.search("docs", queries: q, dimension: d, k: 10, nprobe: 4, recall: 0.9) }
+            var bad = settings
+            bad.name = "other"
+            bad.recallTarget = 1
+            await expectCode(.invalidArgument) { _ = try await client.createCollection(bad) }
+            return info.searchDefaults
+        }
+        // The calibrated settings are part of the collection's record: a restart keeps them.
+        try cluster.restartCoordinator()
+        try await cluster.client { client in
+            let info = try await searchWhenServing(client) { try await $0.describeCollection("docs") }
+            #expect(info.searchDefaults == defaults)
+        }
+    }
+
     @Test func restartedWorkerServesTheSameData() async throws {
         let cluster = try startCluster(workers: 2)
         defer { cluster.shutdown() }

@@ -57,4 +57,28 @@ import Testing
         #expect(Calibration.depthLadder(k: 10).prefix(6) == [13, 15, 18, 20, 25, 30])
         #expect(Calibration.ladder(upTo: 40) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40])
     }
+
+    /// What a coordinator does with a training sample: calibrate on an index of (a subset of)
+    /// the rows, then use the settings on the whole collection, for queries it never saw.
+    @Test(arguments: [4000, 1500])
+    func settingsCalibratedFromRowsAloneHoldForOtherQueriesOnTheWholeIndex(maxRows: Int) throws {
+        let index = try Self.index()
+        let found = try Calibration.calibrate(model: index.model, rows: Self.data.base, targets: [0.95, 0.8], maxRows: maxRows, queries: 150)
+        #expect(found.indexed == maxRows)
+        #expect(found.levels.map(\.target) == [0.8, 0.95])
+        #expect(found.levels.allSatisfy { $0.reached && $0.sampleRecall >= $0.target })
+        var flat = FlatIndex(dimension: 16, metric: .innerProduct)
+        try flat.add(Self.data.base, ids: index.externalIDs)
+        let exact = try flat.search(Self.data.queries, k: 10)
+        for level in found.levels {
+            let settings = level.scaled(fromRows: found.indexed, toRows: index.count)
+            let results = try index.search(Self.data.queries, parameters: SearchParameters(k: 10, nprobe: settings.nprobe, reorderK: settings.reorderK))
+            var hits = 0
+            for query in 0 ..< Self.data.queries.rows {
+                hits += Set(results.ids(ofQuery: query)).intersection(exact.ids(ofQuery: query)).count
+            }
+            let recall = Double(hits) / Double(Self.data.queries.rows * 10)
+            #expect(recall >= level.target - 0.03, "target \(level.target), \(settings): recall \(recall) on the real queries")
+        }
+    }
 }

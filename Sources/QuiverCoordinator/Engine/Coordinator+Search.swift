@@ -35,9 +35,30 @@ extension Coordinator {
         let model = serving.model
         let queryMatrix = request.queries
         let queryCount = Int(queryMatrix.rows)
+        var requestedNprobe = Int(request.nprobe)
+        var reorderK = request.hasReorderK ? Int(request.reorderK) : nil
+        let target = Double(request.recallTarget)
+        guard target.isFinite, target >= 0, target < 1 else {
+            throw .invalidArgument("recall_target is a recall@10 between 0 and 1 (0 = the collection's \(serving.settings.recallTarget)), got \(request.recallTarget)")
+        }
+        if target > 0, requestedNprobe > 0 || reorderK != nil {
+            throw .invalidArgument("recall_target chooses nprobe and reorder_k itself; set either recall_target or nprobe/reorder_k, not both")
+        }
+        // No knobs: the settings calibrated for the target (the collection's by default). They
+        // were found for k = 10; a larger k re-ranks proportionally deeper.
+        if requestedNprobe == 0, reorderK == nil,
+           let calibrated = serving.searchDefaults?.settings(for: target > 0 ? target : serving.settings.recallTarget, rows: serving.vectorCount) {
+            requestedNprobe = min(calibrated.nprobe, model.nlist)
+            if serving.settings.storesRawVectors && calibrated.reorderK > 0 {
+                let k = Int(request.k)
+                reorderK = min(SearchSettings.maxReorderK, max(k, calibrated.reorderK * max(1, (k + calibrated.k - 1) / calibrated.k)))
+            } else {
+                reorderK = 0
+            }
+        }
         let settings: SearchSettings
         do {
-            settings = try SearchSettings(k: Int(request.k), nprobe: Int(request.nprobe), reorderK: request.hasReorderK ? Int(request.reorderK) : nil,
+            settings = try SearchSettings(k: Int(request.k), nprobe: requestedNprobe, reorderK: reorderK,
                                           queryCount: queryCount, nlist: model.nlist,
                                           storesRawVectors: serving.settings.storesRawVectors,
                                           maxMessageBytes: QuiverGRPC.maxMessageBytes)

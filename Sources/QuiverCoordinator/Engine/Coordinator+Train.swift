@@ -1,3 +1,4 @@
+import Logging
 import QuiverCluster
 import QuiverIndex
 import QuiverProtocol
@@ -125,9 +126,10 @@ extension Coordinator {
         }
         let threads = threads
         logger.info("training \(name): \(sample.rows) rows, nlist \(nlist), m \(settings.subspaces), \(settings.bitsPerCode)-bit")
-        let trained: (IVFModel, [Int])
+        let trained: (IVFModel, [Int], CollectionRecord.SearchDefaults?)
+        let logger = logger
         do {
-            trained = try await offload { () throws -> (IVFModel, [Int]) in
+            trained = try await offload { () throws -> (IVFModel, [Int], CollectionRecord.SearchDefaults?) in
                 var model = try IVFModel.train(sample: sample, configuration: configuration, threads: threads)
                 // Unique across re-creations of the name, so a worker that missed a drop can
                 // never serve the old collection's rows as the new one's.
@@ -139,14 +141,15 @@ extension Coordinator {
                 var sizes = [Int](repeating: 0, count: model.nlist)
                 for list in assignment.primary where list >= 0 { sizes[Int(list)] += 1 }
                 for list in assignment.spill where list >= 0 { sizes[Int(list)] += 1 }
-                return (model, sizes)
+                return (model, sizes, Self.calibrateDefaults(model, sample: sample, settings: settings, threads: threads,
+                                                             collection: name, logger: logger))
             }
         } catch let error as IndexError {
             throw .invalidArgument(error.description)
         } catch {
             throw .internalError("training \(name): \(error)")
         }
-        let (model, sizes) = trained
+        let (model, sizes, defaults) = trained
         let map: ShardMap
         do {
             map = try ShardMap.place(version: record.shardMapVersion + 1, modelVersion: model.version, listSizes: sizes,
@@ -167,11 +170,43 @@ extension Coordinator {
             entry.record.modelVersion = model.version
             entry.record.nlist = model.nlist
             entry.record.shardMapVersion = map.version
+            entry.record.searchDefaults = defaults
         }
         guard committed else { throw .notFound("collection \"\(name)\" was dropped while it trained") }
         store.pruneModels(collection: name, keeping: model.version)
         logger.info("collection \(name) ready: model \(model.version), \(model.nlist) lists on \(workers.count) workers (shard loads \(map.shardLoads))")
         return model
+    }
+
+    /// Training rows indexed for calibration (this many or 64 per list, whichever is more, within
+    /// the training sample), and sample queries drawn from them. Exact neighbours of 500 queries
+    /// among 100,000 384-d rows take about a second on one core.
+    static let calibrationRows = 100_000
+    static let calibrationQueries = 500
+
+    /// Calibrates the search defaults for the collection's recall targets from its training
+    /// sample; nil (the fixed defaults then apply) when the sample is too small or it fails.
+    nonisolated static func calibrateDefaults(_ model: IVFModel, sample: Matrix, settings: CollectionSettings, threads: Int,
+                                              collection: String, logger: Logger) -> CollectionRecord.SearchDefaults? {
+        let started = ContinuousClock.now
+        let maxRows = max(calibrationRows, 64 * model.nlist)
+        // Fewer queries on small samples: each is a neighbour search over the whole sample.
+        let queries = min(calibrationQueries, max(50, min(sample.rows, maxRows) / 20))
+        do {
+            let found = try Calibration.calibrate(model: model, rows: sample, targets: settings.calibratedTargets, maxRows: maxRows,
+                                                  queries: queries, threads: threads)
+            // Unmeasured costs are infinite, which JSON cannot carry; they are never read again.
+            let levels = found.levels.map { level in
+                var level = level
+                if !level.secondsPerQuery.isFinite { level.secondsPerQuery = 0 }
+                return level
+            }
+            logger.info("calibrated \(collection) on \(found.indexed) training rows in \(ContinuousClock.now - started): \(levels.map(\.description).joined(separator: "; "))")
+            return CollectionRecord.SearchDefaults(indexedRows: found.indexed, levels: levels)
+        } catch {
+            logger.warning("cannot calibrate the search defaults of \(collection) (the fixed defaults apply): \(error)")
+            return nil
+        }
     }
 
     /// Ships the model to every worker, then tells each the lists it owns (possibly none).

@@ -78,6 +78,8 @@ public actor Coordinator {
         let incarnation: UInt64
         /// As of when the search or write began.
         let replicas: ReplicaStates
+        var searchDefaults: CollectionRecord.SearchDefaults? = nil
+        var vectorCount = 0
     }
 
     let store: CoordinatorStore
@@ -349,7 +351,8 @@ public actor Coordinator {
             throw .failedPrecondition(notReadyMessage(entry.record))
         }
         return Serving(name: name, settings: entry.record.settings, model: model, shardMap: shardMap,
-                       incarnation: entry.incarnation, replicas: entry.replicas)
+                       incarnation: entry.incarnation, replicas: entry.replicas,
+                       searchDefaults: entry.record.searchDefaults, vectorCount: Int(entry.record.vectorCount))
     }
 
     func notReadyMessage(_ record: CollectionRecord) -> String {

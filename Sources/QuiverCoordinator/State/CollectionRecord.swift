@@ -46,6 +46,15 @@ struct CollectionSettings: Codable, Sendable, Equatable {
     var replicationFactor: Int
     /// Replicas that must store a write before it is acknowledged; nil or 0 = a majority.
     var writeQuorumSetting: Int?
+    /// recall@10 a search without knobs aims for; nil = `defaultRecallTarget`.
+    var recallTargetSetting: Double?
+
+    static let defaultRecallTarget = 0.95
+    var recallTarget: Double { recallTargetSetting ?? Self.defaultRecallTarget }
+
+    /// The targets calibrated after training: the collection's own and the usual others a
+    /// search may name (recall_target), ascending.
+    var calibratedTargets: [Double] { Array(Set([0.9, 0.95, 0.99, recallTarget])).sorted() }
 
     var storesRawVectors: Bool { rawVectors != .none }
 
@@ -116,6 +125,12 @@ struct CollectionSettings: Codable, Sendable, Equatable {
         guard config.writeQuorum <= UInt32(replication) else {
             throw .invalidArgument("write_quorum \(config.writeQuorum) exceeds the replication factor \(replication)")
         }
+        let recall = Double(config.recallTarget)
+        guard recall.isFinite, recall >= 0, recall < 1 else {
+            throw .invalidArgument("recall_target is a recall@10 between 0 and 1 (0 = \(Self.defaultRecallTarget)), got \(config.recallTarget)")
+        }
+        // Rounded to what a float carries, so the target shown is the one asked for.
+        recallTargetSetting = recall == 0 ? nil : (recall * 10_000).rounded() / 10_000
         self.name = name
         self.dimension = dimension
         self.metric = metric
@@ -167,6 +182,7 @@ struct CollectionSettings: Codable, Sendable, Equatable {
         }
         config.replicationFactor = UInt32(replicationFactor)
         config.writeQuorum = UInt32(writeQuorum)
+        config.recallTarget = Float(recallTarget)
         return config
     }
 }
@@ -192,6 +208,40 @@ struct CollectionRecord: Codable, Sendable, Equatable {
     /// not yet saved) is folded into the ledger before the next batch of the load is counted,
     /// so sending it again (in whatever order the resent batches finish) does not count it twice.
     var countedBatches: [String: CountedBatch]?
+    /// Search defaults calibrated after training (nil before, or when calibration failed: the
+    /// fixed defaults of `SearchSettings` then apply).
+    var searchDefaults: SearchDefaults?
+
+    /// Settings calibrated per recall target on an index of `indexedRows` training rows.
+    struct SearchDefaults: Codable, Sendable, Equatable {
+        var indexedRows: Int
+        /// Ascending by target.
+        var levels: [Calibration.Settings]
+
+        /// The level for `target` (the lowest calibrated at or above it, else the highest), its
+        /// re-rank depth grown from the indexed rows to a collection of `rows`.
+        func settings(for target: Double, rows: Int) -> Calibration.Settings? {
+            guard let level = levels.first(where: { $0.target >= target - 1e-6 }) ?? levels.last else { return nil }
+            var scaled = level.scaled(fromRows: indexedRows, toRows: rows)
+            scaled.reorderK = min(scaled.reorderK, SearchSettings.maxReorderK)
+            return scaled
+        }
+
+        func wire(rows: Int) -> [Quiver_V1_SearchDefaults] {
+            levels.compactMap { level in
+                guard let settings = settings(for: level.target, rows: rows) else { return nil }
+                var out = Quiver_V1_SearchDefaults()
+                out.recallTarget = Float(settings.target)
+                out.nprobe = UInt32(settings.nprobe)
+                out.reorderK = UInt32(settings.reorderK)
+                out.sampleRecall = Float(settings.sampleRecall)
+                out.reached = settings.reached
+                out.sampleQueries = UInt32(settings.sampleQueries)
+                out.sampleRows = UInt64(indexedRows)
+                return out
+            }
+        }
+    }
 
     struct CountedBatch: Codable, Sendable, Equatable {
         var firstRow: Int
@@ -216,6 +266,7 @@ struct CollectionRecord: Codable, Sendable, Equatable {
         info.bytesUsed = bytesUsed
         info.createdUnixMs = createdUnixMs
         info.error = error
+        info.searchDefaults = searchDefaults?.wire(rows: Int(vectorCount)) ?? []
         return info
     }
 }

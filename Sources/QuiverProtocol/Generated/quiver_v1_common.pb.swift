@@ -400,6 +400,12 @@ public nonisolated struct Quiver_V1_CollectionConfig: Sendable {
   /// survives the loss of any write_quorum - 1 of its replicas.
   public var writeQuorum: UInt32 = 0
 
+  /// The recall@10 a search that sets none of nprobe, reorder_k and recall_target aims for:
+  /// after training, the coordinator calibrates nprobe and the re-rank depth that reach it on
+  /// sample queries drawn from the training rows (see CollectionInfo.search_defaults).
+  /// 0 = 0.95; otherwise in (0, 1).
+  public var recallTarget: Float = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -469,11 +475,51 @@ public nonisolated struct Quiver_V1_CollectionInfo: @unchecked Sendable {
     set {_uniqueStorage()._error = newValue}
   }
 
+  /// What a search with no tuning knobs uses, calibrated after training for the collection's
+  /// recall target (and a few others a search may name); empty before training.
+  public var searchDefaults: [Quiver_V1_SearchDefaults] {
+    get {_storage._searchDefaults}
+    set {_uniqueStorage()._searchDefaults = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Settings calibrated for one recall target: from sample queries drawn from the training rows
+/// and their exact neighbours among them, the cheapest nprobe and re-rank depth that reach the
+/// target on an index of those rows. The depth grows with the collection (its lists grow).
+public nonisolated struct Quiver_V1_SearchDefaults: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// recall@10 aimed for.
+  public var recallTarget: Float = 0
+
+  /// Lists probed.
+  public var nprobe: UInt32 = 0
+
+  /// Candidates re-ranked at the collection's current size (0 = no re-ranking).
+  public var reorderK: UInt32 = 0
+
+  /// recall@10 those settings reached on the sample.
+  public var sampleRecall: Float = 0
+
+  /// False when no setting tried reached the target: the settings are the most accurate tried.
+  public var reached: Bool = false
+
+  /// Sample queries and indexed sample rows calibration used.
+  public var sampleQueries: UInt32 = 0
+
+  public var sampleRows: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Which worker owns which inverted lists of one collection.
@@ -729,7 +775,7 @@ nonisolated extension Quiver_V1_Coverage: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Quiver_V1_CollectionConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}nlist\0\u{3}pq_m\0\u{3}pq_nbits\0\u{3}anisotropic_threshold\0\u{3}store_raw_vectors\0\u{3}raw_vector_precision\0\u{3}replication_factor\0\u{3}write_quorum\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}dimension\0\u{1}metric\0\u{1}nlist\0\u{3}pq_m\0\u{3}pq_nbits\0\u{3}anisotropic_threshold\0\u{3}store_raw_vectors\0\u{3}raw_vector_precision\0\u{3}replication_factor\0\u{3}write_quorum\0\u{3}recall_target\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -748,6 +794,7 @@ nonisolated extension Quiver_V1_CollectionConfig: SwiftProtobuf.Message, SwiftPr
       case 9: try { try decoder.decodeSingularEnumField(value: &self.rawVectorPrecision) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.replicationFactor) }()
       case 11: try { try decoder.decodeSingularUInt32Field(value: &self.writeQuorum) }()
+      case 12: try { try decoder.decodeSingularFloatField(value: &self.recallTarget) }()
       default: break
       }
     }
@@ -787,6 +834,9 @@ nonisolated extension Quiver_V1_CollectionConfig: SwiftProtobuf.Message, SwiftPr
     if self.writeQuorum != 0 {
       try visitor.visitSingularUInt32Field(value: self.writeQuorum, fieldNumber: 11)
     }
+    if self.recallTarget.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.recallTarget, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -802,6 +852,7 @@ nonisolated extension Quiver_V1_CollectionConfig: SwiftProtobuf.Message, SwiftPr
     if lhs.rawVectorPrecision != rhs.rawVectorPrecision {return false}
     if lhs.replicationFactor != rhs.replicationFactor {return false}
     if lhs.writeQuorum != rhs.writeQuorum {return false}
+    if lhs.recallTarget != rhs.recallTarget {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -809,7 +860,7 @@ nonisolated extension Quiver_V1_CollectionConfig: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Quiver_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}config\0\u{1}state\0\u{3}model_version\0\u{1}nlist\0\u{3}shard_map_version\0\u{3}vector_count\0\u{3}bytes_used\0\u{3}created_unix_ms\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}config\0\u{1}state\0\u{3}model_version\0\u{1}nlist\0\u{3}shard_map_version\0\u{3}vector_count\0\u{3}bytes_used\0\u{3}created_unix_ms\0\u{1}error\0\u{3}search_defaults\0")
 
   fileprivate class _StorageClass {
     var _config: Quiver_V1_CollectionConfig? = nil
@@ -821,6 +872,7 @@ nonisolated extension Quiver_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProt
     var _bytesUsed: UInt64 = 0
     var _createdUnixMs: Int64 = 0
     var _error: String = String()
+    var _searchDefaults: [Quiver_V1_SearchDefaults] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -840,6 +892,7 @@ nonisolated extension Quiver_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProt
       _bytesUsed = source._bytesUsed
       _createdUnixMs = source._createdUnixMs
       _error = source._error
+      _searchDefaults = source._searchDefaults
     }
   }
 
@@ -867,6 +920,7 @@ nonisolated extension Quiver_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProt
         case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._bytesUsed) }()
         case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._createdUnixMs) }()
         case 9: try { try decoder.decodeSingularStringField(value: &_storage._error) }()
+        case 10: try { try decoder.decodeRepeatedMessageField(value: &_storage._searchDefaults) }()
         default: break
         }
       }
@@ -906,6 +960,9 @@ nonisolated extension Quiver_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProt
       if !_storage._error.isEmpty {
         try visitor.visitSingularStringField(value: _storage._error, fieldNumber: 9)
       }
+      if !_storage._searchDefaults.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._searchDefaults, fieldNumber: 10)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -924,10 +981,71 @@ nonisolated extension Quiver_V1_CollectionInfo: SwiftProtobuf.Message, SwiftProt
         if _storage._bytesUsed != rhs_storage._bytesUsed {return false}
         if _storage._createdUnixMs != rhs_storage._createdUnixMs {return false}
         if _storage._error != rhs_storage._error {return false}
+        if _storage._searchDefaults != rhs_storage._searchDefaults {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Quiver_V1_SearchDefaults: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SearchDefaults"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}recall_target\0\u{1}nprobe\0\u{3}reorder_k\0\u{3}sample_recall\0\u{1}reached\0\u{3}sample_queries\0\u{3}sample_rows\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularFloatField(value: &self.recallTarget) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.nprobe) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.reorderK) }()
+      case 4: try { try decoder.decodeSingularFloatField(value: &self.sampleRecall) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.reached) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.sampleQueries) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.sampleRows) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.recallTarget.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.recallTarget, fieldNumber: 1)
+    }
+    if self.nprobe != 0 {
+      try visitor.visitSingularUInt32Field(value: self.nprobe, fieldNumber: 2)
+    }
+    if self.reorderK != 0 {
+      try visitor.visitSingularUInt32Field(value: self.reorderK, fieldNumber: 3)
+    }
+    if self.sampleRecall.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.sampleRecall, fieldNumber: 4)
+    }
+    if self.reached != false {
+      try visitor.visitSingularBoolField(value: self.reached, fieldNumber: 5)
+    }
+    if self.sampleQueries != 0 {
+      try visitor.visitSingularUInt32Field(value: self.sampleQueries, fieldNumber: 6)
+    }
+    if self.sampleRows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sampleRows, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Quiver_V1_SearchDefaults, rhs: Quiver_V1_SearchDefaults) -> Bool {
+    if lhs.recallTarget != rhs.recallTarget {return false}
+    if lhs.nprobe != rhs.nprobe {return false}
+    if lhs.reorderK != rhs.reorderK {return false}
+    if lhs.sampleRecall != rhs.sampleRecall {return false}
+    if lhs.reached != rhs.reached {return false}
+    if lhs.sampleQueries != rhs.sampleQueries {return false}
+    if lhs.sampleRows != rhs.sampleRows {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -679,6 +679,11 @@ public nonisolated struct Quiver_V1_SearchRequest: Sendable {
   /// answered (see coverage). When true, such a search fails with UNAVAILABLE instead.
   public var requireFullCoverage: Bool = false
 
+  /// Instead of nprobe and reorder_k (leave both unset): the recall@10 to aim for, in (0, 1).
+  /// The search uses the collection's calibrated settings for the lowest calibrated target at
+  /// or above it (the highest calibrated when none is). 0 = the collection's recall_target.
+  public var recallTarget: Float = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1894,7 +1899,7 @@ nonisolated extension Quiver_V1_LoadStatusResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Quiver_V1_SearchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SearchRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}k\0\u{1}queries\0\u{1}nprobe\0\u{3}reorder_k\0\u{3}require_full_coverage\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}k\0\u{1}queries\0\u{1}nprobe\0\u{3}reorder_k\0\u{3}require_full_coverage\0\u{3}recall_target\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1908,6 +1913,7 @@ nonisolated extension Quiver_V1_SearchRequest: SwiftProtobuf.Message, SwiftProto
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.nprobe) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self._reorderK) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.requireFullCoverage) }()
+      case 7: try { try decoder.decodeSingularFloatField(value: &self.recallTarget) }()
       default: break
       }
     }
@@ -1936,6 +1942,9 @@ nonisolated extension Quiver_V1_SearchRequest: SwiftProtobuf.Message, SwiftProto
     if self.requireFullCoverage != false {
       try visitor.visitSingularBoolField(value: self.requireFullCoverage, fieldNumber: 6)
     }
+    if self.recallTarget.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.recallTarget, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1946,6 +1955,7 @@ nonisolated extension Quiver_V1_SearchRequest: SwiftProtobuf.Message, SwiftProto
     if lhs.nprobe != rhs.nprobe {return false}
     if lhs._reorderK != rhs._reorderK {return false}
     if lhs.requireFullCoverage != rhs.requireFullCoverage {return false}
+    if lhs.recallTarget != rhs.recallTarget {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

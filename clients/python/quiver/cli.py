@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--k", type=int, default=5, help="neighbours per query (default 5)")
     search.add_argument("--nprobe", type=int, default=None, help="lists probed (default: the collection's)")
     search.add_argument("--reorder", type=int, default=None, help="candidates re-ranked exactly (default: the collection's)")
+    search.add_argument("--recall", type=float, default=None, help="recall@10 to aim for instead of --nprobe/--reorder")
     search.add_argument(
         "--sentences",
         default=None,
@@ -69,7 +70,7 @@ def _search(client: Client, args) -> int:
     from . import text  # needs the model package; imported only here
 
     vectors = text.embed(args.text)
-    ids, scores = client.search(args.collection, vectors, k=args.k, nprobe=args.nprobe, reorder_k=args.reorder)
+    ids, scores = client.search(args.collection, vectors, k=args.k, nprobe=args.nprobe, reorder_k=args.reorder, recall=args.recall)
     for query, sentence in enumerate(args.text):
         print(f"query: {sentence}")
         for id_, score in zip(ids[query], scores[query]):

@@ -86,6 +86,10 @@ class CollectionInfo:
         bytes_used: bytes over all workers and replicas.
         model_version, shard_map_version: 0 until trained and placed.
         error: why the collection FAILED, else empty.
+        recall_target: recall@10 a search without ``nprobe``/``reorder_k``/``recall`` aims for.
+        search_defaults: what such searches use, per calibrated recall target (ascending): dicts
+            of ``recall_target``, ``nprobe``, ``reorder_k``, ``sample_recall``, ``reached``;
+            empty before training.
         proto: the ``quiver.v1.CollectionInfo`` message itself.
     """
 
@@ -101,6 +105,8 @@ class CollectionInfo:
     model_version: int
     shard_map_version: int
     error: str
+    recall_target: float
+    search_defaults: tuple
     proto: common_pb2.CollectionInfo = field(repr=False, compare=False)
 
     @classmethod
@@ -126,6 +132,17 @@ class CollectionInfo:
             model_version=info.model_version,
             shard_map_version=info.shard_map_version,
             error=info.error,
+            recall_target=round(float(config.recall_target), 4),
+            search_defaults=tuple(
+                {
+                    "recall_target": round(float(level.recall_target), 4),
+                    "nprobe": level.nprobe,
+                    "reorder_k": level.reorder_k,
+                    "sample_recall": round(float(level.sample_recall), 4),
+                    "reached": level.reached,
+                }
+                for level in info.search_defaults
+            ),
             proto=info,
         )
 
@@ -387,6 +404,7 @@ class Client:
         anisotropic_threshold: Union[float, bool, None] = None,
         raw: str = "float32",
         replication: int = 1,
+        recall_target: float = 0.0,
     ) -> CollectionInfo:
         """Creates an empty collection.
 
@@ -401,6 +419,8 @@ class Client:
                 default (0.1 for ip/cosine), ``False`` = plain PQ.
             raw: raw vectors kept for exact re-ranking: ``"float32"``, ``"float16"`` or ``"none"``.
             replication: workers holding each list.
+            recall_target: recall@10 a search without tuning knobs aims for (0 = 0.95); the
+                coordinator calibrates nprobe and the re-rank depth for it after training.
 
         Raises:
             AlreadyExists: the name is taken.
@@ -417,6 +437,7 @@ class Client:
             pq_m=_non_negative(m, "m"),
             pq_nbits=_non_negative(nbits, "nbits"),
             replication_factor=_non_negative(replication, "replication"),
+            recall_target=float(recall_target),
         )
         if anisotropic_threshold is False:
             config.anisotropic_threshold = -1.0
@@ -707,6 +728,7 @@ class Client:
         *,
         nprobe: Optional[int] = None,
         reorder_k: Optional[int] = None,
+        recall: Optional[float] = None,
         require_full_coverage: bool = False,
         return_coverage: bool = False,
         timeout: Optional[float] = None,
@@ -720,6 +742,8 @@ class Client:
             nprobe: lists probed per query (``None`` = the collection's default).
             reorder_k: candidates re-ranked exactly with raw vectors (``None`` = default,
                 0 = PQ estimates only; otherwise >= k).
+            recall: instead of ``nprobe``/``reorder_k``, the recall@10 to aim for, in (0, 1);
+                with all three ``None`` the collection's ``recall_target`` applies.
             require_full_coverage: fail with :class:`Unavailable` rather than answer from
                 fewer than all probed lists.
             return_coverage: return ``(ids, scores, coverage)`` instead of the result object.
@@ -754,6 +778,8 @@ class Client:
             )
             if reorder_k is not None:
                 request.reorder_k = _non_negative(reorder_k, "reorder_k")
+            if recall is not None:
+                request.recall_target = float(recall)
             parts.append(self._call(self._stub.Search, request, timeout=timeout))
         result = _merge_search_parts(parts, k)
         if single:

@@ -112,6 +112,21 @@ def test_fewer_lists_probed_finds_less(loaded):
     assert narrow < wide and wide >= 0.97
 
 
+def test_searches_without_knobs_reach_the_calibrated_recall_target(loaded):
+    c, base, queries, ids = loaded
+    info = c.describe("recall32")
+    assert info.recall_target == 0.95
+    assert [level["recall_target"] for level in info.search_defaults] == [0.9, 0.95, 0.99]
+    assert all(level["reached"] and level["sample_recall"] >= level["recall_target"] for level in info.search_defaults)
+    truth = ids[exact_top_k(base, queries, 10)]
+    assert recall(c.search("recall32", queries, k=10).ids, truth) >= 0.95 - 0.03
+    assert recall(c.search("recall32", queries, k=10, recall=0.99).ids, truth) >= 0.99 - 0.03
+    with pytest.raises(quiver.InvalidArgument):
+        c.search("recall32", queries, k=10, recall=1.5)
+    with pytest.raises(quiver.InvalidArgument):
+        c.search("recall32", queries, k=10, recall=0.9, nprobe=4)
+
+
 def test_a_single_query_gives_one_row(loaded):
     c, base, _, ids = loaded
     result = c.search("recall32", base[7], k=5, nprobe=32)

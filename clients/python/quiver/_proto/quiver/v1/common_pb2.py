@@ -24,21 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16quiver/v1/common.proto\x12\tquiver.v1\"<\n\x0b\x46loatMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"C\n\x0bVectorBatch\x12\'\n\x07vectors\x18\x01 \x01(\x0b\x32\x16.quiver.v1.FloatMatrix\x12\x0b\n\x03ids\x18\x02 \x01(\x0c\"C\n\x04TopK\x12\x13\n\x0bquery_count\x18\x01 \x01(\r\x12\t\n\x01k\x18\x02 \x01(\r\x12\x0b\n\x03ids\x18\x03 \x01(\x0c\x12\x0e\n\x06scores\x18\x04 \x01(\x0c\"k\n\x08\x43overage\x12\x14\n\x0clists_probed\x18\x01 \x01(\x04\x12\x16\n\x0elists_answered\x18\x02 \x01(\x04\x12\x17\n\x0fworkers_queried\x18\x03 \x01(\r\x12\x18\n\x10workers_answered\x18\x04 \x01(\r\"\xab\x02\n\x10\x43ollectionConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12!\n\x06metric\x18\x03 \x01(\x0e\x32\x11.quiver.v1.Metric\x12\r\n\x05nlist\x18\x04 \x01(\r\x12\x0c\n\x04pq_m\x18\x05 \x01(\r\x12\x10\n\x08pq_nbits\x18\x06 \x01(\r\x12\x1d\n\x15\x61nisotropic_threshold\x18\x07 \x01(\x02\x12\x19\n\x11store_raw_vectors\x18\x08 \x01(\x08\x12\x38\n\x14raw_vector_precision\x18\t \x01(\x0e\x32\x1a.quiver.v1.VectorPrecision\x12\x1a\n\x12replication_factor\x18\n \x01(\r\x12\x14\n\x0cwrite_quorum\x18\x0b \x01(\r\"\xfb\x01\n\x0e\x43ollectionInfo\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.quiver.v1.CollectionConfig\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.quiver.v1.CollectionState\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\r\n\x05nlist\x18\x04 \x01(\r\x12\x19\n\x11shard_map_version\x18\x05 \x01(\x04\x12\x14\n\x0cvector_count\x18\x06 \x01(\x04\x12\x12\n\nbytes_used\x18\x07 \x01(\x04\x12\x17\n\x0f\x63reated_unix_ms\x18\x08 \x01(\x03\x12\r\n\x05\x65rror\x18\t \x01(\t\"\x8f\x01\n\x08ShardMap\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\x1a\n\x12replication_factor\x18\x04 \x01(\r\x12+\n\x0b\x61ssignments\x18\x05 \x03(\x0b\x32\x16.quiver.v1.WorkerLists\"2\n\x0bWorkerLists\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08list_ids\x18\x02 \x01(\x0c\"*\n\tCallError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t*\\\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x18\n\x14METRIC_INNER_PRODUCT\x10\x01\x12\r\n\tMETRIC_L2\x10\x02\x12\x11\n\rMETRIC_COSINE\x10\x03*o\n\x0fVectorPrecision\x12 \n\x1cVECTOR_PRECISION_UNSPECIFIED\x10\x00\x12\x1c\n\x18VECTOR_PRECISION_FLOAT32\x10\x01\x12\x1c\n\x18VECTOR_PRECISION_FLOAT16\x10\x02*\xac\x01\n\x10VectorFileFormat\x12\"\n\x1eVECTOR_FILE_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n\x16VECTOR_FILE_FORMAT_NPY\x10\x01\x12\x1c\n\x18VECTOR_FILE_FORMAT_FVECS\x10\x02\x12\x1c\n\x18VECTOR_FILE_FORMAT_BVECS\x10\x03\x12\x1c\n\x18VECTOR_FILE_FORMAT_IVECS\x10\x04*\xd3\x01\n\x0f\x43ollectionState\x12 \n\x1c\x43OLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43OLLECTION_STATE_CREATED\x10\x01\x12(\n$COLLECTION_STATE_AWAITING_FIRST_LOAD\x10\x02\x12\x1d\n\x19\x43OLLECTION_STATE_TRAINING\x10\x03\x12\x1a\n\x16\x43OLLECTION_STATE_READY\x10\x04\x12\x1b\n\x17\x43OLLECTION_STATE_FAILED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16quiver/v1/common.proto\x12\tquiver.v1\"<\n\x0b\x46loatMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\r\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"C\n\x0bVectorBatch\x12\'\n\x07vectors\x18\x01 \x01(\x0b\x32\x16.quiver.v1.FloatMatrix\x12\x0b\n\x03ids\x18\x02 \x01(\x0c\"C\n\x04TopK\x12\x13\n\x0bquery_count\x18\x01 \x01(\r\x12\t\n\x01k\x18\x02 \x01(\r\x12\x0b\n\x03ids\x18\x03 \x01(\x0c\x12\x0e\n\x06scores\x18\x04 \x01(\x0c\"k\n\x08\x43overage\x12\x14\n\x0clists_probed\x18\x01 \x01(\x04\x12\x16\n\x0elists_answered\x18\x02 \x01(\x04\x12\x17\n\x0fworkers_queried\x18\x03 \x01(\r\x12\x18\n\x10workers_answered\x18\x04 \x01(\r\"\xc2\x02\n\x10\x43ollectionConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12!\n\x06metric\x18\x03 \x01(\x0e\x32\x11.quiver.v1.Metric\x12\r\n\x05nlist\x18\x04 \x01(\r\x12\x0c\n\x04pq_m\x18\x05 \x01(\r\x12\x10\n\x08pq_nbits\x18\x06 \x01(\r\x12\x1d\n\x15\x61nisotropic_threshold\x18\x07 \x01(\x02\x12\x19\n\x11store_raw_vectors\x18\x08 \x01(\x08\x12\x38\n\x14raw_vector_precision\x18\t \x01(\x0e\x32\x1a.quiver.v1.VectorPrecision\x12\x1a\n\x12replication_factor\x18\n \x01(\r\x12\x14\n\x0cwrite_quorum\x18\x0b \x01(\r\x12\x15\n\rrecall_target\x18\x0c \x01(\x02\"\xaf\x02\n\x0e\x43ollectionInfo\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.quiver.v1.CollectionConfig\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.quiver.v1.CollectionState\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\r\n\x05nlist\x18\x04 \x01(\r\x12\x19\n\x11shard_map_version\x18\x05 \x01(\x04\x12\x14\n\x0cvector_count\x18\x06 \x01(\x04\x12\x12\n\nbytes_used\x18\x07 \x01(\x04\x12\x17\n\x0f\x63reated_unix_ms\x18\x08 \x01(\x03\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x32\n\x0fsearch_defaults\x18\n \x03(\x0b\x32\x19.quiver.v1.SearchDefaults\"\x9f\x01\n\x0eSearchDefaults\x12\x15\n\rrecall_target\x18\x01 \x01(\x02\x12\x0e\n\x06nprobe\x18\x02 \x01(\r\x12\x11\n\treorder_k\x18\x03 \x01(\r\x12\x15\n\rsample_recall\x18\x04 \x01(\x02\x12\x0f\n\x07reached\x18\x05 \x01(\x08\x12\x16\n\x0esample_queries\x18\x06 \x01(\r\x12\x13\n\x0bsample_rows\x18\x07 \x01(\x04\"\x8f\x01\n\x08ShardMap\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x15\n\rmodel_version\x18\x03 \x01(\x04\x12\x1a\n\x12replication_factor\x18\x04 \x01(\r\x12+\n\x0b\x61ssignments\x18\x05 \x03(\x0b\x32\x16.quiver.v1.WorkerLists\"2\n\x0bWorkerLists\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08list_ids\x18\x02 \x01(\x0c\"*\n\tCallError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t*\\\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x18\n\x14METRIC_INNER_PRODUCT\x10\x01\x12\r\n\tMETRIC_L2\x10\x02\x12\x11\n\rMETRIC_COSINE\x10\x03*o\n\x0fVectorPrecision\x12 \n\x1cVECTOR_PRECISION_UNSPECIFIED\x10\x00\x12\x1c\n\x18VECTOR_PRECISION_FLOAT32\x10\x01\x12\x1c\n\x18VECTOR_PRECISION_FLOAT16\x10\x02*\xac\x01\n\x10VectorFileFormat\x12\"\n\x1eVECTOR_FILE_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n\x16VECTOR_FILE_FORMAT_NPY\x10\x01\x12\x1c\n\x18VECTOR_FILE_FORMAT_FVECS\x10\x02\x12\x1c\n\x18VECTOR_FILE_FORMAT_BVECS\x10\x03\x12\x1c\n\x18VECTOR_FILE_FORMAT_IVECS\x10\x04*\xd3\x01\n\x0f\x43ollectionState\x12 \n\x1c\x43OLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43OLLECTION_STATE_CREATED\x10\x01\x12(\n$COLLECTION_STATE_AWAITING_FIRST_LOAD\x10\x02\x12\x1d\n\x19\x43OLLECTION_STATE_TRAINING\x10\x03\x12\x1a\n\x16\x43OLLECTION_STATE_READY\x10\x04\x12\x1b\n\x17\x43OLLECTION_STATE_FAILED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'quiver.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_METRIC']._serialized_start=1144
-  _globals['_METRIC']._serialized_end=1236
-  _globals['_VECTORPRECISION']._serialized_start=1238
-  _globals['_VECTORPRECISION']._serialized_end=1349
-  _globals['_VECTORFILEFORMAT']._serialized_start=1352
-  _globals['_VECTORFILEFORMAT']._serialized_end=1524
-  _globals['_COLLECTIONSTATE']._serialized_start=1527
-  _globals['_COLLECTIONSTATE']._serialized_end=1738
+  _globals['_METRIC']._serialized_start=1381
+  _globals['_METRIC']._serialized_end=1473
+  _globals['_VECTORPRECISION']._serialized_start=1475
+  _globals['_VECTORPRECISION']._serialized_end=1586
+  _globals['_VECTORFILEFORMAT']._serialized_start=1589
+  _globals['_VECTORFILEFORMAT']._serialized_end=1761
+  _globals['_COLLECTIONSTATE']._serialized_start=1764
+  _globals['_COLLECTIONSTATE']._serialized_end=1975
   _globals['_FLOATMATRIX']._serialized_start=37
   _globals['_FLOATMATRIX']._serialized_end=97
   _globals['_VECTORBATCH']._serialized_start=99
@@ -48,13 +48,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COVERAGE']._serialized_start=237
   _globals['_COVERAGE']._serialized_end=344
   _globals['_COLLECTIONCONFIG']._serialized_start=347
-  _globals['_COLLECTIONCONFIG']._serialized_end=646
-  _globals['_COLLECTIONINFO']._serialized_start=649
-  _globals['_COLLECTIONINFO']._serialized_end=900
-  _globals['_SHARDMAP']._serialized_start=903
-  _globals['_SHARDMAP']._serialized_end=1046
-  _globals['_WORKERLISTS']._serialized_start=1048
-  _globals['_WORKERLISTS']._serialized_end=1098
-  _globals['_CALLERROR']._serialized_start=1100
-  _globals['_CALLERROR']._serialized_end=1142
+  _globals['_COLLECTIONCONFIG']._serialized_end=669
+  _globals['_COLLECTIONINFO']._serialized_start=672
+  _globals['_COLLECTIONINFO']._serialized_end=975
+  _globals['_SEARCHDEFAULTS']._serialized_start=978
+  _globals['_SEARCHDEFAULTS']._serialized_end=1137
+  _globals['_SHARDMAP']._serialized_start=1140
+  _globals['_SHARDMAP']._serialized_end=1283
+  _globals['_WORKERLISTS']._serialized_start=1285
+  _globals['_WORKERLISTS']._serialized_end=1335
+  _globals['_CALLERROR']._serialized_start=1337
+  _globals['_CALLERROR']._serialized_end=1379
 # @@protoc_insertion_point(module_scope)

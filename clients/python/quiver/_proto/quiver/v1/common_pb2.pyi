@@ -98,7 +98,7 @@ class Coverage(_message.Message):
     def __init__(self, lists_probed: _Optional[int] = ..., lists_answered: _Optional[int] = ..., workers_queried: _Optional[int] = ..., workers_answered: _Optional[int] = ...) -> None: ...
 
 class CollectionConfig(_message.Message):
-    __slots__ = ("name", "dimension", "metric", "nlist", "pq_m", "pq_nbits", "anisotropic_threshold", "store_raw_vectors", "raw_vector_precision", "replication_factor", "write_quorum")
+    __slots__ = ("name", "dimension", "metric", "nlist", "pq_m", "pq_nbits", "anisotropic_threshold", "store_raw_vectors", "raw_vector_precision", "replication_factor", "write_quorum", "recall_target")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class CollectionConfig(_message.Message):
     RAW_VECTOR_PRECISION_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
     WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
+    RECALL_TARGET_FIELD_NUMBER: _ClassVar[int]
     name: str
     dimension: int
     metric: Metric
@@ -121,10 +122,11 @@ class CollectionConfig(_message.Message):
     raw_vector_precision: VectorPrecision
     replication_factor: int
     write_quorum: int
-    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., nlist: _Optional[int] = ..., pq_m: _Optional[int] = ..., pq_nbits: _Optional[int] = ..., anisotropic_threshold: _Optional[float] = ..., store_raw_vectors: _Optional[bool] = ..., raw_vector_precision: _Optional[_Union[VectorPrecision, str]] = ..., replication_factor: _Optional[int] = ..., write_quorum: _Optional[int] = ...) -> None: ...
+    recall_target: float
+    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., nlist: _Optional[int] = ..., pq_m: _Optional[int] = ..., pq_nbits: _Optional[int] = ..., anisotropic_threshold: _Optional[float] = ..., store_raw_vectors: _Optional[bool] = ..., raw_vector_precision: _Optional[_Union[VectorPrecision, str]] = ..., replication_factor: _Optional[int] = ..., write_quorum: _Optional[int] = ..., recall_target: _Optional[float] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("config", "state", "model_version", "nlist", "shard_map_version", "vector_count", "bytes_used", "created_unix_ms", "error")
+    __slots__ = ("config", "state", "model_version", "nlist", "shard_map_version", "vector_count", "bytes_used", "created_unix_ms", "error", "search_defaults")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +136,7 @@ class CollectionInfo(_message.Message):
     BYTES_USED_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_DEFAULTS_FIELD_NUMBER: _ClassVar[int]
     config: CollectionConfig
     state: CollectionState
     model_version: int
@@ -143,7 +146,26 @@ class CollectionInfo(_message.Message):
     bytes_used: int
     created_unix_ms: int
     error: str
-    def __init__(self, config: _Optional[_Union[CollectionConfig, _Mapping]] = ..., state: _Optional[_Union[CollectionState, str]] = ..., model_version: _Optional[int] = ..., nlist: _Optional[int] = ..., shard_map_version: _Optional[int] = ..., vector_count: _Optional[int] = ..., bytes_used: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    search_defaults: _containers.RepeatedCompositeFieldContainer[SearchDefaults]
+    def __init__(self, config: _Optional[_Union[CollectionConfig, _Mapping]] = ..., state: _Optional[_Union[CollectionState, str]] = ..., model_version: _Optional[int] = ..., nlist: _Optional[int] = ..., shard_map_version: _Optional[int] = ..., vector_count: _Optional[int] = ..., bytes_used: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., error: _Optional[str] = ..., search_defaults: _Optional[_Iterable[_Union[SearchDefaults, _Mapping]]] = ...) -> None: ...
+
+class SearchDefaults(_message.Message):
+    __slots__ = ("recall_target", "nprobe", "reorder_k", "sample_recall", "reached", "sample_queries", "sample_rows")
+    RECALL_TARGET_FIELD_NUMBER: _ClassVar[int]
+    NPROBE_FIELD_NUMBER: _ClassVar[int]
+    REORDER_K_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RECALL_FIELD_NUMBER: _ClassVar[int]
+    REACHED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_QUERIES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    recall_target: float
+    nprobe: int
+    reorder_k: int
+    sample_recall: float
+    reached: bool
+    sample_queries: int
+    sample_rows: int
+    def __init__(self, recall_target: _Optional[float] = ..., nprobe: _Optional[int] = ..., reorder_k: _Optional[int] = ..., sample_recall: _Optional[float] = ..., reached: _Optional[bool] = ..., sample_queries: _Optional[int] = ..., sample_rows: _Optional[int] = ...) -> None: ...
 
 class ShardMap(_message.Message):
     __slots__ = ("collection", "version", "model_version", "replication_factor", "assignments")

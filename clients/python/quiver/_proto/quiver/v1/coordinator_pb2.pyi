@@ -240,20 +240,22 @@ class LoadStatusResponse(_message.Message):
     def __init__(self, load_job_id: _Optional[str] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[LoadState, str]] = ..., rows_done: _Optional[int] = ..., rows_total: _Optional[int] = ..., rows_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., error: _Optional[str] = ..., files_done: _Optional[int] = ..., files_total: _Optional[int] = ..., model_version: _Optional[int] = ..., started_unix_ms: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "k", "queries", "nprobe", "reorder_k", "require_full_coverage")
+    __slots__ = ("collection", "k", "queries", "nprobe", "reorder_k", "require_full_coverage", "recall_target")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     NPROBE_FIELD_NUMBER: _ClassVar[int]
     REORDER_K_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_FULL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    RECALL_TARGET_FIELD_NUMBER: _ClassVar[int]
     collection: str
     k: int
     queries: _common_pb2.FloatMatrix
     nprobe: int
     reorder_k: int
     require_full_coverage: bool
-    def __init__(self, collection: _Optional[str] = ..., k: _Optional[int] = ..., queries: _Optional[_Union[_common_pb2.FloatMatrix, _Mapping]] = ..., nprobe: _Optional[int] = ..., reorder_k: _Optional[int] = ..., require_full_coverage: _Optional[bool] = ...) -> None: ...
+    recall_target: float
+    def __init__(self, collection: _Optional[str] = ..., k: _Optional[int] = ..., queries: _Optional[_Union[_common_pb2.FloatMatrix, _Mapping]] = ..., nprobe: _Optional[int] = ..., reorder_k: _Optional[int] = ..., require_full_coverage: _Optional[bool] = ..., recall_target: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("results", "coverage", "query_coverage", "model_version", "shard_map_version")
