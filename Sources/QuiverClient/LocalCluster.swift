@@ -170,8 +170,10 @@ public final class LocalCluster: @unchecked Sendable {
     public private(set) var coordinatorArguments: [String]
 
     /// Workers also serve searches on a framed port (`--search-listen`), which the coordinator
-    /// then uses for them.
+    /// then uses for them; so does the coordinator, which `client` then uses for searches.
     public let framedSearch: Bool
+    /// The coordinator's framed search port, when it serves one.
+    public private(set) var coordinatorSearchAddress: HostAndPort?
 
     public init(binary: URL, workers count: Int, root: URL? = nil, workerThreads: Int? = nil, importRoot: URL? = nil,
                 security: Security = Security(), coordinatorArguments: [String] = [], framedSearch: Bool = true) throws {
@@ -191,12 +193,14 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     private func startCoordinator(port: Int = 0) throws -> ServerProcess {
-        try ServerProcess(
-            binary: binary, name: "coordinator",
-            arguments: ["coordinator", "--listen", "127.0.0.1:\(port)", "--data-dir", root.appendingPathComponent("coordinator").path,
-                        "--workers", workers.map(\.address.description).joined(separator: ","),
-                        "--import-root", importRoot.path] + security.arguments(.coordinator) + coordinatorArguments,
-            logDirectory: root)
+        var arguments = ["coordinator", "--listen", "127.0.0.1:\(port)", "--data-dir", root.appendingPathComponent("coordinator").path,
+                         "--workers", workers.map(\.address.description).joined(separator: ","),
+                         "--import-root", importRoot.path] + security.arguments(.coordinator) + coordinatorArguments
+        // Its framed port stays the same across restarts, as its gRPC port does.
+        if framedSearch { arguments += ["--search-listen", "127.0.0.1:\(coordinatorSearchAddress?.port ?? 0)"] }
+        let process = try ServerProcess(binary: binary, name: "coordinator", arguments: arguments, logDirectory: root)
+        if framedSearch { coordinatorSearchAddress = try process.loggedAddress(after: "framed search port on ") }
+        return process
     }
 
     /// Stops the coordinator (gracefully, or with SIGKILL when `crash`) and starts it again on
@@ -245,11 +249,14 @@ public final class LocalCluster: @unchecked Sendable {
         workers[index] = try startWorker(index, port: port)
     }
 
-    /// A client of the coordinator; `token` nil sends the security's `clientToken`.
-    public func client<Result: Sendable>(timeout: Duration = .seconds(600), token: String? = nil,
+    /// A client of the coordinator; `token` nil sends the security's `clientToken`. Its searches
+    /// go to the coordinator's framed search port unless `framedSearch` is false (or there is
+    /// none): then over gRPC, as every other call.
+    public func client<Result: Sendable>(timeout: Duration = .seconds(600), token: String? = nil, framedSearch: Bool = true,
                                          _ body: (QuiverClient) async throws -> Result) async throws -> Result {
         try await QuiverClient.withConnection(to: coordinator.address, timeout: timeout, security: security.clientSecurity,
-                                              token: token ?? security.clientToken, body)
+                                              token: token ?? security.clientToken,
+                                              searchAddresses: framedSearch ? coordinatorSearchAddress.map { [$0] } ?? [] : [], body)
     }
 
     public func shutdown() {

@@ -39,7 +39,23 @@ extension QuiverClient {
         message.search = request
         message.timeoutMs = limit.timeoutMilliseconds
         let response = try await call {
-            let answer = try await searches.call(message, timeout: limit)
+            let answer: Quiver_V1_SearchStreamResponse
+            if let framed = nextFramedSearches {
+                let started = ContinuousClock.now
+                do {
+                    answer = try await framed.call(message, timeout: limit)
+                } catch let error as RPCError where error.code == .unavailable {
+                    // The framed port failed (refused, closed, going away) where gRPC may not
+                    // have: a search is read-only, so the time left goes to the gRPC stream.
+                    let left = limit - (ContinuousClock.now - started)
+                    guard left > .zero else { throw RPCError(code: .deadlineExceeded, message: "no answer within the time limit (framed port: \(error.message))") }
+                    var again = message
+                    again.timeoutMs = left.timeoutMilliseconds
+                    answer = try await searches.call(again, timeout: left)
+                }
+            } else {
+                answer = try await searches.call(message, timeout: limit)
+            }
             switch answer.outcome {
             case .result(let response): return response
             case .error(let error): throw error.rpcError

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import QuiverProtocol
+import Synchronization
 
 /// A connection to a Quiver coordinator: collections, training, loading, search and status, in
 /// plain Swift types. The `quiver` command line is built on it.
@@ -13,14 +14,20 @@ import QuiverProtocol
 /// ```
 public struct QuiverClient: Sendable {
     let coordinator: Quiver_V1_Coordinator.Client<HTTP2ClientTransport.Posix>
-    /// Searches travel as messages on one SearchStream, opened on the first search.
+    /// Searches travel as messages on one SearchStream, opened on the first search…
     let searches: CallStream<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>
+    /// …or, when the coordinators' framed search ports are known, as frames on long-lived
+    /// connections to them (taken in turn; a search whose port fails goes over gRPC).
+    let framedSearches: [FramedCallClient<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>]
+    private let framedTurn = FramedTurn()
     /// Deadline applied to every call that has none of its own.
     public var timeout: Duration
     /// Sent with every call: the bearer token, when the client has one.
     let metadata: Metadata
 
-    init(grpc: GRPCClient<HTTP2ClientTransport.Posix>, timeout: Duration, token: String?) {
+    init(grpc: GRPCClient<HTTP2ClientTransport.Posix>, timeout: Duration, token: String?,
+         framedSearches: [FramedCallClient<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>] = []) {
+        self.framedSearches = framedSearches
         let coordinator = Quiver_V1_Coordinator.Client(wrapping: grpc)
         self.coordinator = coordinator
         metadata = .bearer(token)
@@ -34,27 +41,40 @@ public struct QuiverClient: Sendable {
 
     /// Connects, runs `body`, then closes the connection. `token` is sent as a bearer credential
     /// on every call; `security` says how the coordinator's certificate is checked.
+    /// `searchAddresses` are coordinators' framed search ports (`--search-listen`): searches
+    /// then go there, as frames, at a fraction of a gRPC message's cost.
     public static func withConnection<Result: Sendable>(
         to address: HostAndPort, timeout: Duration = .seconds(600), security: ClientSecurity = .plaintext,
-        token: String? = nil, _ body: (QuiverClient) async throws -> Result
+        token: String? = nil, searchAddresses: [HostAndPort] = [], _ body: (QuiverClient) async throws -> Result
     ) async throws -> Result {
-        try await withConnection(to: [address], timeout: timeout, security: security, token: token, body)
+        try await withConnection(to: [address], timeout: timeout, security: security, token: token, searchAddresses: searchAddresses, body)
     }
 
     /// The same with a coordinator's standbys beside it: calls are spread over those that
     /// answer, and a change a standby refuses is sent again to the next (see `call`).
     public static func withConnection<Result: Sendable>(
         to addresses: [HostAndPort], timeout: Duration = .seconds(600), security: ClientSecurity = .plaintext,
-        token: String? = nil, _ body: (QuiverClient) async throws -> Result
+        token: String? = nil, searchAddresses: [HostAndPort] = [], _ body: (QuiverClient) async throws -> Result
     ) async throws -> Result {
         let transport = try QuiverTransport.client(to: addresses, security: security)
+        let framed = try searchAddresses.map { address in
+            try FramedCallClient<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>(
+                address: address, method: FramedMethod.search, security: security, token: token)
+        }
+        defer { framed.forEach { $0.close() } }
         return try await withTaskExecutorPreference(EventLoopExecutor()) {
             try await withGRPCClient(transport: transport) { grpc in
-                let client = QuiverClient(grpc: grpc, timeout: timeout, token: token)
+                let client = QuiverClient(grpc: grpc, timeout: timeout, token: token, framedSearches: framed)
                 defer { client.searches.close() }
                 return try await body(client)
             }
         }
+    }
+
+    /// The framed search port a search goes to next, if there are any.
+    var nextFramedSearches: FramedCallClient<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>? {
+        guard !framedSearches.isEmpty else { return nil }
+        return framedSearches[framedTurn.next() % framedSearches.count]
     }
 
     var options: CallOptions {
@@ -110,4 +130,10 @@ public struct QuiverClientError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(code): \(message)" }
+}
+
+/// Takes the framed search ports in turn.
+final class FramedTurn: Sendable {
+    private let counter = Atomic<Int>(0)
+    func next() -> Int { counter.add(1, ordering: .relaxed).oldValue & Int.max }
 }

@@ -10,6 +10,9 @@ struct CoordinatorOption: ParsableArguments {
             help: "Coordinator address HOST:PORT, or several comma-separated (a leader and its standbys: the one listening answers) (default: $QUIVER_COORDINATOR, then 127.0.0.1:7700).")
     var address: String = ProcessInfo.processInfo.environment["QUIVER_COORDINATOR"] ?? "127.0.0.1:7700"
 
+    @Option(help: "The coordinators' framed search ports HOST:PORT, comma-separated (their --search-listen): searches go there, everything else to --coordinator (default: $QUIVER_SEARCH_ADDRESS; none: searches over gRPC).")
+    var searchAddress: String? = ProcessInfo.processInfo.environment["QUIVER_SEARCH_ADDRESS"].flatMap { $0.isEmpty ? nil : $0 }
+
     @Option(help: "Deadline for each call, in seconds.")
     var timeout: Double = 600
 
@@ -23,6 +26,9 @@ struct CoordinatorOption: ParsableArguments {
     func validate() throws {
         guard HostAndPort.list(address) != nil else { throw ValidationError("--coordinator must be HOST:PORT (or several, comma-separated), got '\(address)'") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        if let searchAddress, HostAndPort.list(searchAddress) == nil {
+            throw ValidationError("--search-address must be HOST:PORT (or several, comma-separated), got '\(searchAddress)'")
+        }
     }
 
     /// The token from --token-file or $QUIVER_TOKEN (never taken from the command line itself,
@@ -45,7 +51,8 @@ struct CoordinatorOption: ParsableArguments {
     func connect<Result: Sendable>(_ body: (QuiverClient) async throws -> Result) async throws -> Result {
         do {
             return try await QuiverClient.withConnection(to: HostAndPort.list(address)!, timeout: .milliseconds(Int64(timeout * 1000)),
-                                                         security: security, token: token(), body)
+                                                         security: security, token: token(),
+                                                         searchAddresses: searchAddress.flatMap(HostAndPort.list) ?? [], body)
         } catch let error as QuiverClientError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode.failure

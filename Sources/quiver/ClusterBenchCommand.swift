@@ -39,6 +39,9 @@ struct ClusterBenchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated ways the coordinator sends searches to workers, each measured in turn on the same cluster (the coordinator is restarted between them): framed (the workers' framed search ports) or grpc. Repeat one to see the noise, e.g. framed,grpc,framed.",
                                valueName: "list"))
     var workerTransport = "framed"
+    @Option(help: ArgumentHelp("Comma-separated ways the client sends searches to the coordinator, each measured in turn: framed (the coordinator's framed search port, the Swift library's fast path) or grpc (its SearchStream, what other clients use).",
+                               valueName: "list"))
+    var clientTransport = "framed,grpc"
     @Option(help: "Measure a running cluster at this coordinator instead of starting local ones (no load, no in-process rows).")
     var coordinator: String?
     @Option(help: "With --coordinator: the loaded collection to query.")
@@ -46,6 +49,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let transports = try self.transports
+        let clientTransports = try self.clientTransports
         let folder = URL(fileURLWithPath: absolutePath(data))
         let basePath = folder.appendingPathComponent("base.npy").path
         let queryFile = try VectorDataset(path: folder.appendingPathComponent("queries.npy").path)
@@ -112,12 +116,15 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                     current = transport
                     try await waitUntilSearchable(cluster, dimension: queries.dimension)
                 }
-                emit("# workers=\(workerCount): coordinator → worker searches over \(transport.rawValue)")
-                try await cluster.client { client in
-                    let processes = [("coordinator", cluster.coordinator.pid)]
-                        + cluster.workers.enumerated().map { ("worker-\($0.offset)", $0.element.pid) }
-                    rows += try await measureCluster(client, collection: "bench", workers: workerCount, queries: queries, truth: truth,
-                                                     mode: transport == .framed ? "cluster" : "cluster-grpc", processes: processes)
+                for clientTransport in clientTransports {
+                    emit("# workers=\(workerCount): client → coordinator searches over \(clientTransport.rawValue), coordinator → worker over \(transport.rawValue)")
+                    try await cluster.client(framedSearch: clientTransport == .framed) { client in
+                        let processes = [("coordinator", cluster.coordinator.pid)]
+                            + cluster.workers.enumerated().map { ("worker-\($0.offset)", $0.element.pid) }
+                        rows += try await measureCluster(client, collection: "bench", workers: workerCount, queries: queries, truth: truth,
+                                                         mode: "cluster client=\(clientTransport.rawValue) hop=\(transport.rawValue)",
+                                                         processes: processes)
+                    }
                 }
             }
         }
@@ -140,6 +147,17 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             try workerTransport.split(separator: ",").map { name in
                 guard let transport = WorkerSearchTransport(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
                     throw ValidationError("--worker-transport takes framed and grpc, got \(name)")
+                }
+                return transport
+            }
+        }
+    }
+
+    private var clientTransports: [WorkerSearchTransport] {
+        get throws {
+            try clientTransport.split(separator: ",").map { name in
+                guard let transport = WorkerSearchTransport(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--client-transport takes framed and grpc, got \(name)")
                 }
                 return transport
             }

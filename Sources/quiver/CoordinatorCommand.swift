@@ -42,6 +42,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var deadAfter: Double = 120
     @Option(help: "How searches reach workers: framed (their framed search port when they announce one, else gRPC) or grpc.")
     var workerSearchTransport: WorkerSearchTransport = .framed
+    @Option(help: ArgumentHelp("Also serve searches as length-prefixed protobuf frames on this address, HOST:PORT (port 0 picks a free port), with the same TLS and tokens as --listen: the Swift client library's fast path (QUIVER_SEARCH_ADDRESS, --search-address). Everything else, and other clients, use --listen.",
+                               valueName: "host:port"))
+    var searchListen: String?
     @OptionGroup var security: NodeSecurityOptions
     @OptionGroup var observability: ObservabilityOptions
 
@@ -53,6 +56,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         var host = String(listen[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let searchListen, HostAndPort(searchListen) == nil { throw ValidationError("--search-listen must be HOST:PORT, got \(searchListen)") }
         let workerList = (workers ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         var logger = Logger(label: "quiver.coordinator")
         logger.logLevel = .info
@@ -104,6 +108,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             server = try CoordinatorServer(host: host, port: port, options: options,
                                            security: tls.map { .tls($0, requireClientCertificate: false) } ?? .plaintext,
                                            credentials: credentials, healthListen: observability.health,
+                                           searchListen: searchListen.flatMap(HostAndPort.init),
                                            leader: { leaderName.value.withLock { $0 } }, logger: logger)
         } catch {
             throw ValidationError(error.description)
@@ -142,7 +147,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
             }
         }
         defer { campaign?.cancel() }
-        try await server.run { address in
+        try await server.run(onSearchListening: { address in
+            print("quiver coordinator framed search port on \(address)")
+            fflush(nil)
+        }) { address in
             print("quiver coordinator listening on \(address)")
             fflush(nil)  // all streams: the line must reach a pipe reader now
         }

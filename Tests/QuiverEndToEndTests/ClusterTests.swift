@@ -112,6 +112,12 @@ func searchWhenServing<Result: Sendable>(_ client: QuiverClient, _ search: (Quiv
             return batch
         }
         #expect(hits.coverage == 1)
+        // Those went to the coordinator's framed search port; its gRPC SearchStream answers the same.
+        let overGRPCClient = try await cluster.client(framedSearch: false) { client in
+            try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 4, reorderK: 20)
+        }
+        #expect(overGRPCClient.ids == hits.ids)
+        #expect(overGRPCClient.scores == hits.scores)
         // Those searches went over the workers' framed ports, which the coordinator learned from
         // their Stats; over gRPC the answers are the same.
         try expectFramedSearches(cluster)

@@ -47,14 +47,16 @@ import Glibc
         try expectFramedSearches(cluster, sourceLocation: sourceLocation)
     }
 
-    @Test func hostileBytesOnTheFramedSearchPortCloseOnlyTheirConnection() async throws {
+    /// On a worker's framed port and on the coordinator's alike.
+    @Test(arguments: [false, true]) func hostileBytesOnTheFramedSearchPortCloseOnlyTheirConnection(coordinator: Bool) async throws {
         let cluster = try startCluster(workers: 1)
         defer { cluster.shutdown() }
         let (data, before) = try await loaded(cluster)
-        let port = try cluster.workers[0].loggedAddress(after: "framed search port on ")
+        let server = coordinator ? cluster.coordinator! : cluster.workers[0]
+        let port = try server.loggedAddress(after: "framed search port on ")
         var hello = Quiver_V1_FrameHello()
         hello.version = 1
-        hello.method = FramedMethod.searchLists
+        hello.method = coordinator ? FramedMethod.search : FramedMethod.searchLists
         let helloFrame = rawFrame(kind: 1, body: try hello.serializedBytes())
         // Clients that stall mid-frame or never speak hold only their own connections.
         let stalled = try RawSocket(port)
@@ -77,13 +79,13 @@ import Glibc
         for (name, bytes) in cases {
             let socket = try RawSocket(port)
             socket.send(bytes)
-            #expect(socket.closedByPeer(), "\(name): the worker kept the connection open")
+            #expect(socket.closedByPeer(), "\(name): \(server.name) kept the connection open")
         }
         // Truncated: a frame announced at 1 MiB, 100 bytes of it, and the client leaves.
         try RawSocket(port).send(helloFrame + [0, 0x10, 0, 0, 3] + [UInt8](repeating: 0, count: 99))
-        // Searches (over the coordinator's own framed connection) go on as before.
+        // Searches (over the client's and the coordinator's own framed connections) go on as before.
         try await expectUnchanged(cluster, data, before)
-        let log = cluster.workers[0].logText()
+        let log = server.logText()
         #expect(log.contains("closing framed connection"))
         withExtendedLifetime((stalled, silent)) {}
     }
@@ -251,6 +253,23 @@ import Glibc
         }
         try await cluster.client(token: "not-a-known-token-at-all") { client in
             await expectCode(.unauthenticated) { _ = try await client.listCollections() }
+        }
+        // The coordinator's framed search port asks what its gRPC port asks: a reader's token.
+        let searchPort = try #require(cluster.coordinatorSearchAddress)
+        var message = Quiver_V1_SearchStreamRequest()
+        message.search = searchRequest(data)
+        message.search.nprobe = 12
+        for (token, code) in [("", RPCError.Code.unauthenticated), ("not-a-known-token-at-all", .unauthenticated), (reader, nil)] {
+            let framed = try FramedCallClient<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>(
+                address: searchPort, method: FramedMethod.search, security: .plaintext, token: token)
+            defer { framed.close() }
+            if let code {
+                await expectCode(code) { _ = try await framed.call(message, timeout: .seconds(10)) }
+            } else {
+                let answer = try await framed.call(message, timeout: .seconds(10))
+                guard case .result(let result) = answer.outcome else { Issue.record("a reader's framed search failed: \(answer)"); continue }
+                #expect(try result.results.unpackedIDs() == before.ids)
+            }
         }
         try await cluster.client(token: reader) { client in
             #expect(try await client.listCollections().count == 1)

@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import QuiverProtocol
+import Synchronization
 
 /// Serves the Coordinator service (and the standard health service) on `host:port` until
 /// `shutdown()`; port 0 lets the OS pick.
@@ -14,13 +15,23 @@ public final class CoordinatorServer: Sendable {
     private let healthTransport: HTTP2ServerTransport.Posix?
     private let logger: Logger
     private let stopping = ShutdownSignal()
+    /// Where the framed search port (SearchStream as frames, for the Swift client library)
+    /// is to listen, and what it needs to start.
+    private let searchListen: HostAndPort?
+    private let security: ServerSecurity
+    private let credentials: ServerCredentials
+    private let framed = Mutex<FramedServer<CoordinatorSearchResponder>?>(nil)
 
     /// `healthListen`, when given, serves `grpc.health.v1` alone in plaintext (Kubernetes gRPC
     /// probes cannot present a certificate or token), beside the main port.
     public init(host: String, port: Int, options: CoordinatorOptions, security: ServerSecurity = .plaintext,
                 credentials: ServerCredentials = ServerCredentials(), healthListen: HostAndPort? = nil,
+                searchListen: HostAndPort? = nil,
                 leader: @escaping @Sendable () -> String = { "unknown" }, logger: Logger) throws(CoordinatorError) {
         coordinator = try Coordinator(options: options, logger: logger)
+        self.searchListen = searchListen
+        self.security = security
+        self.credentials = credentials
         let listen = HostAndPort(host: host, port: port)
         if !listen.isLoopback {
             if !security.isTLS {
@@ -53,8 +64,31 @@ public final class CoordinatorServer: Sendable {
         self.logger = logger
     }
 
-    /// Serves until `shutdown()`; `onListening` gets the bound "host:port" once it is known.
-    public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
+    /// Serves until `shutdown()`; `onListening` gets the bound "host:port" once it is known,
+    /// after `onSearchListening` got the framed search port's (when there is one).
+    public func run(onSearchListening: @escaping @Sendable (HostAndPort) -> Void = { _ in },
+                    onListening: @escaping @Sendable (String) -> Void) async throws {
+        // Bound first: a port that is taken fails the start before anything is served.
+        if let searchListen {
+            let server = try await FramedServer.start(
+                listen: searchListen, security: security,
+                responder: CoordinatorSearchResponder(coordinator: coordinator, credentials: credentials),
+                log: { [logger] in logger.info("\($0)") })
+            framed.withLock { $0 = server }
+            logger.info("framed search port on \(server.address)")
+            onSearchListening(server.address)
+        }
+        do {
+            try await serve(onListening: onListening)
+        } catch {
+            await framed.withLock({ $0 })?.shutdown(grace: .zero)
+            throw error
+        }
+        // Stopped already when shutdown() ran; this covers the gRPC server failing.
+        await framed.withLock({ $0 })?.shutdown(grace: .seconds(5))
+    }
+
+    private func serve(onListening: @escaping @Sendable (String) -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask(executorPreference: EventLoopExecutor()) { try await self.server.serve() }
             if let healthServer = self.healthServer, let healthTransport = self.healthTransport {
@@ -85,6 +119,7 @@ public final class CoordinatorServer: Sendable {
 
     public func shutdown() {
         stopping.fire()
+        if let server = framed.withLock({ $0 }) { Task { await server.shutdown(grace: .seconds(10)) } }
         server.beginGracefulShutdown()
         healthServer?.beginGracefulShutdown()
         coordinator.shutdown()
