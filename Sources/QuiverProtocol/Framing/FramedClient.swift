@@ -18,6 +18,11 @@ public struct FramedClientSettings: Sendable {
     /// this long before the next attempt; it doubles with each failure up to `maxBackoff`.
     public var initialBackoff: Duration = .milliseconds(100)
     public var maxBackoff: Duration = .seconds(5)
+    /// Data the peer has not acknowledged for this long closes the connection (Linux's
+    /// TCP_USER_TIMEOUT), failing its calls as UNAVAILABLE: a peer whose link was cut fails
+    /// them at once rather than at their deadlines, and the next call connects afresh, instead
+    /// of queueing behind a connection whose retransmissions back off for tens of seconds.
+    public var unacknowledgedTimeout: Duration = .seconds(4)
     /// Connections to the server; nil: one per event loop of the group. A call uses the
     /// connection of the loop it runs on, so that its answer needs no thread hand-off.
     public var connections: Int?
@@ -288,10 +293,16 @@ final class FramedConnection<Request: FramedCallRequest, Response: CallStreamRes
         // TLS names: a DNS name is verified (and sent as SNI); an IP literal is verified against
         // the certificate's IP addresses.
         let sniName = address.isIPLiteral ? nil : address.host
-        let bootstrap = ClientBootstrap(group: loop)
+        var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(settings.connectTimeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
+        #if os(Linux)
+        bootstrap = bootstrap.channelOption(.tcpOption(NIOBSDSocket.Option(rawValue: 18 /* TCP_USER_TIMEOUT */)),
+                                            value: SocketOptionValue(settings.unacknowledgedTimeout.components.seconds * 1000
+                                                + settings.unacknowledgedTimeout.components.attoseconds / 1_000_000_000_000_000))
+        #endif
+        bootstrap = bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
