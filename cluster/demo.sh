@@ -26,6 +26,8 @@ elif [ -f "$dir/import-root" ] && [ "$(cat "$dir/import-root")" != "$data" ]; th
     exit 1
 fi
 export QUIVER_COORDINATOR=$(cat "$dir/coordinator.addr")
+# Searches over the coordinator's framed search port (the Swift client's fast path), when it has one.
+if [ -s "$dir/search.addr" ]; then export QUIVER_SEARCH_ADDRESS=$(cat "$dir/search.addr"); fi
 # The dimension is the second number of the .npy header's shape, e.g. "'shape': (20000, 384)".
 dimension=$(head -c 256 "$data/base.npy" | tr -d '\000' | grep -ao "'shape': ([0-9]*, [0-9]*)" | sed 's/.*, \([0-9]*\))/\1/')
 if [ -z "$dimension" ]; then echo "error: $data/base.npy is not a 2-D .npy file" >&2; exit 2; fi

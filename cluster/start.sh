@@ -63,11 +63,14 @@ if [ -n "$import_root" ]; then
     coordinator_flags+=(--import-root "$(cd "$import_root" && pwd)")
 fi
 log="$dir/logs/coordinator.log"
-"$binary" coordinator --listen "127.0.0.1:$port" --data-dir "$dir/coordinator" --workers "$worker_list" \
+"$binary" coordinator --listen "127.0.0.1:$port" --search-listen 127.0.0.1:0 --data-dir "$dir/coordinator" --workers "$worker_list" \
     "${coordinator_flags[@]}" >"$log" 2>&1 &
 echo $! >"$dir/coordinator.pid"
 wait_listening coordinator $! "$log"
 echo "127.0.0.1:$port" >"$dir/coordinator.addr"
+# The framed search port the Swift client library and the CLI use for searches.
+search_address=$(sed -n 's/^quiver coordinator framed search port on //p' "$log" | head -1)
+echo "$search_address" >"$dir/search.addr"
 if [ -n "$import_root" ]; then (cd "$import_root" && pwd) >"$dir/import-root"; else rm -f "$dir/import-root"; fi
 echo "cluster up: coordinator 127.0.0.1:$port, workers $worker_list (data and logs in $dir)"
-echo "use it with: export QUIVER_COORDINATOR=127.0.0.1:$port; stop it with: cluster/stop.sh${dir:+ --dir $dir}"
+echo "use it with: export QUIVER_COORDINATOR=127.0.0.1:$port QUIVER_SEARCH_ADDRESS=$search_address; stop it with: cluster/stop.sh${dir:+ --dir $dir}"

@@ -17,5 +17,5 @@ for pidfile in "$dir"/coordinator.pid "$dir"/worker-*.pid; do
     fi
     rm -f "$pidfile"
 done
-rm -f "$dir/coordinator.addr" "$dir/import-root"
+rm -f "$dir/coordinator.addr" "$dir/search.addr" "$dir/import-root"
 echo "stopped $stopped process(es) from $dir"
