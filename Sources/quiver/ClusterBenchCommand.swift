@@ -143,24 +143,19 @@ struct ClusterBenchCommand: AsyncParsableCommand {
     }
 
     private var transports: [WorkerSearchTransport] {
-        get throws {
-            try workerTransport.split(separator: ",").map { name in
-                guard let transport = WorkerSearchTransport(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("--worker-transport takes framed and grpc, got \(name)")
-                }
-                return transport
-            }
-        }
+        get throws { try Self.transportList(workerTransport, option: "--worker-transport") }
     }
 
     private var clientTransports: [WorkerSearchTransport] {
-        get throws {
-            try clientTransport.split(separator: ",").map { name in
-                guard let transport = WorkerSearchTransport(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("--client-transport takes framed and grpc, got \(name)")
-                }
-                return transport
+        get throws { try Self.transportList(clientTransport, option: "--client-transport") }
+    }
+
+    private static func transportList(_ text: String, option: String) throws -> [WorkerSearchTransport] {
+        try text.split(separator: ",").map { name in
+            guard let transport = WorkerSearchTransport(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("\(option) takes framed and grpc, got \(name)")
             }
+            return transport
         }
     }
 
