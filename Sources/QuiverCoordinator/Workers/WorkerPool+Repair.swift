@@ -91,13 +91,26 @@ extension WorkerPool {
 
     /// One call to a worker: its failure becomes a `CoordinatorError` naming the worker and the
     /// work, and counts against the worker's health unless the request itself was refused.
+    /// A call the channel refused to send because its last connection attempt failed (it
+    /// backs off before the next) never reached the worker: it is sent again for up to 3 s.
     func call<Result: Sendable>(_ worker: WorkerID, _ work: String, timeout: Duration = .seconds(60),
                                 _ body: (Client, CallOptions) async throws -> Result) async throws(CoordinatorError) -> Result {
         let client = try client(worker)
+        let started = ContinuousClock.now
+        var delay = Duration.milliseconds(100)
         do {
-            let result = try await body(client, .worker(timeout: timeout))
+            var result: Result?
+            while result == nil {
+                do {
+                    result = try await body(client, .worker(timeout: timeout - (ContinuousClock.now - started)))
+                } catch let error as RPCError where error.code == .unavailable && error.message.contains("transient failure state")
+                    && ContinuousClock.now - started + delay < min(timeout, .seconds(3)) {
+                    try await Task.sleep(for: delay)
+                    delay = min(delay * 2, .milliseconds(500))
+                }
+            }
             recordSuccess(worker)
-            return result
+            return result!
         } catch {
             let code = (error as? RPCError)?.code
             if code.map({ $0.isRequestFault || $0.isWorkerStateFault }) == true { recordSuccess(worker) } else { recordFailure(worker, error) }
