@@ -192,11 +192,10 @@ extension Coordinator {
     nonisolated static func calibrateDefaults(_ model: IVFModel, sample: Matrix, settings: CollectionSettings, threads: Int,
                                               collection: String, logger: Logger) -> CollectionRecord.SearchDefaults? {
         let started = ContinuousClock.now
-        let maxRows = calibrationRows
         // Fewer queries on small samples: each is a neighbour search over the whole sample.
-        let queries = min(calibrationQueries, max(50, min(sample.rows, maxRows) / 20))
+        let queries = min(calibrationQueries, max(50, min(sample.rows, calibrationRows) / 20))
         do {
-            let found = try Calibration.calibrate(model: model, rows: sample, targets: settings.calibratedTargets, maxRows: maxRows,
+            let found = try Calibration.calibrate(model: model, rows: sample, targets: settings.calibratedTargets, maxRows: calibrationRows,
                                                   queries: queries, threads: threads)
             // Unmeasured costs are infinite, which JSON cannot carry; they are never read again.
             let levels = found.levels.map { level in

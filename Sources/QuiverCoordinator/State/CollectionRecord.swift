@@ -222,14 +222,18 @@ struct CollectionRecord: Codable, Sendable, Equatable {
         /// re-rank depth grown from the indexed rows to a collection of `rows`.
         func settings(for target: Double, rows: Int) -> Calibration.Settings? {
             guard let level = levels.first(where: { $0.target >= target - 1e-6 }) ?? levels.last else { return nil }
+            return scaled(level, rows: rows)
+        }
+
+        private func scaled(_ level: Calibration.Settings, rows: Int) -> Calibration.Settings {
             var scaled = level.scaled(fromRows: indexedRows, toRows: rows)
             scaled.reorderK = min(scaled.reorderK, SearchSettings.maxReorderK)
             return scaled
         }
 
         func wire(rows: Int) -> [Quiver_V1_SearchDefaults] {
-            levels.compactMap { level in
-                guard let settings = settings(for: level.target, rows: rows) else { return nil }
+            levels.map { level in
+                let settings = scaled(level, rows: rows)
                 var out = Quiver_V1_SearchDefaults()
                 out.recallTarget = Float(settings.target)
                 out.nprobe = UInt32(settings.nprobe)

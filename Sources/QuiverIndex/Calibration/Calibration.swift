@@ -118,14 +118,15 @@ public enum Calibration {
         }
         var generator = SeededGenerator(seed: seed)
         let kept = rows.rows <= maxRows ? rows : rows.gathering(uniformSample(population: rows.rows, sampleSize: maxRows, generator: &generator).sorted())
+        let ids = (0 ..< Int64(kept.rows)).map { $0 }
         var index = IVFIndex(model: model)
-        try index.add(kept, ids: (0 ..< Int64(kept.rows)).map { $0 }, threads: threads)
+        try index.add(kept, ids: ids, threads: threads)
         var prepared = kept
         model.prepare(&prepared)
         let picked = uniformSample(population: kept.rows, sampleSize: min(queries, kept.rows), generator: &generator)
         let selfIDs = picked.map(Int64.init)
         let sampleQueries = prepared.gathering(picked)
-        let truth = exactNeighbours(queries: sampleQueries, base: prepared, ids: (0 ..< Int64(kept.rows)).map { $0 },
+        let truth = exactNeighbours(queries: sampleQueries, base: prepared, ids: ids,
                                     excluding: selfIDs, metric: model.configuration.metric, k: k, threads: threads)
         let sample = Sample(queries: sampleQueries, selfIDs: selfIDs, truth: truth, k: k)
         let levels = targets.sorted().map { calibrate(index, sample: sample, target: $0, threads: threads) }
