@@ -96,7 +96,7 @@ struct CoordinatorFailoverTests {
         let addresses = ports.map { HostAndPort(host: "127.0.0.1", port: $0) }
         func coordinator(_ index: Int, workers list: [ServerProcess] = []) throws -> ServerProcess {
             var arguments = ["coordinator", "--listen", addresses[index].description, "--etcd", etcd.url, "--etcd-prefix", "/quiver/test",
-                             "--lease-ttl", "3", "--heartbeat-interval", "0.2", "--import-root", importRoot.path]
+                             "--lease-ttl", "6", "--heartbeat-interval", "0.2", "--import-root", importRoot.path]
             if !list.isEmpty { arguments += ["--workers", list.map(\.address.description).joined(separator: ",")] }
             return try ServerProcess(binary: quiverBinary, name: "coordinator-\(index)", arguments: arguments, logDirectory: root)
         }
@@ -132,7 +132,7 @@ struct CoordinatorFailoverTests {
         }
 
         // The leader dies: searches go on (the standby answers them), and the standby leads
-        // within the TTL (3 s) plus its polling, from etcd alone.
+        // within the TTL (6 s: long enough that a leader starved of CPU on a busy test machine keeps its lease) plus its polling, from etcd alone.
         first.crash()
         let killed = ContinuousClock.now
         try await QuiverClient.withConnection(to: addresses) { client in
