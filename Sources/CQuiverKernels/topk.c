@@ -2,6 +2,10 @@
 
 #include <math.h>
 
+#if QUIVER_X86
+#include <immintrin.h>
+#endif
+
 // With dedupe, an open-addressing index (linear probing, load ≤ 1/2) maps each held id to its
 // heap slot, and every entry remembers its index position, so finding a held id, moving an
 // entry and evicting one are O(1): a linear search of the heap on every push cost 5× at a
@@ -229,35 +233,205 @@ static float select_rank(float *values, size_t n, size_t k) {
     return values[k];
 }
 
-static inline int pair_before(const float *values, int32_t a, int32_t b) {
-    return values[a] != values[b] ? values[a] < values[b] : a < b;
+/// Writes, in ascending index order, every index whose value is below `kth` and then — still in
+/// index order, merged — the first `k - below` whose value equals it. Shared by every path.
+static size_t collect_scalar(const float *values, size_t n, size_t k, float kth, int32_t *indices) {
+    size_t below = 0;
+    for (size_t i = 0; i < n; i++) below += values[i] < kth;
+    size_t equal_quota = k - below, count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (values[i] < kth || (values[i] == kth && equal_quota > 0 && (equal_quota--, 1))) {
+            indices[count++] = (int32_t)i;
+        }
+    }
+    return count;
+}
+
+static size_t scalar_smallest(const float *values, size_t n, size_t k, int32_t *indices, float *scratch) {
+    for (size_t i = 0; i < n; i++) scratch[i] = values[i];
+    return collect_scalar(values, n, k, select_rank(scratch, n, k - 1), indices);
+}
+
+#if QUIVER_X86
+
+// The SIMD paths find the k-th smallest by bisection on order-preserving integer keys — a
+// float's bits, flipped so that signed integer order is float order (−0 is made +0 first, so
+// equal floats have equal keys) — counting the keys at or below a bound with vector compares:
+// branch-free passes over the row instead of quickselect's unpredictable branches. A bound with
+// exactly k keys at or below it ends the search early: the k-th is then the largest of them.
+
+
+/// The smallest key with at least k keys at or below it (the k-th smallest), given the range.
+#define BISECT_KTH(count_at_most, largest_at_most)                                                \
+    while (low < high) {                                                                        \
+        int32_t middle = (int32_t)(((int64_t)low + (int64_t)high) >> 1);                         \
+        size_t at_most = count_at_most(keys, n, middle);                                        \
+        if (at_most == k) return largest_at_most(keys, n, middle);                              \
+        if (at_most > k) high = middle; else low = middle + 1;                                  \
+    }                                                                                           \
+    return low;
+
+QUIVER_TARGET_AVX2 static inline __m256i avx2_order_keys(__m256 v) {
+    __m256i bits = _mm256_castps_si256(_mm256_add_ps(v, _mm256_setzero_ps()));
+    return _mm256_xor_si256(bits, _mm256_and_si256(_mm256_srai_epi32(bits, 31), _mm256_set1_epi32(0x7FFFFFFF)));
+}
+
+QUIVER_TARGET_AVX2 static size_t avx2_count_at_most(const int32_t *keys, size_t n, int32_t bound) {
+    __m256i b = _mm256_set1_epi32(bound);
+    size_t count = 0;
+    for (size_t i = 0; i < n; i += 8) {  // n is padded to a multiple of 8 with the largest key
+        __m256i above = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)(keys + i)), b);
+        count += 8 - (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(above)));
+    }
+    return count;
+}
+
+QUIVER_TARGET_AVX2 static int32_t avx2_largest_at_most(const int32_t *keys, size_t n, int32_t bound) {
+    __m256i b = _mm256_set1_epi32(bound), best = _mm256_set1_epi32(INT32_MIN);
+    for (size_t i = 0; i < n; i += 8) {
+        __m256i key = _mm256_loadu_si256((const __m256i *)(keys + i));
+        best = _mm256_max_epi32(best, _mm256_blendv_epi8(key, best, _mm256_cmpgt_epi32(key, b)));
+    }
+    int32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)lanes, best);
+    int32_t largest = lanes[0];
+    for (int i = 1; i < 8; i++) largest = lanes[i] > largest ? lanes[i] : largest;
+    return largest;
+}
+
+QUIVER_TARGET_AVX2 static int32_t avx2_kth_key(const float *values, size_t n, size_t k, int32_t *keys) {
+    __m256i lows_v = _mm256_set1_epi32(INT32_MAX), highs_v = _mm256_set1_epi32(INT32_MIN);
+    size_t padded = (n + 7) & ~(size_t)7;
+    for (size_t i = 0; i < padded; i += 8) {
+        __m256 v;
+        if (i + 8 <= n) {
+            v = _mm256_loadu_ps(values + i);
+        } else {
+            float tail[8];
+            for (size_t j = 0; j < 8; j++) tail[j] = values[i + j < n ? i + j : n - 1];
+            v = _mm256_loadu_ps(tail);
+        }
+        __m256i key = avx2_order_keys(v);
+        _mm256_storeu_si256((__m256i *)(keys + i), key);
+        lows_v = _mm256_min_epi32(lows_v, key);
+        highs_v = _mm256_max_epi32(highs_v, key);
+    }
+    int32_t lows[8], highs[8];
+    _mm256_storeu_si256((__m256i *)lows, lows_v);
+    _mm256_storeu_si256((__m256i *)highs, highs_v);
+    int32_t lo = lows[0], hi = highs[0];
+    for (int i = 1; i < 8; i++) {
+        lo = lows[i] < lo ? lows[i] : lo;
+        hi = highs[i] > hi ? highs[i] : hi;
+    }
+    // The padding holds INT32_MAX, above every bound the search tries (no float's key is that).
+    for (size_t i = n; i < padded; i++) keys[i] = INT32_MAX;
+    int32_t low = lo, high = hi;
+    n = padded;
+    BISECT_KTH(avx2_count_at_most, avx2_largest_at_most)
+}
+
+QUIVER_TARGET_AVX512 static inline __m512i avx512_order_keys(__m512 v) {
+    __m512i bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_setzero_ps()));
+    return _mm512_xor_si512(bits, _mm512_and_si512(_mm512_srai_epi32(bits, 31), _mm512_set1_epi32(0x7FFFFFFF)));
+}
+
+QUIVER_TARGET_AVX512 static size_t avx512_count_at_most(const int32_t *keys, size_t n, int32_t bound) {
+    __m512i b = _mm512_set1_epi32(bound);
+    size_t count = 0;
+    for (size_t i = 0; i < n; i += 16) {  // n is padded to a multiple of 16 with INT32_MAX
+        count += (size_t)__builtin_popcount((unsigned)_mm512_cmple_epi32_mask(_mm512_loadu_si512(keys + i), b));
+    }
+    return count;
+}
+
+QUIVER_TARGET_AVX512 static int32_t avx512_largest_at_most(const int32_t *keys, size_t n, int32_t bound) {
+    __m512i b = _mm512_set1_epi32(bound), best = _mm512_set1_epi32(INT32_MIN);
+    for (size_t i = 0; i < n; i += 16) {
+        __m512i key = _mm512_loadu_si512(keys + i);
+        best = _mm512_mask_max_epi32(best, _mm512_cmple_epi32_mask(key, b), best, key);
+    }
+    return _mm512_reduce_max_epi32(best);
+}
+
+QUIVER_TARGET_AVX512 static int32_t avx512_kth_key(const float *values, size_t n, size_t k, int32_t *keys) {
+    __m512i lows = _mm512_set1_epi32(INT32_MAX), highs = _mm512_set1_epi32(INT32_MIN);
+    size_t padded = (n + 15) & ~(size_t)15;
+    for (size_t i = 0; i < padded; i += 16) {
+        __mmask16 live = i + 16 <= n ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512i key = avx512_order_keys(_mm512_maskz_loadu_ps(live, values + i));
+        lows = _mm512_mask_min_epi32(lows, live, lows, key);
+        highs = _mm512_mask_max_epi32(highs, live, highs, key);
+        // The padding holds INT32_MAX, above every bound the search tries (no float's key is that).
+        _mm512_storeu_si512(keys + i, _mm512_mask_blend_epi32(live, _mm512_set1_epi32(INT32_MAX), key));
+    }
+    int32_t low = _mm512_reduce_min_epi32(lows), high = _mm512_reduce_max_epi32(highs);
+    n = padded;
+    BISECT_KTH(avx512_count_at_most, avx512_largest_at_most)
+}
+
+/// collect_scalar over the keys, with vector compares and a walk over the set bits of each mask.
+#define COLLECT_KEYS(lanes, below_mask, equal_mask)                                             \
+    size_t below = 0;                                                                           \
+    for (size_t i = 0; i < padded; i += lanes) below += (size_t)__builtin_popcount(below_mask(i)); \
+    size_t equal_quota = k - below, count = 0;                                                  \
+    for (size_t i = 0; i < padded; i += lanes) {                                                \
+        unsigned take = below_mask(i), equal = equal_quota > 0 ? equal_mask(i) : 0;             \
+        while (equal && equal_quota > 0) {                                                      \
+            take |= equal & (0u - equal);                                                       \
+            equal &= equal - 1;                                                                 \
+            equal_quota--;                                                                      \
+        }                                                                                       \
+        while (take) {                                                                          \
+            indices[count++] = (int32_t)(i + (size_t)__builtin_ctz(take));                      \
+            take &= take - 1;                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    return count;
+
+QUIVER_TARGET_AVX2 static size_t avx2_smallest(const float *values, size_t n, size_t k, int32_t *indices, int32_t *keys) {
+    size_t padded = (n + 7) & ~(size_t)7;
+    __m256i kth = _mm256_set1_epi32(avx2_kth_key(values, n, k, keys));
+#define AVX2_KEYS(i) _mm256_loadu_si256((const __m256i *)(keys + (i)))
+#define AVX2_BELOW(i) (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(kth, AVX2_KEYS(i))))
+#define AVX2_EQUAL(i) (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(kth, AVX2_KEYS(i))))
+    COLLECT_KEYS(8, AVX2_BELOW, AVX2_EQUAL)
+#undef AVX2_KEYS
+#undef AVX2_BELOW
+#undef AVX2_EQUAL
+}
+
+QUIVER_TARGET_AVX512 static size_t avx512_smallest(const float *values, size_t n, size_t k, int32_t *indices, int32_t *keys) {
+    size_t padded = (n + 15) & ~(size_t)15;
+    __m512i kth = _mm512_set1_epi32(avx512_kth_key(values, n, k, keys));
+#define AVX512_BELOW(i) (unsigned)_mm512_cmplt_epi32_mask(_mm512_loadu_si512(keys + (i)), kth)
+#define AVX512_EQUAL(i) (unsigned)_mm512_cmpeq_epi32_mask(_mm512_loadu_si512(keys + (i)), kth)
+    COLLECT_KEYS(16, AVX512_BELOW, AVX512_EQUAL)
+#undef AVX512_BELOW
+#undef AVX512_EQUAL
+}
+
+#undef COLLECT_KEYS
+#undef BISECT_KTH
+
+#endif
+
+size_t quiver_smallest_isa(quiver_isa isa, const float *values, size_t n, size_t k, int32_t *indices, float *scratch) {
+    if (k > n) k = n;
+    if (k == 0) return 0;
+    if (k == n) {
+        for (size_t i = 0; i < n; i++) indices[i] = (int32_t)i;
+        return n;
+    }
+    switch (quiver_runnable_isa(isa)) {
+#if QUIVER_X86
+    case QUIVER_ISA_AVX512: return avx512_smallest(values, n, k, indices, (int32_t *)scratch);
+    case QUIVER_ISA_AVX2: return avx2_smallest(values, n, k, indices, (int32_t *)scratch);
+#endif
+    default: return scalar_smallest(values, n, k, indices, scratch);
+    }
 }
 
 size_t quiver_smallest(const float *values, size_t n, size_t k, int32_t *indices, float *scratch) {
-    if (k > n) k = n;
-    if (k == 0) return 0;
-    size_t count = 0;
-    if (k == n) {
-        for (size_t i = 0; i < n; i++) indices[count++] = (int32_t)i;
-    } else {
-        for (size_t i = 0; i < n; i++) scratch[i] = values[i];
-        float kth = select_rank(scratch, n, k - 1);
-        for (size_t i = 0; i < n; i++) {
-            if (values[i] < kth) indices[count++] = (int32_t)i;
-        }
-        for (size_t i = 0; i < n && count < k; i++) {
-            if (values[i] == kth) indices[count++] = (int32_t)i;
-        }
-    }
-    // Insertion sort: k is small (tens) where this is used.
-    for (size_t i = 1; i < count; i++) {
-        int32_t moving = indices[i];
-        size_t j = i;
-        while (j > 0 && pair_before(values, moving, indices[j - 1])) {
-            indices[j] = indices[j - 1];
-            j--;
-        }
-        indices[j] = moving;
-    }
-    return count;
+    return quiver_smallest_isa(quiver_best_isa(), values, n, k, indices, scratch);
 }

@@ -120,20 +120,46 @@ import Testing
         }
     }
 
-    @Test func smallestKEqualsAHeapOfKSorted() {
+    @Test func smallestKIsTheSetAHeapOfKKeepsInIndexOrderOnEveryISA() {
         var rng = TestRandom(seed: 50)
-        for _ in 0..<300 {
+        for trial in 0..<600 {
             let n = Int.random(in: 1...700, using: &rng)
             let k = Int.random(in: 1...80, using: &rng)
-            // Few distinct values: ties everywhere.
+            // Few distinct values (ties everywhere), both signs, both zeros, now and then infinities.
             let distinct = Int.random(in: 1...40, using: &rng)
-            let values = (0..<n).map { _ in Float(Int.random(in: 0..<distinct, using: &rng)) * 0.5 }
-            var indices = [Int32](repeating: -1, count: k)
-            var scratch = [Float](repeating: 0, count: n)
-            let count = quiver_smallest(values, n, k, &indices, &scratch)
-            let expected = values.indices.sorted { (values[$0], $0) < (values[$1], $1) }.prefix(k).map(Int32.init)
-            #expect(count == min(n, k))
-            #expect(Array(indices.prefix(count)) == expected, "n=\(n) k=\(k) distinct=\(distinct)")
+            let values: [Float] = (0..<n).map { _ in
+                switch Int.random(in: 0..<50, using: &rng) {
+                case 0: return -0.0
+                case 1: return trial % 3 == 0 ? .infinity : 0
+                case 2: return trial % 5 == 0 ? -.infinity : 0
+                default: return (Float(Int.random(in: 0..<distinct, using: &rng)) - Float(distinct) / 2) * 0.5
+                }
+            }
+            let expected = values.indices.sorted { (values[$0], $0) < (values[$1], $1) }.prefix(k).sorted().map(Int32.init)
+            for isa in [QUIVER_ISA_SCALAR] + simdISAs {
+                var indices = [Int32](repeating: -1, count: k)
+                var scratch = [Float](repeating: 0, count: n + 16)
+                let count = quiver_smallest_isa(isa, values, n, k, &indices, &scratch)
+                #expect(count == min(n, k))
+                #expect(Array(indices.prefix(count)) == expected, "isa=\(isa.rawValue) n=\(n) k=\(k) distinct=\(distinct)")
+            }
+        }
+    }
+
+    @Test func smallestKOfDistinctRandomFloatsMatchesOnEveryISA() {
+        var rng = TestRandom(seed: 51)
+        for _ in 0..<200 {
+            let n = Int.random(in: 1...2000, using: &rng)
+            let k = Int.random(in: 1...100, using: &rng)
+            let scale = Float(sign: .plus, exponent: Int.random(in: -20...20, using: &rng), significand: 1)
+            let values = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) * scale }
+            let expected = values.indices.sorted { (values[$0], $0) < (values[$1], $1) }.prefix(k).sorted().map(Int32.init)
+            for isa in [QUIVER_ISA_SCALAR] + simdISAs {
+                var indices = [Int32](repeating: -1, count: k)
+                var scratch = [Float](repeating: 0, count: n + 16)
+                let count = quiver_smallest_isa(isa, values, n, k, &indices, &scratch)
+                #expect(Array(indices.prefix(count)) == expected, "isa=\(isa.rawValue) n=\(n) k=\(k)")
+            }
         }
     }
 }

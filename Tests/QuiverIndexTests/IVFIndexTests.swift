@@ -71,6 +71,37 @@ import Testing
         #expect(try recall(spilled, parameters) >= recall(plain, parameters))
     }
 
+    @Test func spillListsMinimiseTheSOARLossAmongTheNearestLists() throws {
+        // More lists than SOAR's 64 candidates, so the selection of the nearest ones matters.
+        let configuration = IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 100, spillLambda: 1)
+        let model = try IVFModel.train(sample: Self.data.base, configuration: configuration, threads: 2)
+        var prepared = Self.data.base
+        model.prepare(&prepared)
+        let assignment = model.assign(prepared, threads: 2)
+        #expect(assignment == model.assign(prepared, threads: 1))
+        let d = prepared.dimension
+        for row in stride(from: 0, to: prepared.rows, by: 7) {
+            let x = (0 ..< d).map { Double(prepared.values[row * d + $0]) }
+            func centroid(_ c: Int) -> [Double] { (0 ..< d).map { Double(model.centroids.values[c * d + $0]) } }
+            func squaredDistance(_ c: Int) -> Double { zip(x, centroid(c)).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } }
+            let distances = (0 ..< model.nlist).map(squaredDistance)
+            let nearest = distances.indices.sorted { (distances[$0], $0) < (distances[$1], $1) }.prefix(64)
+            let primary = Int(assignment.primary[row])
+            #expect(distances[primary] <= distances[nearest.first!] + 1e-4, "row \(row): primary \(primary) is not the nearest list")
+            let r1 = zip(x, centroid(primary)).map { $0 - $1 }
+            let r1Norm = r1.reduce(0) { $0 + $1 * $1 }
+            func loss(_ c: Int) -> Double {
+                let projection = zip(zip(x, centroid(c)), r1).reduce(0) { $0 + ($1.0.0 - $1.0.1) * $1.1 }
+                return distances[c] + projection * projection / r1Norm
+            }
+            let spill = Int(assignment.spill[row])
+            let bestLoss = nearest.filter { $0 != primary }.map(loss).min()!
+            #expect(spill != primary && distances[spill] <= distances[nearest.last!] + 1e-4,
+                    "row \(row): spill \(spill) is not among the nearest lists")
+            #expect(loss(spill) <= bestLoss + 1e-3 * max(1, bestLoss), "row \(row): spill \(spill) loss \(loss(spill)) > \(bestLoss)")
+        }
+    }
+
     @Test func searchResultsAreDeterministicAcrossThreadCounts() throws {
         let index = try build(IVFConfiguration(dimension: 32, metric: .innerProduct, nlist: 20, spillLambda: 1))
         let parameters = SearchParameters(k: 5, nprobe: 4, reorderK: 20)

@@ -69,9 +69,9 @@ int quiver_topk_push(quiver_topk *heap, float distance, int64_t id);
 /// Sorts the held entries by (distance, tie key) ascending, in place; the heap property is lost
 /// (push again only after quiver_topk_clear).
 void quiver_topk_sort(quiver_topk *heap);
-/// The indices of the k smallest of `values[0..n)` (finite), in (value, index) order — what
-/// offering every value to a heap of k and sorting it gives, in O(n + k²) instead of
-/// O(n log k). Returns min(k, n); `scratch` holds n floats.
+/// The indices of the k smallest of `values[0..n)` (no NaN), in ascending index order; among
+/// values equal to the k-th smallest, the lowest indices. Returns min(k, n); `scratch` holds
+/// n + 16 floats. The set is what offering every value to a heap of k would keep.
 size_t quiver_smallest(const float *values, size_t n, size_t k, int32_t *indices, float *scratch);
 
 // ---------------------------------------------------------------------------------------------
@@ -190,6 +190,7 @@ void quiver_inner_products_isa(quiver_isa isa, const float *a, size_t na, const 
 void quiver_f16_to_f32_isa(quiver_isa isa, const uint16_t *src, float *dst, size_t n);
 void quiver_f32_to_f16_isa(quiver_isa isa, const float *src, uint16_t *dst, size_t n);
 uint32_t quiver_crc32c_isa(quiver_isa isa, uint32_t crc, const void *data, size_t count);
+size_t quiver_smallest_isa(quiver_isa isa, const float *values, size_t n, size_t k, int32_t *indices, float *scratch);
 void quiver_pq4_encode_isa(quiver_isa isa, const float *residual, const float *direction, float eta,
                            const float *transposed, size_t m, size_t dsub, int max_passes, uint8_t *codes,
                            float *scratch);

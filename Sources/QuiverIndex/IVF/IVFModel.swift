@@ -114,7 +114,7 @@ public struct IVFModel: Sendable, Equatable {
                                                  threads: workers) { range, block, _ in
                         var residual = [Float](repeating: 0, count: d)
                         var rank = [Float](repeating: 0, count: k)
-                        var scratch = [Float](repeating: 0, count: k)
+                        var scratch = [Float](repeating: 0, count: k + 16)
                         var nearest = [Int32](repeating: 0, count: candidates)
                         for (local, row) in range.enumerated() {
                             let negatedIP = block + local * k
@@ -125,12 +125,14 @@ public struct IVFModel: Sendable, Equatable {
                                 primaryOut[row] = Int32(rank.withUnsafeBufferPointer { argmin($0.baseAddress!, count: k).index })
                                 continue
                             }
-                            // The nearest few, nearest first, are the primary and SOAR's candidates.
+                            // The nearest few (in list order) hold the primary and SOAR's candidates.
                             let found = quiver_smallest(rank, k, candidates, &nearest, &scratch)
-                            let ranked = nearest.prefix(found)
-                            let first = Int(ranked.first!)
+                            var first = Int(nearest[0])
+                            for candidate in nearest[1 ..< found] where rank[Int(candidate)] < rank[first] {
+                                first = Int(candidate)  // ties keep the lower list: candidates come in list order
+                            }
                             primaryOut[row] = Int32(first)
-                            guard ranked.count > 1 else { continue }
+                            guard found > 1 else { continue }
                             // r₁ = x − c₁; for each candidate c: ‖x − c‖² + λ·⟨x − c, r₁⟩²/‖r₁‖².
                             let x = vectors + row * d
                             let c1 = centroidValues.baseAddress! + first * d
@@ -144,15 +146,19 @@ public struct IVFModel: Sendable, Equatable {
                                 }
                             }
                             let inverseR1 = r1Norm > 0 ? 1 / r1Norm : 0
+                            // The smallest loss; equal losses go to the nearer list, then the lower one
+                            // (the order of a nearest-first walk). The loss is at least ‖x − c‖², so a
+                            // candidate farther than the best loss so far cannot win.
                             var best = -1
                             var bestLoss = Float.infinity
                             residual.withUnsafeBufferPointer { r1 in
-                                for candidate in ranked.dropFirst() {
+                                for candidate in nearest[0 ..< found] where Int(candidate) != first {
                                     let c = Int(candidate)
                                     let squared = xNorm + 2 * negatedIP[c] + centroidNorms[c]
+                                    if squared > bestLoss { continue }
                                     let projection = xDotR1 - Kernels.dot(centroidValues.baseAddress! + c * d, r1.baseAddress!, dimension: d)
                                     let loss = squared + lambda * projection * projection * inverseR1
-                                    if loss < bestLoss {
+                                    if loss < bestLoss || (loss == bestLoss && best >= 0 && (rank[c], c) < (rank[best], best)) {
                                         bestLoss = loss
                                         best = c
                                     }
