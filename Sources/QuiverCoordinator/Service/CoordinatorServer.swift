@@ -44,6 +44,15 @@ public final class CoordinatorServer: Sendable {
                 logger.warning("NO JOIN TOKEN on \(listen): anyone who reaches this port can register a worker; start with --join-token-file")
             }
         }
+        if let searchListen, !searchListen.isLoopback {
+            // The framed search port shares the gRPC port's TLS and tokens, and gets its own warnings.
+            if !security.isTLS {
+                logger.warning("SERVING SEARCHES WITHOUT TLS on \(searchListen) (--search-listen), which is not a loopback address: anyone on the network can read the queries and answers; start with --tls-cert/--tls-key/--tls-ca")
+            }
+            if credentials.tokens == nil {
+                logger.warning("SERVING SEARCHES WITHOUT CLIENT AUTHENTICATION on \(searchListen) (--search-listen): anyone who reaches this port can search every collection; start with --tokens-file")
+            }
+        }
         transport = QuiverTransport.server(listen: listen, security: security)
         let coordinator = coordinator
         let health = HealthService(stopping: stopping) { service in
