@@ -31,6 +31,15 @@ start=$(date +%s.%N)
 echo "# train + load: $(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$start" "$(date +%s.%N)") s"
 "$quiver" status | sed -n '/^collections:/,/^every\|^list replicas/p' | grep -v "^every\|^list replicas"
 grep -h "calibrated bench" "$dir"/logs/coordinator*.log | sed 's/.*calibrated bench/# calibrated bench/' || true
+rows=$("$quiver" status | sed -n 's/.* vectors \([0-9]*\),.*/\1/p' | head -1)
+for pidfile in "$dir"/worker-*.pid; do
+    name=$(basename "$pidfile" .pid)
+    rss=$(( $(awk '/VmRSS/ {print $2}' "/proc/$(cat "$pidfile")/status") * 1024 ))
+    disk=$(du -sb "$dir/$name" | cut -f1)
+    echo "# $name: RSS $rss bytes, data folder $disk bytes"
+    total_rss=$(( ${total_rss:-0} + rss )); total_disk=$(( ${total_disk:-0} + disk ))
+done
+echo "# workers together: $(( total_rss / rows )) bytes of RSS and $(( total_disk / rows )) bytes on disk per vector ($rows vectors)"
 run() {
     local label="$1"; shift
     local best=0 recall=""

@@ -81,4 +81,43 @@ import Testing
             #expect(recall >= level.target - 0.03, "target \(level.target), \(settings): recall \(recall) on the real queries")
         }
     }
+
+    @Test func depthGrowthIsAPowerLawThroughTwoMeasurementsClamped() {
+        #expect(abs(Calibration.growthExponent(depth: 100, rows: 400_000, smallDepth: 50, smallRows: 100_000) - 0.5) < 1e-9)
+        #expect(abs(Calibration.growthExponent(depth: 200, rows: 400_000, smallDepth: 50, smallRows: 100_000) - 1) < 1e-9)
+        #expect(Calibration.growthExponent(depth: 60, rows: 400_000, smallDepth: 50, smallRows: 100_000) == 0.5)
+        #expect(Calibration.growthExponent(depth: 800, rows: 400_000, smallDepth: 50, smallRows: 100_000) == 1)
+        #expect(Calibration.growthExponent(depth: 100, rows: 400_000, smallDepth: nil, smallRows: 100_000) == 1)
+        var settings = Calibration.Settings(nprobe: 8, reorderK: 30, k: 10, target: 0.95, sampleRecall: 0.96,
+                                            secondsPerQuery: 1e-4, sampleQueries: 500, reached: true)
+        settings.depthGrowth = 0.5
+        #expect(settings.scaled(fromRows: 10_000, toRows: 40_000).reorderK == 60)
+    }
+
+    /// Calibrated on a quarter of the rows, its depth's growth measured on a quarter of that, the
+    /// settings still reach their targets on the whole index, for queries never seen.
+    @Test func measuredDepthGrowthHoldsOnFourTimesTheRows() throws {
+        let data = SyntheticData(count: 40_000, queries: 200, dimension: 16, clusters: 60, spread: 0.6, normalize: true, seed: 32)
+        let configuration = IVFConfiguration(dimension: 16, metric: .innerProduct, nlist: 128, subspaces: 4, spillLambda: 1)
+        var index = IVFIndex(model: try IVFModel.train(sample: data.base, configuration: configuration, threads: 2))
+        try index.add(data.base, threads: 2)
+        let found = try Calibration.calibrate(model: index.model, rows: data.base, targets: [0.8, 0.95], maxRows: 10_000,
+                                              queries: 200, threads: 2)
+        #expect(found.indexed == 10_000)
+        var flat = FlatIndex(dimension: 16, metric: .innerProduct)
+        try flat.add(data.base)
+        let exact = try flat.search(data.queries, k: 10)
+        for level in found.levels {
+            let growth = try #require(level.depthGrowth, "\(level)")
+            #expect(growth >= 0.5 && growth <= 1)
+            let settings = level.scaled(fromRows: found.indexed, toRows: index.count)
+            let results = try index.search(data.queries, parameters: SearchParameters(k: 10, nprobe: settings.nprobe, reorderK: settings.reorderK))
+            var hits = 0
+            for query in 0 ..< data.queries.rows {
+                hits += Set(results.ids(ofQuery: query)).intersection(exact.ids(ofQuery: query)).count
+            }
+            let recall = Double(hits) / Double(data.queries.rows * 10)
+            #expect(recall >= level.target - 0.03, "target \(level.target), \(settings): recall \(recall) on the real queries")
+        }
+    }
 }
