@@ -7,8 +7,8 @@
 # ports), creates a collection with only --dimension and --metric, loads the data server-side
 # (training on a sample first), prints the calibrated settings, then runs the queries with no
 # tuning flags, with --recall 0.90 / 0.95 / 0.99, and with every nprobe × reorder of the sweep,
-# each as one batch of all queries, three times (the best QPS is kept). The binary is
-# .build/release/quiver or $QUIVER_BIN.
+# each as one batch of all queries (or of $QUERY_BATCH queries at a time), three times (the best
+# QPS is kept). The binary is .build/release/quiver or $QUIVER_BIN.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=$(cd "$1" && pwd)
@@ -45,7 +45,8 @@ run() {
     local best=0 recall=""
     for _ in 1 2 3; do
         local out
-        out=$("$quiver" query bench --input "$data/queries.npy" --truth "$data/groundtruth.npy" --k 10 --show 0 "$@")
+        out=$("$quiver" query bench --input "$data/queries.npy" --truth "$data/groundtruth.npy" --k 10 --show 0 \
+              ${QUERY_BATCH:+--batch "$QUERY_BATCH"} "$@")
         local qps
         qps=$(echo "$out" | sed -n 's/.*(\([0-9]*\) queries\/s).*/\1/p')
         recall=$(echo "$out" | sed -n 's/^recall@10 \([0-9.]*\)/\1/p')

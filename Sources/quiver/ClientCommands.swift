@@ -207,6 +207,7 @@ struct QueryCommand: AsyncParsableCommand {
     @Option(help: "Candidates re-ranked exactly (default: the collection's; 0: none).") var reorder: Int?
     @Option(help: "recall@10 to aim for instead of --nprobe/--reorder (default: the collection's target, see status).") var recall: Double?
     @Option(help: "Only the first N queries.") var limit: Int?
+    @Option(help: "Queries per search request, sent one after another (default: all in one).") var batch: Int?
     @Option(help: "Write the ids (int64, one row of k per query) to this .npy file.") var output: String?
     @Option(help: "Write the scores (float32) to this .npy file.") var scoresOutput: String?
     @Option(help: "Print the results of at most this many queries.") var show: Int = 5
@@ -217,10 +218,19 @@ struct QueryCommand: AsyncParsableCommand {
     func run() async throws {
         let dataset = try VectorDataset(pattern: input)
         let count = min(dataset.count, limit ?? dataset.count)
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         let queries = try dataset.readRows(0 ..< count)
+        let d = dataset.dimension
+        let perRequest = min(count, batch ?? count)
         let start = ContinuousClock.now
-        let hits = try await coordinator.connect {
-            try await $0.search(name, queries: queries, dimension: dataset.dimension, k: k, nprobe: nprobe, reorderK: reorder, recall: recall)
+        let hits = try await coordinator.connect { client in
+            var parts: [SearchHits] = []
+            for first in stride(from: 0, to: count, by: max(1, perRequest)) {
+                let rows = min(perRequest, count - first)
+                parts.append(try await client.search(name, queries: Array(queries[first * d ..< (first + rows) * d]), dimension: d,
+                                                     k: k, nprobe: nprobe, reorderK: reorder, recall: recall))
+            }
+            return Hits(parts)
         }
         let elapsed = seconds(since: start)
         let baseLines = try text.map(readLines)
@@ -254,6 +264,28 @@ struct QueryCommand: AsyncParsableCommand {
             try writeNpy(path: scoresOutput, rows: hits.queryCount, dimension: hits.k, values: hits.scores)
             print("wrote \(scoresOutput)")
         }
+    }
+
+    /// The answers of every request, in query order.
+    private struct Hits {
+        var queryCount = 0, k = 0
+        var ids: [Int64] = [], scores: [Float] = []
+        var coverage = 1.0
+
+        init(_ parts: [SearchHits]) {
+            var answered = 0.0
+            for part in parts {
+                k = part.k
+                queryCount += part.queryCount
+                ids += part.ids
+                scores += part.scores
+                answered += part.coverage * Double(part.queryCount)
+            }
+            coverage = queryCount > 0 ? answered / Double(queryCount) : 1
+        }
+
+        func ids(ofQuery query: Int) -> ArraySlice<Int64> { ids[query * k ..< (query + 1) * k] }
+        func scores(ofQuery query: Int) -> ArraySlice<Float> { scores[query * k ..< (query + 1) * k] }
     }
 
     private func readLines(_ path: String) throws -> [String] {
