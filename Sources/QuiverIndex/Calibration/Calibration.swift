@@ -149,12 +149,20 @@ public enum Calibration {
             let smallTruth = exactNeighbours(queries: sampleQueries, base: prepared.gathering(smallRows), ids: smallIDs,
                                              excluding: selfIDs, metric: model.configuration.metric, k: k, threads: threads)
             let smallSample = Sample(queries: sampleQueries, selfIDs: selfIDs, truth: smallTruth, k: k)
+            var unmeasured: [Int] = []
             for i in levels.indices where levels[i].reached && levels[i].reorderK > 0 {
-                let smallDepth = smallestDepth(small, sample: smallSample, nprobe: levels[i].nprobe, target: levels[i].target,
-                                               threads: threads)
+                guard let smallDepth = smallestDepth(small, sample: smallSample, nprobe: levels[i].nprobe, target: levels[i].target,
+                                                     threads: threads) else {
+                    unmeasured.append(i)
+                    continue
+                }
                 levels[i].depthGrowth = growthExponent(depth: levels[i].reorderK, rows: kept.rows,
                                                        smallDepth: smallDepth, smallRows: smallRows.count)
             }
+            // A level the sparser index cannot reach at its nprobe (its lists hold a quarter of
+            // the rows) says nothing about depth: it takes the steepest growth measured, else 1.
+            let steepest = levels.compactMap(\.depthGrowth).max() ?? 1
+            for i in unmeasured { levels[i].depthGrowth = steepest }
         }
         return (kept.rows, levels)
     }
@@ -164,7 +172,7 @@ public enum Calibration {
 
     /// The exponent α of depth ∝ rowsᵅ through two measurements, clamped to [0.5, 1]: below ½
     /// the ladder's coarse steps and the sample's noise decide more than the data, and growth
-    /// beyond proportional was never seen. A depth the smaller index cannot reach (nil) means 1.
+    /// beyond proportional was never seen. No depth on the smaller index (nil) means 1.
     static func growthExponent(depth: Int, rows: Int, smallDepth: Int?, smallRows: Int) -> Double {
         guard let smallDepth, smallDepth > 0, rows > smallRows else { return 1 }
         let measured = log(Double(depth) / Double(smallDepth)) / log(Double(rows) / Double(smallRows))
