@@ -71,8 +71,8 @@ public enum Calibration {
         /// true neighbours and the re-rank depth grows, by (rows / sampleRows)^depthGrowth.
         /// Growth in proportion (an exponent of 1) is the safe side and what records without a
         /// measured exponent get; it overshot badly far out: calibrated on 500,000 rows of a
-        /// 10M-row synthetic set, the 0.95 level re-ranked 1,760 and reached 0.981 at a tenth of
-        /// the QPS it needed. nprobe stays: which lists hold a query's neighbours does not depend
+        /// 10M-row synthetic set, the 0.95 level re-ranked 1,760 and reached 0.981 at about a sixth
+        /// of the QPS it needed. nprobe stays: which lists hold a query's neighbours does not depend
         /// on how many vectors they hold (a sparser sample, if anything, asks for more).
         public func scaled(fromRows sampleRows: Int, toRows rows: Int) -> Settings {
             guard reorderK > 0, sampleRows > 0, rows > sampleRows else { return self }
