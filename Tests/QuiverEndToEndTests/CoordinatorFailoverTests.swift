@@ -102,7 +102,11 @@ struct CoordinatorFailoverTests {
         }
         let rows = ReplicationTests()
         var first = try coordinator(0, workers: workers)
-        try await rows.waitUntil("the first coordinator leads", seconds: 120) { first.logText().contains("leading /quiver/test") }
+        try await rows.waitUntil("the first coordinator leads", seconds: 120,
+                                 detail: { "coordinator-0 (running: \(first.isRunning)), last 40 log lines:\n"
+                                     + first.logText().split(separator: "\n").suffix(40).joined(separator: "\n") }) {
+            first.logText().contains("leading /quiver/test")
+        }
         let second = try coordinator(1)
         defer { first.stop(); second.stop() }
         let data = try ClusterData(folder: importRoot, count: 3000)
@@ -156,7 +160,11 @@ struct CoordinatorFailoverTests {
         print("failover: freezing the new leader")
         first = try coordinator(0)
         kill(second.pid, SIGSTOP)
-        try await rows.waitUntil("the restarted coordinator leads", seconds: 120) { first.logText().contains("leading /quiver/test") }
+        try await rows.waitUntil("the restarted coordinator leads", seconds: 120,
+                                 detail: { "coordinator-0 (running: \(first.isRunning)), last 40 log lines:\n"
+                                     + first.logText().split(separator: "\n").suffix(40).joined(separator: "\n") }) {
+            first.logText().contains("leading /quiver/test")
+        }
         // Thawed, the frozen one must not write: a collection created through it is refused
         // (or it is already gone), and it exits.
         kill(second.pid, SIGCONT)

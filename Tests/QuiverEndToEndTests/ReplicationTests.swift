@@ -38,14 +38,17 @@ import Testing
         #expect(hits.coverage == 1, sourceLocation: sourceLocation)
     }
 
-    func waitUntil(_ what: String, seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation,
+    /// `detail`, when given, is added to the issue recorded on a timeout (a process's log, say).
+    func waitUntil(_ what: String, seconds: Double = 30, detail: (() -> String)? = nil,
+                   sourceLocation: SourceLocation = #_sourceLocation,
                    _ condition: () async throws -> Bool) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if try await condition() { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        Issue.record("not within \(seconds) s: \(what)", sourceLocation: sourceLocation)
+        let extra: String = detail.map { "\n" + $0() } ?? ""
+        Issue.record("not within \(seconds) s: \(what)\(extra)", sourceLocation: sourceLocation)
     }
 
     func behindCount(_ client: QuiverClient) async throws -> Int {
