@@ -279,7 +279,7 @@ QUIVER_TARGET_AVX2 static inline __m256i avx2_order_keys(__m256 v) {
 QUIVER_TARGET_AVX2 static size_t avx2_count_at_most(const int32_t *keys, size_t n, int32_t bound) {
     __m256i b = _mm256_set1_epi32(bound);
     size_t count = 0;
-    for (size_t i = 0; i < n; i += 8) {  // n is padded to a multiple of 8 with the largest key
+    for (size_t i = 0; i < n; i += 8) {  // n is padded to a multiple of 8 with INT32_MAX
         __m256i above = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)(keys + i)), b);
         count += 8 - (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(above)));
     }

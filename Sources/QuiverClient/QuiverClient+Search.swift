@@ -11,6 +11,25 @@ public struct SearchHits: Sendable {
     /// Probed lists that answered / probed lists, over the whole batch (1 when complete).
     public let coverage: Double
 
+    /// The answers of several requests, one after another, as one batch (coverage weighted by
+    /// each request's queries).
+    public init(concatenating parts: [SearchHits]) {
+        let queries = parts.reduce(0) { $0 + $1.queryCount }
+        queryCount = queries
+        k = parts.first?.k ?? 0
+        ids = parts.flatMap(\.ids)
+        scores = parts.flatMap(\.scores)
+        coverage = queries > 0 ? parts.reduce(0) { $0 + $1.coverage * Double($1.queryCount) } / Double(queries) : 1
+    }
+
+    init(queryCount: Int, k: Int, ids: [Int64], scores: [Float], coverage: Double) {
+        self.queryCount = queryCount
+        self.k = k
+        self.ids = ids
+        self.scores = scores
+        self.coverage = coverage
+    }
+
     public func ids(ofQuery query: Int) -> ArraySlice<Int64> { ids[query * k ..< (query + 1) * k] }
     public func scores(ofQuery query: Int) -> ArraySlice<Float> { scores[query * k ..< (query + 1) * k] }
 }

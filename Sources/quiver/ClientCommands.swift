@@ -230,7 +230,7 @@ struct QueryCommand: AsyncParsableCommand {
                 parts.append(try await client.search(name, queries: Array(queries[first * d ..< (first + rows) * d]), dimension: d,
                                                      k: k, nprobe: nprobe, reorderK: reorder, recall: recall))
             }
-            return Hits(parts)
+            return SearchHits(concatenating: parts)
         }
         let elapsed = seconds(since: start)
         let baseLines = try text.map(readLines)
@@ -264,28 +264,6 @@ struct QueryCommand: AsyncParsableCommand {
             try writeNpy(path: scoresOutput, rows: hits.queryCount, dimension: hits.k, values: hits.scores)
             print("wrote \(scoresOutput)")
         }
-    }
-
-    /// The answers of every request, in query order.
-    private struct Hits {
-        var queryCount = 0, k = 0
-        var ids: [Int64] = [], scores: [Float] = []
-        var coverage = 1.0
-
-        init(_ parts: [SearchHits]) {
-            var answered = 0.0
-            for part in parts {
-                k = part.k
-                queryCount += part.queryCount
-                ids += part.ids
-                scores += part.scores
-                answered += part.coverage * Double(part.queryCount)
-            }
-            coverage = queryCount > 0 ? answered / Double(queryCount) : 1
-        }
-
-        func ids(ofQuery query: Int) -> ArraySlice<Int64> { ids[query * k ..< (query + 1) * k] }
-        func scores(ofQuery query: Int) -> ArraySlice<Float> { scores[query * k ..< (query + 1) * k] }
     }
 
     private func readLines(_ path: String) throws -> [String] {
