@@ -28,6 +28,33 @@ import Testing
         }
     }
 
+    @Test func eachRequestCarriesTheCoarseScoresOfExactlyItsLists() throws {
+        let map = try replicatedMap()
+        // Three queries probing three lists each, nearest first (not in list order), one padded.
+        let probes: [Int32] = [4, 0, 2, 1, 5, 3, 3, -1, -1]
+        let scores = probes.enumerated().map { Float($0.offset) + Float($0.element) / 10 }
+        let lookup = try ProbeScores(probes: probes, scores: scores, nprobe: 3)
+        let plan = try ScatterPlan(probes: probes, queryCount: 3, nprobe: 3, shardMap: map)
+        func expected(_ request: ShardRequest) -> [Float] {
+            request.probedLists.map { pair in
+                scores[(pair.query * 3 ..< pair.query * 3 + 3).first { probes[$0] == pair.list }!]
+            }
+        }
+        #expect(plan.requests.count == 2)
+        for request in plan.requests {
+            #expect(try lookup.scores(for: request) == expected(request))
+        }
+        // A retry plan carries a subset of the pairs, again found by pair.
+        let retry = try ScatterPlan(lists: plan.requests[0].probedLists, shardMap: map, unavailable: ["A"])
+        #expect(try lookup.scores(for: retry.requests[0]) == expected(retry.requests[0]))
+        // A pair that was never probed is an error, not a wrong score.
+        let stray = ShardRequest(worker: "A", queries: [2], probeOffsets: [0, 1], probeListIDs: [0])
+        #expect(throws: ScatterError.self) { try lookup.scores(for: stray) }
+        let outside = ShardRequest(worker: "A", queries: [3], probeOffsets: [0, 1], probeListIDs: [0])
+        #expect(throws: ScatterError.self) { try lookup.scores(for: outside) }
+        #expect(throws: ScatterError.self) { try ProbeScores(probes: probes, scores: [1], nprobe: 3) }
+    }
+
     @Test func downWorkerIsSkippedForAReplica() throws {
         let map = try replicatedMap()
         let plan = try ScatterPlan(probes: [0, 3], queryCount: 1, nprobe: 2, shardMap: map, unavailable: ["A"])

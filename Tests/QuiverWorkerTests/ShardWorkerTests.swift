@@ -17,10 +17,11 @@ import Testing
     }
 
     /// Installs the model, owns `lists`, and ingests `rows` vectors (ids 0..<rows) through the service.
-    private func loadedWorker(_ dir: TemporaryDirectory, lists: [Int32]? = nil, rows: Int = 400) async throws -> (ShardWorker, IVFModel, Matrix) {
+    private func loadedWorker(_ dir: TemporaryDirectory, lists: [Int32]? = nil, rows: Int = 400,
+                              metric: Metric = .l2) async throws -> (ShardWorker, IVFModel, Matrix) {
         let worker = try openWorker(dir)
         let service = WorkerService(worker: worker)
-        let model = try Fixtures.model()
+        let model = try Fixtures.model(metric: metric)
         let installed = try await service.installModel(request: Requests.stream(Requests.chunks(model, collection: "docs")),
                                                        context: Requests.context(Quiver_V1_Worker.Method.InstallModel.descriptor))
         #expect(!installed.alreadyInstalled && installed.modelVersion == 1)
@@ -69,6 +70,29 @@ import Testing
         #expect(stats.workerID == "w1" && stats.listsOwned == UInt32(Fixtures.nlist) && stats.queriesServed == 20)
         #expect(stats.collections.first?.modelVersion == 1 && stats.collections.first?.shardMapVersion == 1)
         #expect(stats.bytes > 0 && stats.collections.first!.rawBytes == UInt64(400 * Fixtures.dimension * 4))
+    }
+
+    @Test func coarseScoresSentByTheCoordinatorAreTheOnesTheWorkerWouldCompute() async throws {
+        let dir = try TemporaryDirectory()
+        let (worker, model, data) = try await loadedWorker(dir, metric: .innerProduct)
+        let count = 10, nprobe = 3
+        let queries = data.gathering(0 ..< count)
+        let probed = queries.values.withUnsafeBufferPointer { model.probeWithDistances($0.baseAddress!, count: count, nprobe: nprobe) }
+        var request = Requests.search("docs", queries: queries, lists: [], k: 5, reorderK: 20)
+        request.probeOffsets = WireArrays.pack((0 ... count).map { UInt32($0 * nprobe) })
+        request.probeListIds = WireArrays.pack(probed.lists)
+        let own = try worker.searchLists(request)
+        #expect(own.ids.count == count * 20 && own.ids.allSatisfy { $0 >= 0 })
+        // ⟨q, c⟩ as the coordinator's probe found it: the same answer, bit for bit.
+        request.probeCoarseScores = WireArrays.pack(probed.distances.map { -$0 })
+        let sent = try worker.searchLists(request)
+        #expect(sent.ids == own.ids && sent.scores == own.scores && sent.exact == own.exact)
+        // Scores that say something else move the estimates by as much: the worker took them
+        // (a shift common to every list leaves the ranking and the exact scores alone).
+        request.probeCoarseScores = WireArrays.pack(probed.distances.map { 100 - $0 })
+        let shifted = try worker.searchLists(request)
+        #expect(shifted.ids == own.ids && shifted.exact == own.exact)
+        #expect(zip(shifted.scores, own.scores).allSatisfy { abs($0 - ($1 + 100)) < 1e-3 })
     }
 
     /// List entries beyond one per row: the spilled second copies.

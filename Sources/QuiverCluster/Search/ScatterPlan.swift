@@ -152,6 +152,63 @@ public struct ScatterPlan: Sendable, Equatable {
     public var workers: [WorkerID] { requests.map(\.worker) }
 }
 
+/// The coarse score of every probed (query, list) pair of a batch, found by pair, so that each
+/// worker's request carries the scores of exactly the lists it is asked for (its scan then
+/// takes them instead of recomputing ⟨q, c⟩ for every list).
+public struct ProbeScores: Sendable {
+    private let nprobe: Int
+    /// Per query, its `nprobe` probed lists in ascending order (−1 padding first), and their
+    /// scores in the same order.
+    private let lists: [Int32]
+    private let scores: [Float]
+
+    /// `probes` and `scores` are `queryCount × nprobe`, as the coarse probe returns them.
+    public init(probes: [Int32], scores: [Float], nprobe: Int) throws(ScatterError) {
+        guard probes.count == scores.count, nprobe > 0 || probes.isEmpty, nprobe == 0 || probes.count % nprobe == 0 else {
+            throw .shapeMismatch("\(scores.count) coarse scores for \(probes.count) probes of nprobe \(nprobe)")
+        }
+        self.nprobe = nprobe
+        var lists = [Int32](repeating: -1, count: probes.count)
+        var sorted = [Float](repeating: 0, count: probes.count)
+        var order = [Int](repeating: 0, count: nprobe)
+        for start in stride(from: 0, to: probes.count, by: max(1, nprobe)) {
+            for slot in 0 ..< nprobe { order[slot] = start + slot }
+            order.sort { probes[$0] < probes[$1] }
+            for (slot, position) in order.enumerated() {
+                lists[start + slot] = probes[position]
+                sorted[start + slot] = scores[position]
+            }
+        }
+        self.lists = lists
+        self.scores = sorted
+    }
+
+    /// The scores aligned with `request.probeListIDs`.
+    public func scores(for request: ShardRequest) throws(ScatterError) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(request.probeListIDs.count)
+        for (row, query) in request.queries.enumerated() {
+            let start = query * nprobe
+            guard query >= 0, start + nprobe <= lists.count else {
+                throw .shapeMismatch("query \(query) is outside the \(lists.count / max(1, nprobe)) queries scored")
+            }
+            for index in Int(request.probeOffsets[row]) ..< Int(request.probeOffsets[row + 1]) {
+                let list = request.probeListIDs[index]
+                var low = start, high = start + nprobe
+                while low < high {
+                    let middle = (low + high) / 2
+                    if lists[middle] < list { low = middle + 1 } else { high = middle }
+                }
+                guard low < start + nprobe, lists[low] == list, list >= 0 else {
+                    throw .shapeMismatch("list \(list) of query \(query) was not probed")
+                }
+                out.append(scores[low])
+            }
+        }
+        return out
+    }
+}
+
 extension Int {
     /// A non-negative remainder even for negative rotations.
     fileprivate func magnitudeModulo(_ divisor: Int) -> Int {

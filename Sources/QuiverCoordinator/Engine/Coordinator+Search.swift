@@ -81,18 +81,30 @@ extension Coordinator {
         let nprobe = settings.nprobe
         let threads = threads
         let prepared = queries
-        let probes: [Int32]
+        let probed: (lists: [Int32], distances: [Float])
         // Small batches probe inline; big ones would hold a cooperative thread too long.
         if queryCount * model.nlist * model.dimension < 1 << 24 {
-            probes = prepared.values.withUnsafeBufferPointer { model.probe($0.baseAddress!, count: queryCount, nprobe: nprobe) }
+            probed = prepared.values.withUnsafeBufferPointer { model.probeWithDistances($0.baseAddress!, count: queryCount, nprobe: nprobe) }
         } else {
             do {
-                probes = try await offload {
-                    prepared.values.withUnsafeBufferPointer { model.probe($0.baseAddress!, count: queryCount, nprobe: nprobe, threads: threads) }
+                probed = try await offload {
+                    prepared.values.withUnsafeBufferPointer {
+                        model.probeWithDistances($0.baseAddress!, count: queryCount, nprobe: nprobe, threads: threads)
+                    }
                 }
             } catch {
                 throw .internalError("probing: \(error)")
             }
+        }
+        let probes = probed.lists
+        // For inner product a list's coarse score ⟨q, c⟩ is its offset in the workers' scan:
+        // sent along, they need not compute it again (L2 scans build a table per list instead).
+        let probeScores: ProbeScores?
+        do {
+            probeScores = model.configuration.metric.usesInnerProduct
+                ? try ProbeScores(probes: probes, scores: probed.distances.map { -$0 }, nprobe: nprobe) : nil
+        } catch {
+            throw .internalError(error.description)
         }
         var listsProbed = [Int](repeating: 0, count: queryCount)
         for query in 0 ..< queryCount {
@@ -122,27 +134,32 @@ extension Coordinator {
             var answers: [(ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>)] = []
             if plan.requests.count == 1, let shardRequest = plan.requests.first {
                 // One worker involved: call it directly, without a child task to schedule.
-                let wire = searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving)
+                let wire = try searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving,
+                                                  probeScores: probeScores)
                 do {
                     answers = [(shardRequest, .success(try await pool.searchLists(wire, on: shardRequest.worker, timeout: remaining)))]
                 } catch {
                     answers = [(shardRequest, .failure(error))]
                 }
-            } else { answers = await withTaskGroup(of: (ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>).self) { group in
-                for shardRequest in plan.requests {
-                    let wire = searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving)
-                    group.addTask {
-                        do {
-                            return (shardRequest, .success(try await self.pool.searchLists(wire, on: shardRequest.worker, timeout: remaining)))
-                        } catch {
-                            return (shardRequest, .failure(error))
+            } else {
+                let wires = try plan.requests.map { shardRequest throws(CoordinatorError) in
+                    try searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving, probeScores: probeScores)
+                }
+                answers = await withTaskGroup(of: (ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>).self) { group in
+                    for (shardRequest, wire) in zip(plan.requests, wires) {
+                        group.addTask {
+                            do {
+                                return (shardRequest, .success(try await self.pool.searchLists(wire, on: shardRequest.worker, timeout: remaining)))
+                            } catch {
+                                return (shardRequest, .failure(error))
+                            }
                         }
                     }
+                    var answers: [(ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>)] = []
+                    for await answer in group { answers.append(answer) }
+                    return answers
                 }
-                var answers: [(ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>)] = []
-                for await answer in group { answers.append(answer) }
-                return answers
-            } }
+            }
             var unanswered: [ProbedList] = []
             for (shardRequest, result) in answers {
                 do {
@@ -206,7 +223,7 @@ extension Coordinator {
     }
 
     nonisolated private func searchListsRequest(_ shardRequest: ShardRequest, prepared: Matrix, settings: SearchSettings,
-                                                serving: Serving) -> Quiver_V1_SearchListsRequest {
+                                                serving: Serving, probeScores: ProbeScores?) throws(CoordinatorError) -> Quiver_V1_SearchListsRequest {
         var wire = Quiver_V1_SearchListsRequest()
         wire.collection = serving.name
         wire.modelVersion = serving.model.version
@@ -217,6 +234,13 @@ extension Coordinator {
         wire.queries = Quiver_V1_FloatMatrix(rows: queries.rows, dimension: queries.dimension, values: queries.values)
         wire.probeOffsets = WireArrays.pack(shardRequest.probeOffsets)
         wire.probeListIds = WireArrays.pack(shardRequest.probeListIDs)
+        if let probeScores {
+            do {
+                wire.probeCoarseScores = WireArrays.pack(try probeScores.scores(for: shardRequest))
+            } catch {
+                throw .internalError(error.description)
+            }
+        }
         return wire
     }
 }

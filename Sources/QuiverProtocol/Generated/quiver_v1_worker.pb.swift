@@ -222,9 +222,9 @@ public nonisolated struct Quiver_V1_SearchListsRequest: Sendable {
   /// i32 bytes, the list ids to scan on this worker, per query as delimited above.
   public var probeListIds: Data = Data()
 
-  /// f32 bytes, optional, aligned with probe_list_ids: the coarse term of each probed list,
-  /// <q, c> for IP/COSINE or ||q - c||^2 for L2, as already computed by the coordinator, so the
-  /// worker need not recompute it. Empty = worker computes it from its model.
+  /// f32 bytes, optional, aligned with probe_list_ids: <q, c> of each probed list for
+  /// IP/COSINE, as the coordinator computed it while probing, so the worker need not compute
+  /// it again. Empty = the worker computes it; L2 scans do not use it (they build a table per list).
   public var probeCoarseScores: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
