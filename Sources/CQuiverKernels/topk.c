@@ -11,21 +11,30 @@
 // entry and evicting one are O(1): a linear search of the heap on every push cost 5× at a
 // capacity of 1,000 and 50× at 10,000.
 
-size_t quiver_topk_index_size(int32_t capacity) {
+int32_t quiver_topk_room(int32_t capacity) {
+    return capacity >= QUIVER_TOPK_RESERVOIR_MIN && capacity <= INT32_MAX / 2 ? 2 * capacity : capacity;
+}
+
+size_t quiver_topk_index_size(int32_t room) {
     size_t size = 16;
-    while (size < 2 * (size_t)(capacity > 0 ? capacity : 0)) size *= 2;
+    while (size < 2 * (size_t)(room > 0 ? room : 0)) size *= 2;
     return size;
 }
 
-void quiver_topk_init(quiver_topk *heap, int32_t capacity, float *distances, int64_t *ids,
+static inline int is_reservoir(const quiver_topk *heap) { return heap->room > heap->capacity; }
+
+void quiver_topk_init(quiver_topk *heap, int32_t capacity, int32_t room, float *distances, int64_t *ids,
                       int32_t *dedupe_index, int32_t *positions, const int64_t *tie_keys) {
     heap->distances = distances;
     heap->ids = ids;
     heap->size = 0;
     heap->capacity = capacity;
+    heap->room = room > capacity ? room : capacity;
+    heap->cut = INFINITY;
+    heap->cut_tie = INT64_MAX;
     heap->index = dedupe_index;
     heap->positions = positions;
-    heap->index_mask = dedupe_index ? (int32_t)quiver_topk_index_size(capacity) - 1 : 0;
+    heap->index_mask = dedupe_index ? (int32_t)quiver_topk_index_size(heap->room) - 1 : 0;
     heap->tie_keys = tie_keys;
     if (dedupe_index) {
         for (int32_t i = 0; i <= heap->index_mask; i++) dedupe_index[i] = -1;
@@ -37,12 +46,15 @@ void quiver_topk_clear(quiver_topk *heap) {
         for (int32_t i = 0; i < heap->size; i++) heap->index[heap->positions[i]] = -1;
     }
     heap->size = 0;
+    heap->cut = INFINITY;
+    heap->cut_tie = INT64_MAX;
 }
 
 float quiver_topk_threshold(const quiver_topk *heap) {
-    if (heap->size < heap->capacity) return INFINITY;
     // A zero-capacity heap can never accept anything; -inf lets scans prune every vector.
     if (heap->capacity <= 0) return -INFINITY;
+    if (is_reservoir(heap)) return heap->cut;
+    if (heap->size < heap->capacity) return INFINITY;
     return heap->distances[0];
 }
 
@@ -151,10 +163,130 @@ static void sift_down(quiver_topk *heap, int32_t i, int32_t size, float distance
     put_entry(heap, i, distance, id, position);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Reservoir: entries that beat the cut are appended (with dedupe, a held id only lowers its
+// distance, in place); when the storage is full the best `capacity` are selected, the rest
+// dropped, and the cut moves to the worst kept. Everything dropped had `capacity` distinct
+// entries ahead of it, and held entries only improve, so nothing dropped or refused can belong
+// to the final set: the reservoir keeps what the heap keeps, at O(1) amortised per entry taken
+// instead of a sift through log2(capacity) levels with unpredictable branches.
+// ---------------------------------------------------------------------------------------------
+
+static inline int before(const quiver_topk *heap, int32_t a, int32_t b) {
+    if (heap->distances[a] != heap->distances[b]) return heap->distances[a] < heap->distances[b];
+    return tie_key(heap, heap->ids[a]) < tie_key(heap, heap->ids[b]);
+}
+
+static inline void swap_entries(quiver_topk *heap, int32_t a, int32_t b) {
+    float distance = heap->distances[a];
+    heap->distances[a] = heap->distances[b];
+    heap->distances[b] = distance;
+    int64_t id = heap->ids[a];
+    heap->ids[a] = heap->ids[b];
+    heap->ids[b] = id;
+    if (heap->positions) {
+        int32_t position = heap->positions[a];
+        heap->positions[a] = heap->positions[b];
+        heap->positions[b] = position;
+    }
+}
+
+/// (distance, key) of an entry against a value, in (distance, tie key) order.
+static inline int entry_before(const quiver_topk *heap, int32_t slot, float distance, int64_t key) {
+    if (heap->distances[slot] != distance) return heap->distances[slot] < distance;
+    return tie_key(heap, heap->ids[slot]) < key;
+}
+
+static inline int entry_after(const quiver_topk *heap, int32_t slot, float distance, int64_t key) {
+    if (heap->distances[slot] != distance) return heap->distances[slot] > distance;
+    return tie_key(heap, heap->ids[slot]) > key;
+}
+
+/// Reorders slots [0, size) so that the first `keep` are the best `keep` in (distance, tie key)
+/// order and slot keep − 1 holds the worst of them: quickselect, Hoare partitions around a
+/// median of three.
+static void select_best(quiver_topk *heap, int32_t size, int32_t keep) {
+    int32_t low = 0, high = size - 1, target = keep - 1;
+    while (low < high) {
+        int32_t middle = low + (high - low) / 2;
+        if (before(heap, middle, low)) swap_entries(heap, middle, low);
+        if (before(heap, high, low)) swap_entries(heap, high, low);
+        if (before(heap, high, middle)) swap_entries(heap, high, middle);
+        float pivot = heap->distances[middle];
+        int64_t pivot_key = tie_key(heap, heap->ids[middle]);
+        int32_t i = low, j = high;
+        while (i <= j) {
+            while (entry_before(heap, i, pivot, pivot_key)) i++;
+            while (entry_after(heap, j, pivot, pivot_key)) j--;
+            if (i <= j) {
+                swap_entries(heap, i, j);
+                i++;
+                j--;
+            }
+        }
+        // [low, j] ≤ pivot ≤ [i, high]; anything strictly between equals the pivot.
+        if (target <= j) {
+            high = j;
+        } else if (target >= i) {
+            low = i;
+        } else {
+            return;
+        }
+    }
+}
+
+/// Keeps the best `capacity` entries and cuts after the worst of them.
+static void reservoir_compact(quiver_topk *heap) {
+    if (heap->size <= heap->capacity) return;
+    select_best(heap, heap->size, heap->capacity);
+    if (heap->index) {
+        // Entries moved and some left: rebuild the index over the kept ones.
+        for (int32_t i = 0; i < heap->size; i++) heap->index[heap->positions[i]] = -1;
+        for (int32_t i = 0; i < heap->capacity; i++) {
+            int found;
+            int32_t position = index_find(heap, heap->ids[i], &found);
+            heap->positions[i] = position;
+            heap->index[position] = i;
+        }
+    }
+    heap->size = heap->capacity;
+    heap->cut = heap->distances[heap->capacity - 1];
+    heap->cut_tie = tie_key(heap, heap->ids[heap->capacity - 1]);
+}
+
+static int reservoir_push(quiver_topk *heap, float distance, int64_t id) {
+    if (distance == heap->cut && tie_key(heap, id) >= heap->cut_tie) return 0;
+    int32_t position = 0;
+    if (heap->index) {
+        int found;
+        position = index_find(heap, id, &found);
+        if (found) {
+            int32_t slot = heap->index[position];
+            if (!(distance < heap->distances[slot])) return 0;
+            heap->distances[slot] = distance;
+            return 1;
+        }
+    }
+    int32_t slot = heap->size++;
+    heap->distances[slot] = distance;
+    heap->ids[slot] = id;
+    if (heap->index) {
+        heap->positions[slot] = position;
+        heap->index[position] = slot;
+    }
+    if (heap->size == heap->room) reservoir_compact(heap);
+    return 1;
+}
+
+void quiver_topk_settle(quiver_topk *heap) {
+    if (is_reservoir(heap)) reservoir_compact(heap);
+}
+
 int quiver_topk_push(quiver_topk *heap, float distance, int64_t id) {
     // Any change needs distance <= threshold: a held entry's distance is at most the threshold,
     // so improving it implies that too. This also keeps NaN out.
     if (heap->capacity <= 0 || !(distance <= quiver_topk_threshold(heap))) return 0;
+    if (is_reservoir(heap)) return reservoir_push(heap, distance, id);
     int32_t position = 0;
     if (heap->index) {
         int found;
@@ -187,6 +319,7 @@ void quiver_topk_sort(quiver_topk *heap) {
     // Heapsort in place, no allocation. The rebuild is linear and makes sorting an already
     // sorted (no longer heap-ordered) array safe. Entries keep their index positions, so a
     // sorted heap can still be cleared in O(size).
+    quiver_topk_settle(heap);
     int32_t n = heap->size;
     for (int32_t i = n / 2 - 1; i >= 0; i--) {
         sift_down(heap, i, n, heap->distances[i], heap->ids[i], heap->index ? heap->positions[i] : 0);

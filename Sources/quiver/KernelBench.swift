@@ -98,6 +98,33 @@ enum KernelBench {
             }
             emit(line)
         }
+        // Heap against reservoir, as a scan offers: a random stream where the candidates that
+        // pass the threshold enter (ids repeat, as with SOAR's second copies; dedupe on).
+        for capacity in [16, 32, 64, 100, 160, 400, 1000] {
+            let stream = (0 ..< offers).map { _ in (Float.random(in: 0 ..< 1, using: &rng), Int64.random(in: 0 ..< Int64(offers / 2), using: &rng)) }
+            var line = "top-k \(capacity), dedupe:"
+            for room in [capacity, 2 * capacity] {
+                let distances = UnsafeMutablePointer<Float>.allocate(capacity: room)
+                let ids = UnsafeMutablePointer<Int64>.allocate(capacity: room)
+                let index = UnsafeMutablePointer<Int32>.allocate(capacity: quiver_topk_index_size(Int32(room)))
+                let positions = UnsafeMutablePointer<Int32>.allocate(capacity: room)
+                defer { distances.deallocate(); ids.deallocate(); index.deallocate(); positions.deallocate() }
+                var topk = quiver_topk()
+                quiver_topk_init(&topk, Int32(capacity), Int32(room), distances, ids, index, positions, nil)
+                // Short streams (a query's few thousand codes) with a reset between them.
+                let length = 8_000
+                let seconds = time(repeats: 3) {
+                    for start in stride(from: 0, to: offers, by: length) {
+                        quiver_topk_clear(&topk)
+                        for i in start ..< start + length { _ = quiver_topk_push(&topk, stream[i].0, stream[i].1) }
+                        quiver_topk_sort(&topk)
+                    }
+                }
+                line += String(format: " %@ %.0f ns per stream of %d", room == capacity ? "heap" : "reservoir",
+                               seconds / Double(offers / length) * 1e9, length)
+            }
+            emit(line)
+        }
     }
 
     static func encode(_ isas: [quiver_isa], _ rng: inout SeededGenerator) {

@@ -112,6 +112,15 @@ import Darwin
             #expect(simd.rawEntries == expectedRaw, context)
             #expect(simd.sorted() == expectedSorted, context)
         }
+        // A reservoir in place of the heap (scans of large k use one) keeps the same entries,
+        // its pruning looser but never wrong.
+        for isa in [QUIVER_ISA_SCALAR] + simdISAs {
+            let reservoir = Heap(capacity: k, dedupe: dedupe, reservoir: true)
+            for (list, lut) in zip(lists, luts) {
+                reservoir.scan(isa, list, lut: lut, scale: scale, bias: bias)
+            }
+            #expect(reservoir.sorted() == expectedSorted, "reservoir, isa=\(isa) k=\(k) dedupe=\(dedupe) scale=\(scale) bias=\(bias)")
+        }
     }
 
     @Test(.enabled(if: hasSIMD, noSIMDReason), arguments: [false, true])

@@ -30,14 +30,17 @@ final class Heap {
     /// Stable storage, so batched scans can hold a pointer to several heaps at once.
     let rawPointer: UnsafeMutablePointer<quiver_topk>
 
-    init(capacity: Int, dedupe: Bool, tieKeys: UnsafePointer<Int64>? = nil) {
-        distances = .allocate(capacity: max(capacity, 1))
-        ids = .allocate(capacity: max(capacity, 1))
-        index = dedupe ? .allocate(capacity: quiver_topk_index_size(Int32(capacity))) : nil
-        positions = dedupe ? .allocate(capacity: max(capacity, 1)) : nil
+    /// `reservoir`: storage of twice the capacity, which makes it a reservoir whatever the
+    /// capacity (the library picks one only from QUIVER_TOPK_RESERVOIR_MIN on).
+    init(capacity: Int, dedupe: Bool, tieKeys: UnsafePointer<Int64>? = nil, reservoir: Bool = false) {
+        let room = reservoir ? 2 * capacity : capacity
+        distances = .allocate(capacity: max(room, 1))
+        ids = .allocate(capacity: max(room, 1))
+        index = dedupe ? .allocate(capacity: quiver_topk_index_size(Int32(room))) : nil
+        positions = dedupe ? .allocate(capacity: max(room, 1)) : nil
         rawPointer = .allocate(capacity: 1)
         rawPointer.initialize(to: quiver_topk())
-        quiver_topk_init(rawPointer, Int32(capacity), distances, ids, index, positions, tieKeys)
+        quiver_topk_init(rawPointer, Int32(capacity), Int32(room), distances, ids, index, positions, tieKeys)
     }
 
     deinit {

@@ -57,11 +57,11 @@ import Testing
         #expect(heap.sorted() == [Entry(-0.5, 8), Entry(1, 2), Entry(1, 5), Entry(2, 3), Entry(2, 4), Entry(2, 9)])
     }
 
-    @Test(arguments: [false, true])
-    func keepsTheBestOfARandomStream(dedupe: Bool) {
+    @Test(arguments: [false, true], [false, true])
+    func keepsTheBestOfARandomStream(dedupe: Bool, reservoir: Bool) {
         var rng = TestRandom(seed: dedupe ? 11 : 10)
         let k = 16
-        let heap = Heap(capacity: k, dedupe: dedupe)
+        let heap = Heap(capacity: k, dedupe: dedupe, reservoir: reservoir)
         var best: [Int64: Float] = [:]
         var all: [Entry] = []
         // Distinct distances: which entry wins a tie is not part of this check.
@@ -87,10 +87,10 @@ import Testing
             .prefix(capacity).map { $0 }
     }
 
-    @Test(arguments: [1, 2, 7, 40, 1000, 5000])
-    func dedupeIndexMatchesTheSlowDefinitionAtAnyCapacity(capacity: Int) {
+    @Test(arguments: [1, 2, 7, 40, 1000, 5000], [false, true])
+    func dedupeIndexMatchesTheSlowDefinitionAtAnyCapacity(capacity: Int, reservoir: Bool) {
         var rng = TestRandom(seed: UInt64(capacity))
-        let heap = Heap(capacity: capacity, dedupe: true)
+        let heap = Heap(capacity: capacity, dedupe: true, reservoir: reservoir)
         // Few distinct distances and ids drawn from a range near the capacity: many repeats,
         // many ties, evictions of entries whose index runs wrap around.
         for round in 0..<3 {
@@ -105,17 +105,53 @@ import Testing
         }
     }
 
-    @Test func tieKeysRankEqualDistancesByExternalID() {
+    @Test(arguments: [false, true])
+    func tieKeysRankEqualDistancesByExternalID(reservoir: Bool) {
         // Rows 0..4 carry external ids in reverse order: ties must keep the smallest external ids.
         let external: [Int64] = [50, 40, 30, 20, 10]
         external.withUnsafeBufferPointer { keys in
             for dedupe in [false, true] {
-                let heap = Heap(capacity: 2, dedupe: dedupe, tieKeys: keys.baseAddress)
+                let heap = Heap(capacity: 2, dedupe: dedupe, tieKeys: keys.baseAddress, reservoir: reservoir)
                 for row in 0..<5 { heap.push(1, Int64(row)) }
                 #expect(heap.sorted() == [Entry(1, 4), Entry(1, 3)], "dedupe=\(dedupe)")
                 heap.clear()
                 for row in (0..<5).reversed() { heap.push(1, Int64(row)) }
                 #expect(heap.sorted() == [Entry(1, 4), Entry(1, 3)], "dedupe=\(dedupe), reversed offers")
+            }
+        }
+    }
+
+    /// A reservoir keeps exactly what the heap keeps, whatever the offers: ties everywhere,
+    /// repeated ids with and without dedupe, tie keys, both zeros, infinities, reuse after clear.
+    @Test func aReservoirKeepsWhatTheHeapKeeps() {
+        var rng = TestRandom(seed: 77)
+        let external: [Int64] = (0..<600).map { _ in Int64.random(in: 0..<1_000_000, using: &rng) }
+        external.withUnsafeBufferPointer { keys in
+            for trial in 0..<300 {
+                let capacity = [1, 2, 3, 5, 16, 64, 100, 157][trial % 8]
+                let dedupe = trial % 3 != 0
+                let tieKeys = trial % 4 == 0 ? keys.baseAddress : nil
+                let heap = Heap(capacity: capacity, dedupe: dedupe, tieKeys: tieKeys)
+                let reservoir = Heap(capacity: capacity, dedupe: dedupe, tieKeys: tieKeys, reservoir: true)
+                for round in 0..<2 {
+                    let distinct = Int.random(in: 1...50, using: &rng)
+                    let offers = (0..<Int.random(in: 0...(capacity * 12 + 40), using: &rng)).map { _ -> (Float, Int64) in
+                        var distance = Float(Int.random(in: 0..<distinct, using: &rng) - distinct / 3) / 4
+                        if Int.random(in: 0..<50, using: &rng) == 0 { distance = .infinity }
+                        // ±0 of one id rank equal; without dedupe either may stay, so only with it.
+                        if dedupe && distance == 0 && Bool.random(using: &rng) { distance = -0.0 }
+                        return (distance, Int64.random(in: 0..<Int64(min(600, capacity * 3 + 5)), using: &rng))
+                    }
+                    for (distance, id) in offers {
+                        heap.push(distance, id)
+                        reservoir.push(distance, id)
+                        #expect(reservoir.threshold >= heap.threshold, "a reservoir's cut is never tighter than the heap's")
+                    }
+                    #expect(reservoir.sorted() == heap.sorted(), "trial \(trial) round \(round): capacity \(capacity), dedupe \(dedupe)")
+                    heap.clear()
+                    reservoir.clear()
+                    #expect(reservoir.count == 0 && reservoir.threshold == .infinity)
+                }
             }
         }
     }

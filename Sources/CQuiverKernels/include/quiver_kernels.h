@@ -31,16 +31,24 @@ int quiver_isa_available(quiver_isa isa);
 const char *quiver_isa_name(quiver_isa isa);
 
 // ---------------------------------------------------------------------------------------------
-// Top-k: a bounded max-heap on distance (lower distance is better).
+// Top-k: the `capacity` lowest distances offered, as a bounded max-heap or, for large
+// capacities, a reservoir (see quiver_topk_room); both keep exactly the same entries.
 // ---------------------------------------------------------------------------------------------
 
 typedef struct {
-    float *distances;        // capacity slots
-    int64_t *ids;            // capacity slots
+    float *distances;        // room slots
+    int64_t *ids;            // room slots
     int32_t size;
     int32_t capacity;
+    // Storage slots. room == capacity: a max-heap (O(log capacity) per entry taken). room >
+    // capacity: a reservoir that appends what beats `cut` and, when full, keeps the best
+    // `capacity` by selection and cuts there (O(1) amortised per entry taken).
+    int32_t room;
+    // Reservoir only: an entry must come before (cut, cut_tie) in (distance, tie key) order.
+    float cut;
+    int64_t cut_tie;
     // Dedupe (an id already held keeps the smaller of its two distances) when `index` is set:
-    // an open-addressing table of index_mask + 1 heap slots and, per slot, its table position.
+    // an open-addressing table of index_mask + 1 slots and, per slot, its table position.
     int32_t *index;
     int32_t *positions;
     int32_t index_mask;
@@ -49,23 +57,31 @@ typedef struct {
     const int64_t *tie_keys;
 } quiver_topk;
 
-/// Entries of the dedupe index for a heap of `capacity`: a power of two of at least 2·capacity.
-size_t quiver_topk_index_size(int32_t capacity);
-/// An empty heap over caller-owned storage: `distances` and `ids` of `capacity` slots; for
-/// dedupe `dedupe_index` of quiver_topk_index_size(capacity) entries and `positions` of
-/// `capacity` (both NULL otherwise); `tie_keys` as in quiver_topk, or NULL.
-void quiver_topk_init(quiver_topk *heap, int32_t capacity, float *distances, int64_t *ids,
+/// The capacity from which a top-k is a reservoir (measured: `quiver bench --kernels`).
+#define QUIVER_TOPK_RESERVOIR_MIN 64
+/// The storage slots the library's choice gives a top-k of `capacity`: `capacity` (a heap) for
+/// small ones, 2·capacity (a reservoir) from QUIVER_TOPK_RESERVOIR_MIN on.
+int32_t quiver_topk_room(int32_t capacity);
+/// Entries of the dedupe index for `room` storage slots: a power of two of at least 2·room.
+size_t quiver_topk_index_size(int32_t room);
+/// An empty top-k over caller-owned storage: `distances` and `ids` of `room` (≥ capacity)
+/// slots; for dedupe `dedupe_index` of quiver_topk_index_size(room) entries and `positions` of
+/// `room` (both NULL otherwise); `tie_keys` as in quiver_topk, or NULL.
+void quiver_topk_init(quiver_topk *heap, int32_t capacity, int32_t room, float *distances, int64_t *ids,
                       int32_t *dedupe_index, int32_t *positions, const int64_t *tie_keys);
 /// Empties the heap in O(size), keeping its storage.
 void quiver_topk_clear(quiver_topk *heap);
-/// Worst distance kept once the heap is full, +infinity before: a candidate can only enter with a
-/// distance at most this (equal distances compete by tie key).
+/// A bound a candidate must not exceed to enter (equal distances compete by tie key): the worst
+/// distance kept once a heap is full, the cut of a reservoir; +infinity before.
 float quiver_topk_threshold(const quiver_topk *heap);
-/// Offers (distance, id). The heap keeps the `capacity` smallest entries in (distance, tie key)
-/// order, so ties are broken by id (or external id) and the kept set does not depend on the
-/// order of the offers. With dedupe, an id already held only lowers its distance; O(log capacity)
-/// either way. Returns 1 when the heap changed.
+/// Offers (distance, id). Either kind keeps the `capacity` smallest entries in (distance, tie
+/// key) order, so ties are broken by id (or external id) and the kept set does not depend on
+/// the order of the offers. With dedupe, an id already held only lowers its distance. Returns
+/// 1 when the entry was taken (the threshold may have moved).
 int quiver_topk_push(quiver_topk *heap, float distance, int64_t id);
+/// Reduces a reservoir to its best `capacity` entries (a heap holds no more already), so that
+/// `size` and the first `size` slots are the kept set, in no particular order.
+void quiver_topk_settle(quiver_topk *heap);
 /// Sorts the held entries by (distance, tie key) ascending, in place; the heap property is lost
 /// (push again only after quiver_topk_clear).
 void quiver_topk_sort(quiver_topk *heap);

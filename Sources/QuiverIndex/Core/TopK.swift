@@ -1,7 +1,8 @@
 import CQuiverKernels
 
-/// The k best (lowest-distance) candidates seen so far: a bounded max-heap kept in C so that the
-/// FastScan kernel pushes into the very same structure that Swift code uses.
+/// The k best (lowest-distance) candidates seen so far, kept in C so that the FastScan kernel
+/// pushes into the very same structure that Swift code uses: a bounded max-heap for small k, a
+/// reservoir of 2k from QUIVER_TOPK_RESERVOIR_MIN on (the same entries kept, cheaper per entry).
 public struct TopK: ~Copyable {
     public let capacity: Int
     private let distances: UnsafeMutablePointer<Float>
@@ -18,17 +19,18 @@ public struct TopK: ~Copyable {
     public init(capacity: Int, dedupe: Bool = false, tieKeys: UnsafePointer<Int64>? = nil) {
         precondition(capacity > 0 && capacity <= Int(Int32.max) / 4, "top-k needs 0 < k ≤ \(Int(Int32.max) / 4)")
         self.capacity = capacity
-        distances = .allocate(capacity: capacity)
-        ids = .allocate(capacity: capacity)
+        let room = Int(quiver_topk_room(Int32(capacity)))
+        distances = .allocate(capacity: room)
+        ids = .allocate(capacity: room)
         if dedupe {
-            dedupeIndex = .allocate(capacity: quiver_topk_index_size(Int32(capacity)))
-            positions = .allocate(capacity: capacity)
+            dedupeIndex = .allocate(capacity: quiver_topk_index_size(Int32(room)))
+            positions = .allocate(capacity: room)
         } else {
             dedupeIndex = nil
             positions = nil
         }
         heap = quiver_topk()
-        quiver_topk_init(&heap, Int32(capacity), distances, ids, dedupeIndex, positions, tieKeys)
+        quiver_topk_init(&heap, Int32(capacity), Int32(room), distances, ids, dedupeIndex, positions, tieKeys)
     }
 
     deinit {
@@ -38,6 +40,7 @@ public struct TopK: ~Copyable {
         positions?.deallocate()
     }
 
+    /// Entries held (a reservoir may hold up to twice the capacity until it is settled).
     public var count: Int { Int(heap.size) }
 
     /// Empties the heap, keeping its storage.
@@ -89,6 +92,8 @@ public struct TopK: ~Copyable {
 public struct TopKArray: ~Copyable {
     public let count: Int
     public let capacity: Int
+    /// Storage slots per heap (quiver_topk_room).
+    private let room: Int
     private let heaps: UnsafeMutablePointer<quiver_topk>
     private let distances: UnsafeMutablePointer<Float>
     private let ids: UnsafeMutablePointer<Int64>
@@ -99,16 +104,17 @@ public struct TopKArray: ~Copyable {
         precondition(count > 0 && capacity > 0 && capacity <= Int(Int32.max) / 4, "top-k needs 0 < k ≤ \(Int(Int32.max) / 4)")
         self.count = count
         self.capacity = capacity
+        room = Int(quiver_topk_room(Int32(capacity)))
         heaps = .allocate(capacity: count)
-        distances = .allocate(capacity: count * capacity)
-        ids = .allocate(capacity: count * capacity)
-        let indexSize = Int(quiver_topk_index_size(Int32(capacity)))
+        distances = .allocate(capacity: count * room)
+        ids = .allocate(capacity: count * room)
+        let indexSize = Int(quiver_topk_index_size(Int32(room)))
         dedupeIndex = dedupe ? .allocate(capacity: count * indexSize) : nil
-        positions = dedupe ? .allocate(capacity: count * capacity) : nil
+        positions = dedupe ? .allocate(capacity: count * room) : nil
         for h in 0 ..< count {
             (heaps + h).initialize(to: quiver_topk())
-            quiver_topk_init(heaps + h, Int32(capacity), distances + h * capacity, ids + h * capacity,
-                             dedupeIndex.map { $0 + h * indexSize }, positions.map { $0 + h * capacity }, tieKeys)
+            quiver_topk_init(heaps + h, Int32(capacity), Int32(room), distances + h * room, ids + h * room,
+                             dedupeIndex.map { $0 + h * indexSize }, positions.map { $0 + h * room }, tieKeys)
         }
     }
 
@@ -136,8 +142,9 @@ public struct TopKArray: ~Copyable {
     /// heap is empty afterwards.
     public func drain(_ index: Int, into outIds: UnsafeMutablePointer<Int64>) -> Int {
         let heap = heaps + index
+        quiver_topk_settle(heap)
         let held = Int(heap.pointee.size)
-        (outIds).update(from: ids + index * capacity, count: held)
+        (outIds).update(from: ids + index * room, count: held)
         quiver_topk_clear(heap)
         return held
     }
@@ -149,7 +156,7 @@ public struct TopKArray: ~Copyable {
         let heap = heaps + index
         quiver_topk_sort(heap)
         let held = min(Int(heap.pointee.size), slots)
-        let base = index * capacity
+        let base = index * room
         for i in 0 ..< held {
             outDistances[i] = distances[base + i]
             outIds[i] = ids[base + i]
