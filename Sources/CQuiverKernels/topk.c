@@ -1,6 +1,8 @@
 #include "kernels_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if QUIVER_X86
 #include <immintrin.h>
@@ -172,86 +174,96 @@ static void sift_down(quiver_topk *heap, int32_t i, int32_t size, float distance
 // instead of a sift through log2(capacity) levels with unpredictable branches.
 // ---------------------------------------------------------------------------------------------
 
-static inline int before(const quiver_topk *heap, int32_t a, int32_t b) {
-    if (heap->distances[a] != heap->distances[b]) return heap->distances[a] < heap->distances[b];
-    return tie_key(heap, heap->ids[a]) < tie_key(heap, heap->ids[b]);
+typedef struct {
+    int64_t key;
+    int32_t slot;
+} tied_entry;
+
+static int compare_tied(const void *a, const void *b) {
+    int64_t x = ((const tied_entry *)a)->key, y = ((const tied_entry *)b)->key;
+    return (x > y) - (x < y);
 }
 
-static inline void swap_entries(quiver_topk *heap, int32_t a, int32_t b) {
-    float distance = heap->distances[a];
-    heap->distances[a] = heap->distances[b];
-    heap->distances[b] = distance;
-    int64_t id = heap->ids[a];
-    heap->ids[a] = heap->ids[b];
-    heap->ids[b] = id;
-    if (heap->positions) {
-        int32_t position = heap->positions[a];
-        heap->positions[a] = heap->positions[b];
-        heap->positions[b] = position;
+/// Keeps the best `capacity` entries and cuts after the worst of them. The capacity-th smallest
+/// distance comes from quiver_smallest (branch-free SIMD counting); entries below it stay, and
+/// of those equal to it the ones with the smallest tie keys; the survivors move to the front in
+/// slot order.
+static void reservoir_compact(quiver_topk *heap) {
+    int32_t n = heap->size, k = heap->capacity;
+    if (n <= k) return;
+    // Scratch on the stack for the sizes scans use, on the heap beyond.
+    enum { STACK_ROOM = 1024 };
+    int32_t stack_indices[STACK_ROOM];
+    float stack_scratch[STACK_ROOM + 16];
+    uint8_t stack_keep[STACK_ROOM];
+    int large = n > STACK_ROOM;
+    int32_t *indices = large ? malloc((size_t)k * sizeof(int32_t)) : stack_indices;
+    float *scratch = large ? malloc(((size_t)n + 16) * sizeof(float)) : stack_scratch;
+    uint8_t *keep = large ? calloc((size_t)n, 1) : stack_keep;
+    if (!large) memset(keep, 0, (size_t)n);
+
+    quiver_smallest(heap->distances, (size_t)n, (size_t)k, indices, scratch);
+    float kth = heap->distances[indices[0]];
+    for (int32_t j = 1; j < k; j++) {
+        if (heap->distances[indices[j]] > kth) kth = heap->distances[indices[j]];
     }
-}
-
-/// (distance, key) of an entry against a value, in (distance, tie key) order.
-static inline int entry_before(const quiver_topk *heap, int32_t slot, float distance, int64_t key) {
-    if (heap->distances[slot] != distance) return heap->distances[slot] < distance;
-    return tie_key(heap, heap->ids[slot]) < key;
-}
-
-static inline int entry_after(const quiver_topk *heap, int32_t slot, float distance, int64_t key) {
-    if (heap->distances[slot] != distance) return heap->distances[slot] > distance;
-    return tie_key(heap, heap->ids[slot]) > key;
-}
-
-/// Reorders slots [0, size) so that the first `keep` are the best `keep` in (distance, tie key)
-/// order and slot keep − 1 holds the worst of them: quickselect, Hoare partitions around a
-/// median of three.
-static void select_best(quiver_topk *heap, int32_t size, int32_t keep) {
-    int32_t low = 0, high = size - 1, target = keep - 1;
-    while (low < high) {
-        int32_t middle = low + (high - low) / 2;
-        if (before(heap, middle, low)) swap_entries(heap, middle, low);
-        if (before(heap, high, low)) swap_entries(heap, high, low);
-        if (before(heap, high, middle)) swap_entries(heap, high, middle);
-        float pivot = heap->distances[middle];
-        int64_t pivot_key = tie_key(heap, heap->ids[middle]);
-        int32_t i = low, j = high;
-        while (i <= j) {
-            while (entry_before(heap, i, pivot, pivot_key)) i++;
-            while (entry_after(heap, j, pivot, pivot_key)) j--;
-            if (i <= j) {
-                swap_entries(heap, i, j);
-                i++;
-                j--;
+    int32_t below = 0, equal = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (heap->distances[i] < kth) {
+            keep[i] = 1;
+            below++;
+        } else if (heap->distances[i] == kth) {
+            equal++;
+        }
+    }
+    int32_t need = k - below;
+    int64_t cut_tie = INT64_MIN;
+    if (equal <= need) {
+        for (int32_t i = 0; i < n; i++) {
+            if (heap->distances[i] == kth) {
+                keep[i] = 1;
+                int64_t key = tie_key(heap, heap->ids[i]);
+                if (key > cut_tie) cut_tie = key;
             }
         }
-        // [low, j] ≤ pivot ≤ [i, high]; anything strictly between equals the pivot.
-        if (target <= j) {
-            high = j;
-        } else if (target >= i) {
-            low = i;
-        } else {
-            return;
+    } else {
+        // More entries at the k-th distance than places: the smallest tie keys win.
+        tied_entry *ties = malloc((size_t)equal * sizeof(tied_entry));
+        int32_t count = 0;
+        for (int32_t i = 0; i < n; i++) {
+            if (heap->distances[i] == kth) ties[count++] = (tied_entry){tie_key(heap, heap->ids[i]), i};
         }
+        qsort(ties, (size_t)count, sizeof(tied_entry), compare_tied);
+        for (int32_t j = 0; j < need; j++) keep[ties[j].slot] = 1;
+        cut_tie = ties[need - 1].key;
+        free(ties);
     }
-}
-
-/// Keeps the best `capacity` entries and cuts after the worst of them.
-static void reservoir_compact(quiver_topk *heap) {
-    if (heap->size <= heap->capacity) return;
-    select_best(heap, heap->size, heap->capacity);
     if (heap->index) {
-        // Entries moved and some left: rebuild the index over the kept ones.
-        for (int32_t i = 0; i < heap->size; i++) heap->index[heap->positions[i]] = -1;
-        for (int32_t i = 0; i < heap->capacity; i++) {
+        for (int32_t i = 0; i < n; i++) heap->index[heap->positions[i]] = -1;
+    }
+    int32_t kept = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (!keep[i]) continue;
+        heap->distances[kept] = heap->distances[i];
+        heap->ids[kept] = heap->ids[i];
+        kept++;
+    }
+    if (heap->index) {
+        for (int32_t i = 0; i < kept; i++) {
             int found;
             int32_t position = index_find(heap, heap->ids[i], &found);
             heap->positions[i] = position;
             heap->index[position] = i;
         }
     }
-    heap->size = heap->capacity;
-    heap->cut = heap->distances[heap->capacity - 1];
-    heap->cut_tie = tie_key(heap, heap->ids[heap->capacity - 1]);
+    heap->size = kept;
+    heap->cut = kth;
+    heap->cut_tie = cut_tie;
+    if (large) {
+        free(indices);
+        free(scratch);
+        free(keep);
+    }
 }
 
 static int reservoir_push(quiver_topk *heap, float distance, int64_t id) {

@@ -124,8 +124,6 @@ final class WorkerPool: Sendable {
         let wanted = HostAndPort(announced).flatMap { $0.port > 0 ? $0 : nil }
         if current?.address == wanted { return }
         var framed: FramedSearches?
-        /// Searches sent over gRPC because the framed port failed them.
-        var framedFallbacks = 0
         if let wanted {
             do {
                 framed = try FramedSearches(address: wanted, method: FramedMethod.searchLists, security: security, token: joinToken?.value)
