@@ -2,7 +2,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #if QUIVER_X86
 #include <immintrin.h>
@@ -199,22 +198,20 @@ static void reservoir_compact(quiver_topk *heap) {
     int large = n > STACK_ROOM;
     int32_t *indices = large ? malloc((size_t)k * sizeof(int32_t)) : stack_indices;
     float *scratch = large ? malloc(((size_t)n + 16) * sizeof(float)) : stack_scratch;
-    uint8_t *keep = large ? calloc((size_t)n, 1) : stack_keep;
-    if (!large) memset(keep, 0, (size_t)n);
+    uint8_t *keep = large ? malloc((size_t)n) : stack_keep;
 
     quiver_smallest(heap->distances, (size_t)n, (size_t)k, indices, scratch);
     float kth = heap->distances[indices[0]];
     for (int32_t j = 1; j < k; j++) {
         if (heap->distances[indices[j]] > kth) kth = heap->distances[indices[j]];
     }
+    // Branch-free passes: which entries stay is as unpredictable as a coin.
     int32_t below = 0, equal = 0;
     for (int32_t i = 0; i < n; i++) {
-        if (heap->distances[i] < kth) {
-            keep[i] = 1;
-            below++;
-        } else if (heap->distances[i] == kth) {
-            equal++;
-        }
+        uint8_t under = heap->distances[i] < kth;
+        keep[i] = under;
+        below += under;
+        equal += heap->distances[i] == kth;
     }
     int32_t need = k - below;
     int64_t cut_tie = INT64_MIN;
@@ -243,10 +240,10 @@ static void reservoir_compact(quiver_topk *heap) {
     }
     int32_t kept = 0;
     for (int32_t i = 0; i < n; i++) {
-        if (!keep[i]) continue;
+        // Written whether it stays or not (kept ≤ i: only slots already read are overwritten).
         heap->distances[kept] = heap->distances[i];
         heap->ids[kept] = heap->ids[i];
-        kept++;
+        kept += keep[i];
     }
     if (heap->index) {
         for (int32_t i = 0; i < kept; i++) {
