@@ -58,7 +58,7 @@ typedef struct {
 } quiver_topk;
 
 /// The capacity from which a top-k is a reservoir (measured: `quiver bench --kernels`).
-#define QUIVER_TOPK_RESERVOIR_MIN 64
+#define QUIVER_TOPK_RESERVOIR_MIN 16
 /// The storage slots the library's choice gives a top-k of `capacity`: `capacity` (a heap) for
 /// small ones, 2·capacity (a reservoir) from QUIVER_TOPK_RESERVOIR_MIN on.
 int32_t quiver_topk_room(int32_t capacity);
