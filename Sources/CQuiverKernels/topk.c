@@ -325,9 +325,9 @@ int quiver_topk_push(quiver_topk *heap, float distance, int64_t id) {
 }
 
 void quiver_topk_sort(quiver_topk *heap) {
-    // Heapsort in place, no allocation. The rebuild is linear and makes sorting an already
-    // sorted (no longer heap-ordered) array safe. Entries keep their index positions, so a
-    // sorted heap can still be cleared in O(size).
+    // A reservoir first settles to its kept set. Then heapsort in place, no allocation. The
+    // rebuild is linear and makes sorting an already sorted (no longer heap-ordered) array safe.
+    // Entries keep their index positions, so a sorted heap can still be cleared in O(size).
     quiver_topk_settle(heap);
     int32_t n = heap->size;
     for (int32_t i = n / 2 - 1; i >= 0; i--) {

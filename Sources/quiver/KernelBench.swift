@@ -78,7 +78,7 @@ enum KernelBench {
         for capacity in [10, 100, 1000, 10000] {
             // Ids repeat (about two offers per id, as with SOAR's second copies).
             let stream = (0 ..< offers).map { _ in (Float.random(in: 0 ..< 1, using: &rng), Int64.random(in: 0 ..< Int64(offers / 2), using: &rng)) }
-            var line = "heap capacity \(capacity):"
+            var line = "top-k capacity \(capacity) (a reservoir from \(QUIVER_TOPK_RESERVOIR_MIN)):"
             for dedupe in [false, true] {
                 var topk = TopK(capacity: capacity, dedupe: dedupe)
                 let seconds = time(repeats: 3) {
