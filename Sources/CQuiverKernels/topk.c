@@ -263,26 +263,26 @@ static void reservoir_compact(quiver_topk *heap) {
     }
 }
 
+/// With dedupe, the slot holding `id` (−1 if none) and its index position (or where it would
+/// go); without, −1 and position 0.
+static inline int32_t held_slot(const quiver_topk *heap, int64_t id, int32_t *position) {
+    *position = 0;
+    if (!heap->index) return -1;
+    int found;
+    *position = index_find(heap, id, &found);
+    return found ? heap->index[*position] : -1;
+}
+
 static int reservoir_push(quiver_topk *heap, float distance, int64_t id) {
     if (distance == heap->cut && tie_key(heap, id) >= heap->cut_tie) return 0;
-    int32_t position = 0;
-    if (heap->index) {
-        int found;
-        position = index_find(heap, id, &found);
-        if (found) {
-            int32_t slot = heap->index[position];
-            if (!(distance < heap->distances[slot])) return 0;
-            heap->distances[slot] = distance;
-            return 1;
-        }
+    int32_t position;
+    int32_t held = held_slot(heap, id, &position);
+    if (held >= 0) {
+        if (!(distance < heap->distances[held])) return 0;
+        heap->distances[held] = distance;
+        return 1;
     }
-    int32_t slot = heap->size++;
-    heap->distances[slot] = distance;
-    heap->ids[slot] = id;
-    if (heap->index) {
-        heap->positions[slot] = position;
-        heap->index[position] = slot;
-    }
+    put_entry(heap, heap->size++, distance, id, position);
     if (heap->size == heap->room) reservoir_compact(heap);
     return 1;
 }
@@ -296,17 +296,13 @@ int quiver_topk_push(quiver_topk *heap, float distance, int64_t id) {
     // so improving it implies that too. This also keeps NaN out.
     if (heap->capacity <= 0 || !(distance <= quiver_topk_threshold(heap))) return 0;
     if (is_reservoir(heap)) return reservoir_push(heap, distance, id);
-    int32_t position = 0;
-    if (heap->index) {
-        int found;
-        position = index_find(heap, id, &found);
-        if (found) {
-            int32_t slot = heap->index[position];
-            if (!(distance < heap->distances[slot])) return 0;
-            // A smaller key only ever moves towards the leaves.
-            sift_down(heap, slot, heap->size, distance, id, position);
-            return 1;
-        }
+    int32_t position;
+    int32_t held = held_slot(heap, id, &position);
+    if (held >= 0) {
+        if (!(distance < heap->distances[held])) return 0;
+        // A smaller key only ever moves towards the leaves.
+        sift_down(heap, held, heap->size, distance, id, position);
+        return 1;
     }
     if (heap->size < heap->capacity) {
         heap->size++;
