@@ -7,7 +7,7 @@ import QuiverStorage
 /// replaces one of its files, then the folder is opened as a worker would at start-up. Opening
 /// must either refuse with a CollectionStoreError or yield an index whose every row has a valid
 /// list; the same for model files and index files decoded from the input.
-private let template: String = {
+private let template: [(path: String, bytes: [UInt8])] = {
     let data = FuzzSupport.scratch + "/template"
     try? FileManager.default.removeItem(atPath: data)
     let store = try! CollectionStore.create(dataDirectory: data, name: "c", model: FuzzSupport.model)
@@ -20,7 +20,7 @@ private let template: String = {
         try! store.append(batch)
     }
     try! store.checkpoint()
-    return data
+    return FuzzSupport.snapshot(data)
 }()
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -29,11 +29,10 @@ public func fuzzStorage(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     switch selector % 4 {
     case 0, 1:
         let data = FuzzSupport.scratch + "/data"
-        try? FileManager.default.removeItem(atPath: data)
-        try! FileManager.default.copyItem(atPath: template, toPath: data)
+        FuzzSupport.restore(template, into: data)
         let folder = CollectionStore.collectionsFolder(dataDirectory: data) + "/c"
         let target = selector % 4 == 0 ? "/segment-000000000001.qseg" : "/MANIFEST"
-        FileManager.default.createFile(atPath: folder + target, contents: Data(input))
+        FuzzSupport.write(folder + target, input)
         if let opened = try? CollectionStore.open(dataDirectory: data, name: "c") {
             precondition(opened.index.lists.count == opened.store.model.nlist)
         }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import QuiverIndex
 import QuiverStorage
@@ -30,8 +33,66 @@ public enum FuzzSupport {
     /// Writes `bytes` to a scratch file and returns its path.
     public static func file(_ name: String, _ bytes: UnsafeRawBufferPointer) -> String {
         let path = scratch + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        write(path, bytes)
         return path
+    }
+
+    /// Writes `bytes` to `path`, replacing it. libFuzzer's timeout timer (SIGALRM every few
+    /// seconds) interrupts system calls, and Foundation's file calls fail on EINTR instead of
+    /// retrying, so the harness does its own I/O.
+    public static func write(_ path: String, _ bytes: UnsafeRawBufferPointer) {
+        let fd = retrying { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        precondition(fd >= 0, "fuzz harness: cannot create \(path): \(String(cString: strerror(errno)))")
+        defer { close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let written = retrying { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) }
+            precondition(written > 0, "fuzz harness: cannot write \(path): \(String(cString: strerror(errno)))")
+            done += written
+        }
+    }
+
+    /// The whole of the file at `path`.
+    public static func read(_ path: String) -> [UInt8] {
+        let fd = retrying { open(path, O_RDONLY | O_CLOEXEC) }
+        precondition(fd >= 0, "fuzz harness: cannot open \(path): \(String(cString: strerror(errno)))")
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { buffer in retrying { Glibc.read(fd, buffer.baseAddress!, buffer.count) } }
+            precondition(got >= 0, "fuzz harness: cannot read \(path): \(String(cString: strerror(errno)))")
+            if got == 0 { return bytes }
+            bytes += chunk[..<got]
+        }
+    }
+
+    /// Every file under `folder`, by path relative to it, read once.
+    public static func snapshot(_ folder: String) -> [(path: String, bytes: [UInt8])] {
+        let names = (FileManager.default.subpaths(atPath: folder) ?? []).sorted()
+        return names.compactMap { name in
+            var isFolder: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isFolder)
+            return isFolder.boolValue ? nil : (name, read(folder + "/" + name))
+        }
+    }
+
+    /// Lays `files` (from `snapshot`) out under `folder`, which is removed first.
+    public static func restore(_ files: [(path: String, bytes: [UInt8])], into folder: String) {
+        try? FileManager.default.removeItem(atPath: folder)
+        for file in files {
+            let path = folder + "/" + file.path
+            let parent = String(path[..<path.lastIndex(of: "/")!])
+            try! FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            file.bytes.withUnsafeBytes { write(path, $0) }
+        }
+    }
+
+    private static func retrying<T: BinaryInteger>(_ call: () -> T) -> T {
+        while true {
+            let result = call()
+            if result >= 0 || errno != EINTR { return result }
+        }
     }
 
     /// The input split into a selector byte and the rest.
