@@ -22,7 +22,7 @@ extension Coordinator {
             throw .invalidArgument("ids[\(bad)] is \(ids[bad]); ids are non-negative")
         }
         let removed = try await gates[name].shared { () throws(CoordinatorError) -> Set<Int64> in
-            let current = try await self.serving(name)
+            let current = try self.serving(name)
             guard current.incarnation == serving.incarnation else { throw .notFound("collection \"\(name)\" was dropped") }
             let pool = pool
             let down = pool.down
@@ -47,7 +47,7 @@ extension Coordinator {
             try await settleWrite(current, lists: everyList, results: results.map { ($0.0, $0.2) }, what: "deleting \(ids.count) ids")
             return Set(results.flatMap { $0.1 ?? [] })
         }
-        await recordStored(name, incarnation: serving.incarnation, rows: -removed.count)
+        recordStored(name, incarnation: serving.incarnation, rows: -removed.count)
         var response = Quiver_V1_DeleteResponse()
         response.removed = UInt64(removed.count)
         return response

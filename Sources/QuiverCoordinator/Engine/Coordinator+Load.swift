@@ -318,7 +318,7 @@ extension Coordinator {
         }
         try await gates[serving.name].shared { () throws(CoordinatorError) in
             // Routed with the shard map of this moment: a repair or a move may have changed it.
-            let current = try await self.serving(serving.name)
+            let current = try self.serving(serving.name)
             guard current.incarnation == serving.incarnation, current.model.version == model.version else {
                 throw .failedPrecondition("collection \"\(serving.name)\" was dropped or retrained during the load")
             }

@@ -10,8 +10,9 @@ extension Coordinator {
     static let replyMargin: Duration = .milliseconds(20)
 
     /// Validates, probes, scatters to the owning workers (retrying failed ones on replicas),
-    /// merges, and reports coverage. `timeout` is what is left of the caller's deadline.
-    func search(_ request: Quiver_V1_SearchRequest, timeout: Duration?) async throws(CoordinatorError) -> Quiver_V1_SearchResponse {
+    /// merges, and reports coverage. `timeout` is what is left of the caller's deadline. It
+    /// runs on the caller's executor (a framed connection's event loop), never on the actor.
+    nonisolated func search(_ request: Quiver_V1_SearchRequest, timeout: Duration?) async throws(CoordinatorError) -> Quiver_V1_SearchResponse {
         let started = ContinuousClock.now
         let serving = try serving(request.collection)
         let rotation = nextRotation()

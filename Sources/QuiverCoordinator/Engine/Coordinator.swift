@@ -92,9 +92,15 @@ public actor Coordinator {
     let deadAfter: Duration
     private let heartbeatInterval: Duration
     var entries: [String: Entry] = [:] {
-        // A copy of what metrics scrapes read, outside the actor.
-        didSet { vectorCounts.withLock { $0 = entries.mapValues(\.record.vectorCount) } }
+        didSet {
+            // Copies for readers outside the actor: searches, and metrics scrapes.
+            entryView.withLock { $0 = entries }
+            vectorCounts.withLock { $0 = entries.mapValues(\.record.vectorCount) }
+        }
     }
+    /// `entries` as of its last change, for searches: they take their collection's serving
+    /// state without waiting for the actor (a hop to another thread and back per search).
+    nonisolated let entryView = Mutex<[String: Entry]>([:])
     nonisolated let vectorCounts = Mutex<[String: UInt64]>([:])
     private var nextIncarnation: UInt64 = 1
     var jobs: [String: LoadJob] = [:]
@@ -106,7 +112,7 @@ public actor Coordinator {
     var jobCounter = 0
     /// A worker joined: upkeep moves shards onto it once the cluster is otherwise quiet.
     var rebalancePending = false
-    private var rotation = 0
+    private nonisolated let rotation = Atomic<Int>(0)
     private nonisolated let heartbeatDone = Atomic<Bool>(false)
 
     /// Ready to answer: its state is loaded (done in `init`) and it has heard from its workers
@@ -267,6 +273,10 @@ public actor Coordinator {
     }
 
     func entry(_ name: String) throws(CoordinatorError) -> Entry {
+        try Self.entry(name, in: entries)
+    }
+
+    nonisolated static func entry(_ name: String, in entries: [String: Entry]) throws(CoordinatorError) -> Entry {
         guard let entry = entries[name] else {
             if name.isEmpty { throw .invalidArgument("the request names no collection") }
             throw .notFound("collection \"\(name)\" does not exist (known: \(entries.keys.sorted().joined(separator: ", ")))")
@@ -336,10 +346,12 @@ public actor Coordinator {
         return true
     }
 
-    func serving(_ name: String) throws(CoordinatorError) -> Serving {
+    /// What a load or search needs of collection `name`, from the latest committed state;
+    /// callable from any thread.
+    nonisolated func serving(_ name: String) throws(CoordinatorError) -> Serving {
         let entry: Entry
         do {
-            entry = try self.entry(name)
+            entry = try Self.entry(name, in: entryView.withLock { $0 })
         } catch {
             // A standby's view lags the leader's by up to `standbyRefresh`: what it has not seen
             // yet is for the leader to answer (clients send such refusals again, elsewhere).
@@ -355,7 +367,7 @@ public actor Coordinator {
                        searchDefaults: entry.record.searchDefaults, vectorCount: Int(entry.record.vectorCount))
     }
 
-    func notReadyMessage(_ record: CollectionRecord) -> String {
+    nonisolated func notReadyMessage(_ record: CollectionRecord) -> String {
         switch record.phase {
         case .created: "collection \"\(record.name)\" is not trained yet; call Train (from a file, or from the first load) first"
         case .awaitingFirstLoad: "collection \"\(record.name)\" trains on its first load, which has not happened yet"
@@ -365,9 +377,8 @@ public actor Coordinator {
         }
     }
 
-    func nextRotation() -> Int {
-        rotation &+= 1
-        return rotation
+    nonisolated func nextRotation() -> Int {
+        rotation.wrappingAdd(1, ordering: .relaxed).newValue
     }
 
     // MARK: - Workers
