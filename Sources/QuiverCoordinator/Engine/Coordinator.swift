@@ -92,16 +92,19 @@ public actor Coordinator {
     let deadAfter: Duration
     private let heartbeatInterval: Duration
     var entries: [String: Entry] = [:] {
-        didSet {
-            // Copies for readers outside the actor: searches, and metrics scrapes.
-            entryView.withLock { $0 = entries }
-            vectorCounts.withLock { $0 = entries.mapValues(\.record.vectorCount) }
-        }
+        didSet { mirror(entries) }
     }
     /// `entries` as of its last change, for searches: they take their collection's serving
     /// state without waiting for the actor (a hop to another thread and back per search).
     nonisolated let entryView = Mutex<[String: Entry]>([:])
     nonisolated let vectorCounts = Mutex<[String: UInt64]>([:])
+
+    /// Copies `entries` for readers outside the actor: searches, and metrics scrapes. `didSet`
+    /// calls it on every change; `init` (where observers do not run) once at its end.
+    private nonisolated func mirror(_ entries: [String: Entry]) {
+        entryView.withLock { $0 = entries }
+        vectorCounts.withLock { $0 = entries.mapValues(\.record.vectorCount) }
+    }
     private var nextIncarnation: UInt64 = 1
     var jobs: [String: LoadJob] = [:]
     /// What each job persists, and the tasks running unfinished ones.
@@ -145,6 +148,7 @@ public actor Coordinator {
                                                 replicas: stored.replicas, incarnation: nextIncarnation)
             nextIncarnation += 1
         }
+        mirror(entries)
     }
 
     /// Re-reads every collection (and workers registered since) from the store; a collection
