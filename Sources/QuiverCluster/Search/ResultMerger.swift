@@ -41,8 +41,8 @@ public struct ResultMerger: Sendable {
     public let metric: Metric
     public private(set) var coverage: SearchCoverage
     private var parts: [SearchResults] = []
-    /// Pairs already answered, so that a retried pair cannot be counted twice.
-    private var answered: Set<ProbedList> = []
+    /// Pairs already answered (`ProbedList.key`), so that a retried pair cannot be counted twice.
+    private var answered = KeySet()
 
     /// `listsProbed[q]` is how many lists query `q` probed in total.
     public init(queryCount: Int, k: Int, metric: Metric, listsProbed: [Int]) {
@@ -77,7 +77,7 @@ public struct ResultMerger: Sendable {
         coverage.workersQueried += 1
         coverage.workersAnswered += 1
         let skippedSet = Set(skipped)
-        for pair in request.probedLists where !skippedSet.contains(pair) && answered.insert(pair).inserted {
+        for pair in request.probedLists where (skippedSet.isEmpty || !skippedSet.contains(pair)) && answered.insert(pair.key) {
             coverage.listsAnswered[pair.query] += 1
         }
         guard answerK > 0 else { return }

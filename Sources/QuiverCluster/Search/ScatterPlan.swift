@@ -11,6 +11,9 @@ public struct ProbedList: Hashable, Sendable, Comparable {
     public static func < (a: ProbedList, b: ProbedList) -> Bool {
         (a.query, a.list) < (b.query, b.list)
     }
+
+    /// The pair as one number, for `KeySet` (queries and lists are below 2³¹).
+    var key: UInt64 { UInt64(truncatingIfNeeded: query) << 32 | UInt64(UInt32(bitPattern: list)) }
 }
 
 /// What one worker is asked to scan: only the queries that probe one of its lists, each with
@@ -104,38 +107,46 @@ public struct ScatterPlan: Sendable, Equatable {
     /// workers already tried so that each retry moves to another replica.
     public init(lists pairs: [ProbedList], shardMap: ShardMap, unavailable: Set<WorkerID> = [],
                 replicas: ReplicaStates = ReplicaStates(), rotation: Int = 0) throws(ScatterError) {
-        // The replica chosen per shard, decided once per plan.
-        var chosen: [Int: WorkerID?] = [:]
-        var perWorker: [WorkerID: [ProbedList]] = [:]
+        // Pairs go into one bucket per worker. The replica chosen per shard is decided once per
+        // plan, and the shard remembers its bucket, so that a pair costs no hashing unless a
+        // replica is behind on some list.
+        let undecided = -2, noReplica = -1
+        var bucketOfShard = [Int](repeating: undecided, count: shardMap.shardReplicas.count)
+        var bucketOfWorker: [WorkerID: Int] = [:]
+        var buckets: [(worker: WorkerID, pairs: [ProbedList])] = []
+        func bucket(of worker: WorkerID) -> Int {
+            if let known = bucketOfWorker[worker] { return known }
+            buckets.append((worker, []))
+            bucketOfWorker[worker] = buckets.count - 1
+            return buckets.count - 1
+        }
         var unroutable: [ProbedList] = []
         for pair in pairs.sorted() {
             guard pair.list >= 0, Int(pair.list) < shardMap.nlist else {
                 throw .listOutOfRange(list: pair.list, nlist: shardMap.nlist)
             }
             let shard = shardMap.shardOfList[Int(pair.list)]
-            var worker: WorkerID?
-            if let decided = chosen[shard] {
-                worker = decided
-            } else {
+            if bucketOfShard[shard] == undecided {
                 let live = shardMap.shardReplicas[shard].filter { !unavailable.contains($0) }
-                worker = live.isEmpty ? nil : live[rotation.magnitudeModulo(live.count)]
-                chosen[shard] = worker
+                bucketOfShard[shard] = live.isEmpty ? noReplica : bucket(of: live[rotation.magnitudeModulo(live.count)])
             }
+            var target = bucketOfShard[shard]
             // The shard's chosen replica may be behind on this list: another live one serves it.
-            if let picked = worker, !replicas.isServing(list: pair.list, worker: picked) {
+            if target != noReplica, !replicas.isEmpty, !replicas.isServing(list: pair.list, worker: buckets[target].worker) {
                 let serving = shardMap.shardReplicas[shard].filter {
                     !unavailable.contains($0) && replicas.isServing(list: pair.list, worker: $0)
                 }
-                worker = serving.isEmpty ? nil : serving[rotation.magnitudeModulo(serving.count)]
+                target = serving.isEmpty ? noReplica : bucket(of: serving[rotation.magnitudeModulo(serving.count)])
             }
-            if let worker { perWorker[worker, default: []].append(pair) } else { unroutable.append(pair) }
+            if target == noReplica { unroutable.append(pair) } else { buckets[target].pairs.append(pair) }
         }
-        requests = perWorker.keys.sorted().map { worker in
+        // A bucket made for a shard whose pairs all went to other replicas stays empty.
+        requests = buckets.filter { !$0.pairs.isEmpty }.sorted { $0.worker < $1.worker }.map { bucket in
             // Pairs are sorted by query, so the CSR comes out in query order.
             var queries: [Int] = []
             var offsets: [UInt32] = [0]
             var lists: [Int32] = []
-            for pair in perWorker[worker]! {
+            for pair in bucket.pairs {
                 if queries.last != pair.query {
                     if !queries.isEmpty { offsets.append(UInt32(lists.count)) }
                     queries.append(pair.query)
@@ -143,7 +154,7 @@ public struct ScatterPlan: Sendable, Equatable {
                 lists.append(pair.list)
             }
             offsets.append(UInt32(lists.count))
-            return ShardRequest(worker: worker, queries: queries, probeOffsets: offsets, probeListIDs: lists)
+            return ShardRequest(worker: bucket.worker, queries: queries, probeOffsets: offsets, probeListIDs: lists)
         }
         self.unroutable = unroutable
     }

@@ -75,7 +75,8 @@ public struct SearchResults: Sendable, Equatable {
         guard let first = parts.first else { return SearchResults(queryCount: 0, k: k) }
         var merged = SearchResults(queryCount: first.queryCount, k: k)
         var pool: [(estimate: Float, exact: Float, id: Int64)] = []
-        var seen = Set<Int64>()
+        var chosen: [(estimate: Float, exact: Float, id: Int64)] = []
+        var seen = KeySet(capacity: parts.reduce(0) { $0 + $1.k })
         for query in 0 ..< first.queryCount {
             pool.removeAll(keepingCapacity: true)
             for part in parts {
@@ -85,11 +86,18 @@ public struct SearchResults: Sendable, Equatable {
                     pool.append((part.distances[i], part.exactDistances[i], part.ids[i]))
                 }
             }
-            pool.sort { ($0.estimate, $0.id) < ($1.estimate, $1.id) }
-            seen.removeAll(keepingCapacity: true)
-            var chosen: [(estimate: Float, exact: Float, id: Int64)] = []
-            for candidate in pool where chosen.count < reorderK && seen.insert(candidate.id).inserted {
-                chosen.append(candidate)
+            seen.removeAll()
+            chosen.removeAll(keepingCapacity: true)
+            // Few enough candidates, each id once (one worker answered): all of them are chosen,
+            // in any order, so the sort by estimate is not needed.
+            if pool.count <= reorderK, pool.allSatisfy({ seen.insert(UInt64(bitPattern: $0.id)) }) {
+                chosen = pool
+            } else {
+                pool.sort { ($0.estimate, $0.id) < ($1.estimate, $1.id) }
+                seen.removeAll()
+                for candidate in pool where chosen.count < reorderK && seen.insert(UInt64(bitPattern: candidate.id)) {
+                    chosen.append(candidate)
+                }
             }
             chosen.sort { ($0.exact, $0.id) < ($1.exact, $1.id) }
             for (slot, candidate) in chosen.prefix(k).enumerated() {

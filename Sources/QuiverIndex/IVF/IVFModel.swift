@@ -194,15 +194,29 @@ public struct IVFModel: Sendable, Equatable {
                                              centroidNorms: centroidNorms, comparison: comparison,
                                              threads: threads) { range, block, _ in
                     var nearest = TopK(capacity: probes)
+                    var chosen = [Int32](repeating: 0, count: probes)
+                    var scratch = [Float](repeating: 0, count: k + 16)
+                    var ranked: [(distance: Float, list: Int32)] = []
+                    ranked.reserveCapacity(probes)
                     for (local, row) in range.enumerated() {
                         let distances = block + local * k
-                        var threshold = Float.infinity
-                        for c in 0 ..< k where distances[c] <= threshold {
-                            nearest.push(distance: distances[c], id: Int64(c))
-                            threshold = nearest.threshold
+                        // The SIMD select keeps what a heap of `probes` would (ties to the lower
+                        // list) without a push per list. It orders NaN as a number, which the
+                        // heap never keeps: a row whose chosen lists hold one takes the heap.
+                        let found = quiver_smallest(distances, k, probes, &chosen, &scratch)
+                        ranked.removeAll(keepingCapacity: true)
+                        for list in chosen[..<found] { ranked.append((distances[Int(list)], list)) }
+                        if ranked.contains(where: { $0.distance.isNaN }) {
+                            ranked.removeAll(keepingCapacity: true)
+                            for c in 0 ..< k where distances[c] <= nearest.threshold {
+                                nearest.push(distance: distances[c], id: Int64(c))
+                            }
+                            for entry in nearest.drainSorted() { ranked.append((entry.distance, Int32(entry.id))) }
+                        } else {
+                            ranked.sort { ($0.distance, $0.list) < ($1.distance, $1.list) }
                         }
-                        for (rank, entry) in nearest.drainSorted().enumerated() {
-                            out[row * probes + rank] = Int32(entry.id)
+                        for (rank, entry) in ranked.enumerated() {
+                            out[row * probes + rank] = entry.list
                             outDistances[row * probes + rank] = entry.distance
                         }
                     }
