@@ -9,10 +9,14 @@ struct WorkerSearchResponder: FramedResponder {
     typealias Request = Quiver_V1_SearchListsStreamRequest
     typealias Response = Quiver_V1_SearchListsStreamResponse
 
-    /// Queries up to which a search runs on the connection's event-loop thread: a few scans
-    /// cost less than the two thread hand-offs of the blocking pool, and the coordinator keeps
-    /// a connection per event loop, so concurrent small searches still spread over the cores.
-    static let inlineQueries = 8
+    /// Probed lists (over all queries) and re-rank depth up to which a search runs on the
+    /// connection's event-loop thread: a few scans cost less than the two thread hand-offs of
+    /// the blocking pool, and the coordinator keeps a connection per event loop, so concurrent
+    /// small searches still spread over the cores. Work is counted in lists, not queries: one
+    /// query probing thousands of lists would hold the loop (and the pings and hellos of every
+    /// connection on it) for as long as it scans.
+    static let inlineLists = 256
+    static let inlineReorderK = 1_000
 
     let worker: ShardWorker
     let credentials: ServerCredentials
@@ -37,7 +41,8 @@ struct WorkerSearchResponder: FramedResponder {
             }
             reply(answer)
         }
-        if search.queries.rows <= Self.inlineQueries {
+        let lists = search.probeListIds.count / MemoryLayout<Int32>.size
+        if lists <= Self.inlineLists && search.reorderK <= Self.inlineReorderK {
             run()
         } else {
             blockingWork.async(execute: run)
