@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if QUIVER_X86
 #include <immintrin.h>
@@ -320,12 +321,96 @@ int quiver_topk_push(quiver_topk *heap, float distance, int64_t id) {
     return 1;
 }
 
+/// Unsigned order of these keys is float order (−0 made +0 first); no NaN is ever held.
+static inline uint32_t unsigned_order_key(float value) {
+    value += 0.0f;
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+/// Sorts `keys[0..n)` ascending with `spare` of n: insertion-sorted runs of 8, then branch-free
+/// bottom-up merges (the comparisons of a top-k's final sort are unpredictable, which is what
+/// made heapsort's sift-downs slow).
+static void sort_keys(uint64_t *keys, uint64_t *spare, int32_t n) {
+    for (int32_t start = 0; start < n; start += 8) {
+        int32_t end = start + 8 < n ? start + 8 : n;
+        for (int32_t i = start + 1; i < end; i++) {
+            uint64_t key = keys[i];
+            int32_t j = i;
+            for (; j > start && keys[j - 1] > key; j--) keys[j] = keys[j - 1];
+            keys[j] = key;
+        }
+    }
+    uint64_t *from = keys, *to = spare;
+    for (int32_t width = 8; width < n; width *= 2) {
+        for (int32_t low = 0; low < n; low += 2 * width) {
+            int32_t middle = low + width < n ? low + width : n;
+            int32_t high = low + 2 * width < n ? low + 2 * width : n;
+            int32_t i = low, j = middle, out = low;
+            while (i < middle && j < high) {
+                uint64_t left = from[i], right = from[j];
+                int take_right = right < left;
+                to[out++] = take_right ? right : left;
+                j += take_right;
+                i += !take_right;
+            }
+            while (i < middle) to[out++] = from[i++];
+            while (j < high) to[out++] = from[j++];
+        }
+        uint64_t *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != keys) memcpy(keys, from, (size_t)n * sizeof *keys);
+}
+
+/// The largest reservoir sorted by keys on the stack (16 bytes an entry); larger ones heapsort.
+#define QUIVER_TOPK_KEY_SORT_MAX 2048
+
+/// Sorts a settled reservoir by (distance, tie key): (order key, slot) pairs sorted as integers,
+/// runs of equal distance put in tie-key order, then the entries moved to their ranks through
+/// the reservoir's free upper half (a settled reservoir holds at most half its room).
+static void reservoir_sort(quiver_topk *heap) {
+    int32_t n = heap->size;
+    uint64_t keys[QUIVER_TOPK_KEY_SORT_MAX], spare[QUIVER_TOPK_KEY_SORT_MAX];
+    for (int32_t i = 0; i < n; i++) keys[i] = (uint64_t)unsigned_order_key(heap->distances[i]) << 32 | (uint32_t)i;
+    sort_keys(keys, spare, n);
+    for (int32_t start = 0; start < n;) {
+        int32_t end = start + 1;
+        while (end < n && (keys[end] >> 32) == (keys[start] >> 32)) end++;
+        for (int32_t i = start + 1; i < end; i++) {
+            uint64_t key = keys[i];
+            int64_t tie = tie_key(heap, heap->ids[(uint32_t)key]);
+            int32_t j = i;
+            for (; j > start && tie_key(heap, heap->ids[(uint32_t)keys[j - 1]]) > tie; j--) keys[j] = keys[j - 1];
+            keys[j] = key;
+        }
+        start = end;
+    }
+    float *old_distances = heap->distances + n;
+    int64_t *old_ids = heap->ids + n;
+    memcpy(old_distances, heap->distances, (size_t)n * sizeof *old_distances);
+    memcpy(old_ids, heap->ids, (size_t)n * sizeof *old_ids);
+    int32_t *old_positions = heap->index ? heap->positions + n : NULL;
+    if (old_positions) memcpy(old_positions, heap->positions, (size_t)n * sizeof *old_positions);
+    for (int32_t rank = 0; rank < n; rank++) {
+        uint32_t slot = (uint32_t)keys[rank];
+        put_entry(heap, rank, old_distances[slot], old_ids[slot], old_positions ? old_positions[slot] : 0);
+    }
+}
+
 void quiver_topk_sort(quiver_topk *heap) {
-    // A reservoir first settles to its kept set. Then heapsort in place, no allocation. The
-    // rebuild is linear and makes sorting an already sorted (no longer heap-ordered) array safe.
-    // Entries keep their index positions, so a sorted heap can still be cleared in O(size).
+    // A reservoir first settles to its kept set, then sorts by integer keys. A heap (or a huge
+    // reservoir) heapsorts in place, no allocation. The rebuild is linear and makes sorting an
+    // already sorted (no longer heap-ordered) array safe. Entries keep their index positions,
+    // so a sorted top-k can still be cleared in O(size).
     quiver_topk_settle(heap);
     int32_t n = heap->size;
+    if (is_reservoir(heap) && n <= QUIVER_TOPK_KEY_SORT_MAX && 2 * n <= heap->room) {
+        reservoir_sort(heap);
+        return;
+    }
     for (int32_t i = n / 2 - 1; i >= 0; i--) {
         sift_down(heap, i, n, heap->distances[i], heap->ids[i], heap->index ? heap->positions[i] : 0);
     }
