@@ -416,33 +416,54 @@ public final class EtcdLeadership: @unchecked Sendable {
         var lastLeader: String?
         var lease: Int64 = 0
         while !Task.isCancelled {
-            do throws(CoordinatorError) {
-                let alive = lease == 0 ? false : try client.keepAlive(lease) > 0
-                if !alive { lease = try client.grantLease(ttl: ttl) }
-                let started = ContinuousClock.now
-                let (succeeded, reply) = try client.transaction(
-                    compare: [EtcdClient.createRevision(of: key, is: 0)],
-                    success: [EtcdClient.put(key, Array(identity.utf8), lease: lease)],
-                    failure: [["request_range": ["key": EtcdClient.base64(key)]]])
-                if succeeded {
-                    self.lease = lease
-                    revision = EtcdClient.revision(reply)
-                    lastRenewed.withLock { $0 = started }
-                    return
+            // Each attempt's HTTP calls block for up to the client's timeout: on a GCD thread,
+            // not on one of the few threads every task of the process shares.
+            let leaseNow = lease
+            let attempt: Result<CampaignAttempt, CoordinatorError> = await withCheckedContinuation { continuation in
+                DispatchQueue.global(qos: .userInitiated).async {
+                    continuation.resume(returning: Result { () throws(CoordinatorError) in try self.attempt(lease: leaseNow) })
                 }
-                let responses = reply["responses"] as? [[String: Any]] ?? []
-                let range = responses.first?["response_range"] as? [String: Any] ?? [:]
-                let leader = EtcdClient.keyValues(range).first.map { String(decoding: $0.value, as: UTF8.self) } ?? "?"
+            }
+            switch attempt {
+            case .success(.led(let granted, let createdAt, let started)):
+                self.lease = granted
+                revision = createdAt
+                lastRenewed.withLock { $0 = started }
+                return
+            case .success(.waiting(let granted, let leader)):
+                lease = granted
                 if leader != lastLeader {
                     onWaiting(leader, "standing by: \(leader) leads (etcd key \(key))")
                     lastLeader = leader
                 }
-            } catch {
+            case .failure(let error):
                 onWaiting(nil, "standing by: etcd is not answering (\(error.description)); retrying")
                 lastLeader = nil
             }
             try? await Task.sleep(for: .milliseconds(500))
         }
+    }
+
+    private enum CampaignAttempt: Sendable {
+        case led(lease: Int64, revision: Int64, started: ContinuousClock.Instant)
+        case waiting(lease: Int64, leader: String)
+    }
+
+    /// One try at the key: keeps (or grants) the lease, then creates the key if nobody holds it.
+    private func attempt(lease: Int64) throws(CoordinatorError) -> CampaignAttempt {
+        var lease = lease
+        let alive = lease == 0 ? false : try client.keepAlive(lease) > 0
+        if !alive { lease = try client.grantLease(ttl: ttl) }
+        let started = ContinuousClock.now
+        let (succeeded, reply) = try client.transaction(
+            compare: [EtcdClient.createRevision(of: key, is: 0)],
+            success: [EtcdClient.put(key, Array(identity.utf8), lease: lease)],
+            failure: [["request_range": ["key": EtcdClient.base64(key)]]])
+        if succeeded { return .led(lease: lease, revision: EtcdClient.revision(reply), started: started) }
+        let responses = reply["responses"] as? [[String: Any]] ?? []
+        let range = responses.first?["response_range"] as? [String: Any] ?? [:]
+        let leader = EtcdClient.keyValues(range).first.map { String(decoding: $0.value, as: UTF8.self) } ?? "?"
+        return .waiting(lease: lease, leader: leader)
     }
 
     /// Renews the lease on a thread of its own (never queued behind other work) until
