@@ -34,6 +34,10 @@ import Testing
                        host: String = "127.0.0.1") throws -> Client {
         var settings = FramedClientSettings()
         settings.initialBackoff = .milliseconds(50)
+        // The full suite runs debug builds (TLS at -O0) in parallel on shared cores: a handshake
+        // and hello there took over the default 3 s twice. These tests are about admission and
+        // ordering, not connect latency.
+        settings.connectTimeout = .seconds(30)
         // One connection, so that a test's later calls find it open (a second one would still be
         // connecting when a short time limit passes).
         settings.connections = 1
