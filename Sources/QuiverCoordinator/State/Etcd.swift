@@ -419,10 +419,11 @@ public final class EtcdLeadership: @unchecked Sendable {
             // Each attempt's HTTP calls block for up to the client's timeout: on a GCD thread,
             // not on one of the few threads every task of the process shares.
             let leaseNow = lease
-            let attempt: Result<CampaignAttempt, CoordinatorError> = await withCheckedContinuation { continuation in
-                DispatchQueue.global(qos: .userInitiated).async {
-                    continuation.resume(returning: Result { () throws(CoordinatorError) in try self.attempt(lease: leaseNow) })
-                }
+            let attempt: Result<CampaignAttempt, CoordinatorError>
+            do throws(CoordinatorError) {
+                attempt = .success(try await readingFiles { () throws(CoordinatorError) in try self.attempt(lease: leaseNow) })
+            } catch {
+                attempt = .failure(error)
             }
             switch attempt {
             case .success(.led(let granted, let createdAt, let started)):

@@ -11,8 +11,9 @@ func offload<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) as
     }
 }
 
-/// Runs blocking file access (opening, sampling, reading server-side datasets) on a GCD thread,
-/// so that a slow disk or a huge file set never stalls the coordinator's actor.
+/// Runs blocking I/O (opening, sampling, reading server-side datasets; etcd calls) on a GCD
+/// thread, so that a slow disk, a huge file set or a slow etcd never stalls the coordinator's
+/// actor or the cooperative pool.
 func readingFiles<Value: Sendable>(_ work: @escaping @Sendable () throws(CoordinatorError) -> Value) async throws(CoordinatorError) -> Value {
     let outcome: Result<Value, CoordinatorError> = await withCheckedContinuation { continuation in
         DispatchQueue.global(qos: .userInitiated).async {
