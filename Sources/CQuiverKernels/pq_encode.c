@@ -1,12 +1,27 @@
 // 4-bit PQ encoding with score-aware (anisotropic) code assignment: the inner loop of every add.
-// Each subspace has 16 centers, stored dimension-major (`transposed[(s * dsub + j) * 16 + c]`), so
-// one 512-bit register (two 256-bit ones) holds a quantity for all 16 centers of a subspace.
+//
+// The loss of a code choice is  L = Σ_s n_s(c_s) + w·(Σ_s p_s(c_s))²  with n_s(c) = ‖r_s − c‖²,
+// p_s(c) = ⟨r_s − c, x̂_s⟩ and w = η − 1. Only the squared total parallel error couples the
+// subspaces, so for a fixed multiplier μ the problem  min Σ_s n_s(c_s) + μ·p_s(c_s)  splits into
+// one independent choice per subspace, and the best code choice is the one whose μ satisfies
+// μ = 2w·P(μ) (the slope of w·P² at its own total P). P(μ) falls as μ grows, so that μ is found
+// by bracketing and false position on one scalar; every step is one pass over the subspaces with
+// no dependency between them, which SIMD runs 8 subspaces at a time. On pkgdesc residuals (3
+// steps) this reaches a lower mean loss than 4 passes of coordinate descent, the method before
+// it (0.07564 against 0.07565), in 40% of its time: coordinate descent visits the subspaces one
+// after another, each waiting for the previous one's choice.
+//
+// Layout: subspaces in blocks of 8 (one 256-bit register holds a quantity for 8 subspaces), the
+// codebook as `book[((block · 16 + center) · dsub + j) · 8 + lane]` (quiver_pq4_encoding_book);
+// padded subspaces have zero residuals and centers, so they add exact zeros to every sum.
 //
 // Every path computes each value with the same operations in the same order (FMA where the
-// reference calls fmaf), so all paths choose the same codes bit for bit.
+// reference calls fmaf; sums over subspaces in 8 lanes, reduced in one fixed order), so all
+// paths choose the same codes bit for bit.
 #include "kernels_internal.h"
 
 #include <math.h>
+#include <string.h>
 
 #if QUIVER_X86
 #include <immintrin.h>
@@ -14,222 +29,314 @@
 
 #pragma STDC FP_CONTRACT OFF
 
-enum { CENTERS = 16 };
+enum { CENTERS = 16, LANES = 8 };
 
-/// The first index of the smallest of 16 values.
-static inline int first_min16(const float *v) {
-    int best = 0;
-    for (int c = 1; c < CENTERS; c++) {
-        if (v[c] < v[best]) best = c;
-    }
-    return best;
-}
+static size_t blocks_of(size_t m) { return (m + LANES - 1) / LANES; }
 
-/// The 16 candidate losses of one subspace, ‖e‖² + w·⟨e, x̂⟩² with the other subspaces fixed,
-/// written to `losses`; returns the first index of their minimum.
-typedef int (*candidate_fn)(const float *norms, const float *projections, float base_squared,
-                            float base_parallel, float weight, float *losses);
+size_t quiver_pq4_book_size(size_t m, size_t dsub) { return blocks_of(m) * CENTERS * dsub * LANES; }
 
-/// Coordinate descent on the loss ‖e‖² + (η − 1)·⟨e, x̂⟩², assembled from the per-subspace
-/// tables `norms[s][c] = ‖r_s − c‖²` and `projections[s][c] = ⟨r_s − c, x̂_s⟩`. A pass visits the
-/// subspaces in order and moves each to the center whose loss (computed for all 16 the same way)
-/// is strictly below its current one, the first such minimum; stops after a pass with no move.
-static inline __attribute__((always_inline)) void descend(const float *norms, const float *projections, size_t m,
-                                                          float weight, int max_passes, uint8_t *codes,
-                                                          candidate_fn candidates) {
-    float squared = 0, parallel = 0;
-    for (size_t s = 0; s < m; s++) {
-        squared += norms[s * CENTERS + codes[s]];
-        parallel += projections[s * CENTERS + codes[s]];
-    }
-    float losses[CENTERS];
-    for (int pass = 0; pass < max_passes; pass++) {
-        int changed = 0;
-        for (size_t s = 0; s < m; s++) {
-            const float *row_norms = norms + s * CENTERS, *row_projections = projections + s * CENTERS;
-            int current = codes[s];
-            float base_squared = squared - row_norms[current];
-            float base_parallel = parallel - row_projections[current];
-            int best = candidates(row_norms, row_projections, base_squared, base_parallel, weight, losses);
-            if (losses[best] < losses[current]) {
-                codes[s] = (uint8_t)best;
-                squared = base_squared + row_norms[best];
-                parallel = base_parallel + row_projections[best];
-                changed = 1;
+void quiver_pq4_encoding_book(const float *transposed, size_t m, size_t dsub, float *book) {
+    size_t blocks = blocks_of(m);
+    for (size_t b = 0; b < blocks; b++) {
+        for (size_t c = 0; c < CENTERS; c++) {
+            for (size_t j = 0; j < dsub; j++) {
+                for (size_t lane = 0; lane < LANES; lane++) {
+                    size_t s = b * LANES + lane;
+                    book[((b * CENTERS + c) * dsub + j) * LANES + lane] = s < m ? transposed[(s * dsub + j) * CENTERS + c] : 0;
+                }
             }
         }
-        if (!changed) break;
     }
+}
+
+size_t quiver_pq4_encode_scratch_size(size_t m, size_t dsub) {
+    size_t padded = blocks_of(m) * LANES;
+    // Residual and direction by (j, subspace), the two tables, two code buffers (as floats).
+    return padded * (2 * dsub + 2 * CENTERS) + padded / 2;
+}
+
+/// The fixed reduction order of 8 lane sums (what the AVX2 horizontal add does).
+static inline float reduce8(const float *lanes) {
+    return ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+}
+
+/// Writes `norms[(b·16 + c)·8 + lane]` = n_s(c) and, with a direction `x`, `projections` = p_s(c).
+typedef void (*tables_fn)(const float *residual, const float *direction, const float *book, size_t blocks,
+                          size_t dsub, float *norms, float *projections);
+/// Each subspace's code minimising n_s(c) + μ·p_s(c) (the first on ties) into `codes` (padded);
+/// the sums of the chosen n and p over the subspaces into `squared` and `parallel`. Without
+/// `projections`, the nearest centers (μ = 0 gives the same codes) and no sums.
+typedef void (*choose_fn)(const float *norms, const float *projections, size_t blocks, float mu, uint8_t *codes,
+                          float *squared, float *parallel);
+
+/// The score-aware search on μ, the same for every ISA: `tables` and `choose` differ only in how
+/// they compute the same values.
+static inline __attribute__((always_inline)) void encode_with(
+    tables_fn tables, choose_fn choose, const float *residual, const float *direction, float eta, const float *book,
+    size_t m, size_t dsub, int steps, uint8_t *codes, float *scratch) {
+    size_t blocks = blocks_of(m), padded = blocks * LANES;
+    float *r = scratch, *x = r + dsub * padded, *norms = x + dsub * padded, *projections = norms + CENTERS * padded;
+    uint8_t *buffers = (uint8_t *)(projections + CENTERS * padded);
+    uint8_t *best = buffers, *work = buffers + padded;
+    // Residual and direction by (j, subspace), zero in the padding.
+    for (size_t j = 0; j < dsub; j++) {
+        memset(r + j * padded + m, 0, (padded - m) * sizeof(float));
+        memset(x + j * padded + m, 0, (padded - m) * sizeof(float));
+        for (size_t s = 0; s < m; s++) r[j * padded + s] = residual[s * dsub + j];
+        if (direction && eta > 1 && steps > 0) {
+            for (size_t s = 0; s < m; s++) x[j * padded + s] = direction[s * dsub + j];
+        }
+    }
+    float w = eta - 1;
+    if (!direction || !(w > 0) || steps <= 0) {
+        tables(r, NULL, book, blocks, dsub, norms, projections);
+        float unused;
+        choose(norms, NULL, blocks, 0, best, &unused, &unused);
+        memcpy(codes, best, m);
+        return;
+    }
+    tables(r, x, book, blocks, dsub, norms, projections);
+    float squared, parallel;
+    choose(norms, projections, blocks, 0, best, &squared, &parallel);
+    if (parallel != 0) {
+        // f(μ) = P(μ) − μ/(2w) falls as μ grows; f(0) = P(0) and f(2w·P(0)) = P(2w·P(0)) − P(0)
+        // has the other sign, so [0, 2w·P(0)] brackets its root. On pkgdesc residuals the root
+        // lies below half of that bound for 99% of vectors, so the first probe is at the half and
+        // the full bound is tried only when the half does not bracket. Every choice met on the
+        // way is a candidate; the one with the lowest loss is kept (the nearest centers among
+        // them, so the loss never exceeds theirs).
+        float best_loss = squared + w * parallel * parallel;
+        float bound = 2 * w * parallel;
+        float lo = 0, f_lo = parallel, hi = 0.5f * bound, f_hi = 0;
+        for (int probe = 0; probe < 2; probe++) {
+            float s_hi, p_hi;
+            choose(norms, projections, blocks, hi, work, &s_hi, &p_hi);
+            f_hi = p_hi - hi / (2 * w);
+            float loss = s_hi + w * p_hi * p_hi;
+            if (loss < best_loss) {
+                best_loss = loss;
+                uint8_t *t = best; best = work; work = t;
+            }
+            if ((f_hi > 0) != (f_lo > 0) || f_hi == 0 || probe == 1) break;
+            lo = hi; f_lo = f_hi; hi = bound;
+        }
+        int kept_side = 0;  // Illinois false position: halve f at an end kept twice in a row
+        for (int step = 0; step < steps && f_lo != f_hi && f_hi != 0; step++) {
+            float mu = lo + (hi - lo) * (f_lo / (f_lo - f_hi));
+            if (!(mu > fminf(lo, hi) && mu < fmaxf(lo, hi))) mu = lo + (hi - lo) * 0.5f;
+            if (mu == lo || mu == hi) break;
+            float s_mu, p_mu;
+            choose(norms, projections, blocks, mu, work, &s_mu, &p_mu);
+            float loss = s_mu + w * p_mu * p_mu;
+            if (loss < best_loss) {
+                best_loss = loss;
+                uint8_t *t = best; best = work; work = t;
+            }
+            float f = p_mu - mu / (2 * w);
+            if (f == 0) break;
+            if ((f > 0) == (f_lo > 0)) {
+                lo = mu; f_lo = f;
+                if (kept_side == 1) f_hi *= 0.5f;
+                kept_side = 1;
+            } else {
+                hi = mu; f_hi = f;
+                if (kept_side == -1) f_lo *= 0.5f;
+                kept_side = -1;
+            }
+        }
+    }
+    memcpy(codes, best, m);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Scalar reference
 // ---------------------------------------------------------------------------------------------
 
-static void scalar_tables(const float *residual, const float *direction, const float *transposed, size_t m,
-                          size_t dsub, float *norms, float *projections) {
-    for (size_t s = 0; s < m; s++) {
-        const float *r = residual + s * dsub;
-        const float *book = transposed + s * dsub * CENTERS;
-        for (int c = 0; c < CENTERS; c++) {
-            float norm = 0, projection = 0;
+static void scalar_tables(const float *r, const float *x, const float *book, size_t blocks, size_t dsub, float *norms,
+                          float *projections) {
+    size_t padded = blocks * LANES;
+    for (size_t b = 0; b < blocks; b++) {
+        for (size_t c = 0; c < CENTERS; c++) {
+            for (size_t lane = 0; lane < LANES; lane++) {
+                size_t s = b * LANES + lane;
+                float norm = 0, projection = 0;
+                for (size_t j = 0; j < dsub; j++) {
+                    float diff = r[j * padded + s] - book[((b * CENTERS + c) * dsub + j) * LANES + lane];
+                    norm = fmaf(diff, diff, norm);
+                    if (x) projection = fmaf(diff, x[j * padded + s], projection);
+                }
+                norms[(b * CENTERS + c) * LANES + lane] = norm;
+                if (x) projections[(b * CENTERS + c) * LANES + lane] = projection;
+            }
+        }
+    }
+}
+
+static void scalar_choose(const float *norms, const float *projections, size_t blocks, float mu, uint8_t *codes,
+                          float *squared, float *parallel) {
+    if (!projections) {
+        for (size_t b = 0; b < blocks; b++) {
+            const float *n = norms + b * CENTERS * LANES;
+            for (size_t lane = 0; lane < LANES; lane++) {
+                int best = 0;
+                for (int c = 1; c < CENTERS; c++) {
+                    if (n[c * LANES + lane] < n[best * LANES + lane]) best = c;
+                }
+                codes[b * LANES + lane] = (uint8_t)best;
+            }
+        }
+        return;
+    }
+    float squared_lanes[LANES] = {0}, parallel_lanes[LANES] = {0};
+    for (size_t b = 0; b < blocks; b++) {
+        const float *n = norms + b * CENTERS * LANES, *p = projections + b * CENTERS * LANES;
+        for (size_t lane = 0; lane < LANES; lane++) {
+            int best = 0;
+            float best_value = fmaf(mu, p[lane], n[lane]);
+            for (int c = 1; c < CENTERS; c++) {
+                float value = fmaf(mu, p[c * LANES + lane], n[c * LANES + lane]);
+                if (value < best_value) {
+                    best_value = value;
+                    best = c;
+                }
+            }
+            codes[b * LANES + lane] = (uint8_t)best;
+            squared_lanes[lane] += n[best * LANES + lane];
+            parallel_lanes[lane] += p[best * LANES + lane];
+        }
+    }
+    *squared = reduce8(squared_lanes);
+    *parallel = reduce8(parallel_lanes);
+}
+
+static void scalar_encode(const float *residual, const float *direction, float eta, const float *book, size_t m,
+                          size_t dsub, int steps, uint8_t *codes, float *scratch) {
+    encode_with(scalar_tables, scalar_choose, residual, direction, eta, book, m, dsub, steps, codes, scratch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 (8 subspaces per register); AVX-512 machines run it too
+// ---------------------------------------------------------------------------------------------
+
+#if QUIVER_X86
+
+QUIVER_TARGET_AVX2 static void avx2_tables(const float *r, const float *x, const float *book, size_t blocks,
+                                           size_t dsub, float *norms, float *projections) {
+    size_t padded = blocks * LANES;
+    for (size_t b = 0; b < blocks; b++) {
+        const float *center = book + b * CENTERS * dsub * LANES;
+        float *n = norms + b * CENTERS * LANES, *p = projections + b * CENTERS * LANES;
+        if (dsub == 2) {
+            // The default shape (m = d/2): the block's residual and direction stay in registers.
+            __m256 r0 = _mm256_loadu_ps(r + b * LANES), r1 = _mm256_loadu_ps(r + padded + b * LANES);
+            if (x) {
+                __m256 x0 = _mm256_loadu_ps(x + b * LANES), x1 = _mm256_loadu_ps(x + padded + b * LANES);
+                for (size_t c = 0; c < CENTERS; c++, center += 2 * LANES) {
+                    __m256 diff0 = _mm256_sub_ps(r0, _mm256_loadu_ps(center));
+                    __m256 diff1 = _mm256_sub_ps(r1, _mm256_loadu_ps(center + LANES));
+                    __m256 norm = _mm256_fmadd_ps(diff1, diff1, _mm256_fmadd_ps(diff0, diff0, _mm256_setzero_ps()));
+                    __m256 projection = _mm256_fmadd_ps(diff1, x1, _mm256_fmadd_ps(diff0, x0, _mm256_setzero_ps()));
+                    _mm256_storeu_ps(n + c * LANES, norm);
+                    _mm256_storeu_ps(p + c * LANES, projection);
+                }
+            } else {
+                for (size_t c = 0; c < CENTERS; c++, center += 2 * LANES) {
+                    __m256 diff0 = _mm256_sub_ps(r0, _mm256_loadu_ps(center));
+                    __m256 diff1 = _mm256_sub_ps(r1, _mm256_loadu_ps(center + LANES));
+                    _mm256_storeu_ps(n + c * LANES, _mm256_fmadd_ps(diff1, diff1, _mm256_fmadd_ps(diff0, diff0, _mm256_setzero_ps())));
+                }
+            }
+            continue;
+        }
+        for (size_t c = 0; c < CENTERS; c++, center += dsub * LANES) {
+            __m256 norm = _mm256_setzero_ps(), projection = _mm256_setzero_ps();
             for (size_t j = 0; j < dsub; j++) {
-                float diff = r[j] - book[j * CENTERS + c];
-                norm = fmaf(diff, diff, norm);
-                if (direction) projection = fmaf(diff, direction[s * dsub + j], projection);
+                __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(r + j * padded + b * LANES), _mm256_loadu_ps(center + j * LANES));
+                norm = _mm256_fmadd_ps(diff, diff, norm);
             }
-            norms[s * CENTERS + c] = norm;
-            if (direction) projections[s * CENTERS + c] = projection;
-        }
-    }
-}
-
-static inline int scalar_candidates(const float *norms, const float *projections, float base_squared,
-                                    float base_parallel, float weight, float *losses) {
-    for (int c = 0; c < CENTERS; c++) {
-        float p = base_parallel + projections[c];
-        losses[c] = fmaf(weight * p, p, base_squared + norms[c]);
-    }
-    return first_min16(losses);
-}
-
-static void scalar_encode(const float *residual, const float *direction, float weight, const float *transposed,
-                          size_t m, size_t dsub, int max_passes, uint8_t *codes, float *norms, float *projections) {
-    scalar_tables(residual, direction, transposed, m, dsub, norms, projections);
-    for (size_t s = 0; s < m; s++) codes[s] = (uint8_t)first_min16(norms + s * CENTERS);
-    if (direction) descend(norms, projections, m, weight, max_passes, codes, scalar_candidates);
-}
-
-// ---------------------------------------------------------------------------------------------
-// AVX2 (two registers of 8 centers) and AVX-512 (one register of 16)
-// ---------------------------------------------------------------------------------------------
-
-#if QUIVER_X86
-
-QUIVER_TARGET_AVX2 static void avx2_tables(const float *residual, const float *direction, const float *transposed,
-                                           size_t m, size_t dsub, float *norms, float *projections) {
-    for (size_t s = 0; s < m; s++) {
-        const float *r = residual + s * dsub;
-        const float *book = transposed + s * dsub * CENTERS;
-        __m256 norm_lo = _mm256_setzero_ps(), norm_hi = _mm256_setzero_ps();
-        __m256 proj_lo = _mm256_setzero_ps(), proj_hi = _mm256_setzero_ps();
-        for (size_t j = 0; j < dsub; j++) {
-            __m256 rj = _mm256_set1_ps(r[j]);
-            __m256 diff_lo = _mm256_sub_ps(rj, _mm256_loadu_ps(book + j * CENTERS));
-            __m256 diff_hi = _mm256_sub_ps(rj, _mm256_loadu_ps(book + j * CENTERS + 8));
-            norm_lo = _mm256_fmadd_ps(diff_lo, diff_lo, norm_lo);
-            norm_hi = _mm256_fmadd_ps(diff_hi, diff_hi, norm_hi);
-            if (direction) {
-                __m256 xj = _mm256_set1_ps(direction[s * dsub + j]);
-                proj_lo = _mm256_fmadd_ps(diff_lo, xj, proj_lo);
-                proj_hi = _mm256_fmadd_ps(diff_hi, xj, proj_hi);
+            _mm256_storeu_ps(n + c * LANES, norm);
+            if (!x) continue;
+            for (size_t j = 0; j < dsub; j++) {
+                __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(r + j * padded + b * LANES), _mm256_loadu_ps(center + j * LANES));
+                projection = _mm256_fmadd_ps(diff, _mm256_loadu_ps(x + j * padded + b * LANES), projection);
             }
-        }
-        _mm256_storeu_ps(norms + s * CENTERS, norm_lo);
-        _mm256_storeu_ps(norms + s * CENTERS + 8, norm_hi);
-        if (direction) {
-            _mm256_storeu_ps(projections + s * CENTERS, proj_lo);
-            _mm256_storeu_ps(projections + s * CENTERS + 8, proj_hi);
+            _mm256_storeu_ps(p + c * LANES, projection);
         }
     }
 }
 
-/// The first index of the minimum of 16 values held in two registers (minima are exact).
-QUIVER_TARGET_AVX2 static inline int avx2_first_min16(__m256 lo, __m256 hi) {
-    __m256 m = _mm256_min_ps(lo, hi);
-    m = _mm256_min_ps(m, _mm256_permute2f128_ps(m, m, 0x01));
-    m = _mm256_min_ps(m, _mm256_shuffle_ps(m, m, 0x4E));
-    m = _mm256_min_ps(m, _mm256_shuffle_ps(m, m, 0xB1));
-    unsigned mask = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(lo, m, _CMP_EQ_OQ))
-                  | (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(hi, m, _CMP_EQ_OQ)) << 8;
-    return __builtin_ctz(mask);
+QUIVER_TARGET_AVX2 static inline float avx2_reduce8(__m256 v) {
+    __m128 four = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // l0+l4, l1+l5, l2+l6, l3+l7
+    __m128 two = _mm_add_ps(four, _mm_movehl_ps(four, four));                          // (l0+l4)+(l2+l6), (l1+l5)+(l3+l7)
+    return _mm_cvtss_f32(_mm_add_ss(two, _mm_shuffle_ps(two, two, 1)));
 }
 
-QUIVER_TARGET_AVX2 static inline int avx2_candidates(const float *norms, const float *projections, float base_squared,
-                                                     float base_parallel, float weight, float *losses) {
-    __m256 bs = _mm256_set1_ps(base_squared), bp = _mm256_set1_ps(base_parallel), w = _mm256_set1_ps(weight);
-    __m256 p_lo = _mm256_add_ps(bp, _mm256_loadu_ps(projections));
-    __m256 p_hi = _mm256_add_ps(bp, _mm256_loadu_ps(projections + 8));
-    __m256 lo = _mm256_fmadd_ps(_mm256_mul_ps(w, p_lo), p_lo, _mm256_add_ps(bs, _mm256_loadu_ps(norms)));
-    __m256 hi = _mm256_fmadd_ps(_mm256_mul_ps(w, p_hi), p_hi, _mm256_add_ps(bs, _mm256_loadu_ps(norms + 8)));
-    _mm256_storeu_ps(losses, lo);
-    _mm256_storeu_ps(losses + 8, hi);
-    return avx2_first_min16(lo, hi);
+QUIVER_TARGET_AVX2 static inline void avx2_store_codes(__m256i codes32, uint8_t *codes) {
+    // 8 × int32 (each < 16) to 8 bytes.
+    __m128i packed = _mm_packs_epi32(_mm256_castsi256_si128(codes32), _mm256_extracti128_si256(codes32, 1));
+    _mm_storel_epi64((__m128i *)codes, _mm_packus_epi16(packed, packed));
 }
 
-QUIVER_TARGET_AVX2 static void avx2_encode(const float *residual, const float *direction, float weight,
-                                           const float *transposed, size_t m, size_t dsub, int max_passes,
-                                           uint8_t *codes, float *norms, float *projections) {
-    avx2_tables(residual, direction, transposed, m, dsub, norms, projections);
-    for (size_t s = 0; s < m; s++) {
-        codes[s] = (uint8_t)avx2_first_min16(_mm256_loadu_ps(norms + s * CENTERS), _mm256_loadu_ps(norms + s * CENTERS + 8));
-    }
-    if (direction) descend(norms, projections, m, weight, max_passes, codes, avx2_candidates);
-}
-
-QUIVER_TARGET_AVX512 static void avx512_tables(const float *residual, const float *direction,
-                                               const float *transposed, size_t m, size_t dsub, float *norms,
-                                               float *projections) {
-    for (size_t s = 0; s < m; s++) {
-        const float *r = residual + s * dsub;
-        const float *book = transposed + s * dsub * CENTERS;
-        __m512 norm = _mm512_setzero_ps(), projection = _mm512_setzero_ps();
-        for (size_t j = 0; j < dsub; j++) {
-            __m512 diff = _mm512_sub_ps(_mm512_set1_ps(r[j]), _mm512_loadu_ps(book + j * CENTERS));
-            norm = _mm512_fmadd_ps(diff, diff, norm);
-            if (direction) projection = _mm512_fmadd_ps(diff, _mm512_set1_ps(direction[s * dsub + j]), projection);
+QUIVER_TARGET_AVX2 static void avx2_choose(const float *norms, const float *projections, size_t blocks, float mu,
+                                           uint8_t *codes, float *squared, float *parallel) {
+    if (!projections) {
+        for (size_t b = 0; b < blocks; b++) {
+            const float *n = norms + b * CENTERS * LANES;
+            __m256 best_n = _mm256_loadu_ps(n);
+            __m256i best = _mm256_setzero_si256();
+            for (int c = 1; c < CENTERS; c++) {
+                __m256 nc = _mm256_loadu_ps(n + c * LANES);
+                __m256 lower = _mm256_cmp_ps(nc, best_n, _CMP_LT_OQ);
+                best_n = _mm256_min_ps(nc, best_n);
+                best = _mm256_blendv_epi8(best, _mm256_set1_epi32(c), _mm256_castps_si256(lower));
+            }
+            avx2_store_codes(best, codes + b * LANES);
         }
-        _mm512_storeu_ps(norms + s * CENTERS, norm);
-        if (direction) _mm512_storeu_ps(projections + s * CENTERS, projection);
+        return;
     }
+    __m256 m = _mm256_set1_ps(mu);
+    __m256 squared_sum = _mm256_setzero_ps(), parallel_sum = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        const float *n = norms + b * CENTERS * LANES, *p = projections + b * CENTERS * LANES;
+        __m256 best_n = _mm256_loadu_ps(n), best_p = _mm256_loadu_ps(p);
+        __m256 best_value = _mm256_fmadd_ps(m, best_p, best_n);
+        __m256i best = _mm256_setzero_si256();
+        for (int c = 1; c < CENTERS; c++) {
+            __m256 nc = _mm256_loadu_ps(n + c * LANES), pc = _mm256_loadu_ps(p + c * LANES);
+            __m256 value = _mm256_fmadd_ps(m, pc, nc);
+            __m256 lower = _mm256_cmp_ps(value, best_value, _CMP_LT_OQ);
+            best_value = _mm256_min_ps(value, best_value);
+            best_n = _mm256_blendv_ps(best_n, nc, lower);
+            best_p = _mm256_blendv_ps(best_p, pc, lower);
+            best = _mm256_blendv_epi8(best, _mm256_set1_epi32(c), _mm256_castps_si256(lower));
+        }
+        squared_sum = _mm256_add_ps(squared_sum, best_n);
+        parallel_sum = _mm256_add_ps(parallel_sum, best_p);
+        avx2_store_codes(best, codes + b * LANES);
+    }
+    *squared = avx2_reduce8(squared_sum);
+    *parallel = avx2_reduce8(parallel_sum);
 }
 
-QUIVER_TARGET_AVX512 static inline int avx512_first_min16(__m512 v) {
-    __mmask16 at_min = _mm512_cmp_ps_mask(v, _mm512_set1_ps(_mm512_reduce_min_ps(v)), _CMP_EQ_OQ);
-    return __builtin_ctz((unsigned)at_min);
-}
-
-QUIVER_TARGET_AVX512 static inline int avx512_candidates(const float *norms, const float *projections,
-                                                         float base_squared, float base_parallel, float weight,
-                                                         float *losses) {
-    __m512 p = _mm512_add_ps(_mm512_set1_ps(base_parallel), _mm512_loadu_ps(projections));
-    __m512 loss = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(weight), p), p,
-                                  _mm512_add_ps(_mm512_set1_ps(base_squared), _mm512_loadu_ps(norms)));
-    _mm512_storeu_ps(losses, loss);
-    return avx512_first_min16(loss);
-}
-
-QUIVER_TARGET_AVX512 static void avx512_encode(const float *residual, const float *direction, float weight,
-                                               const float *transposed, size_t m, size_t dsub, int max_passes,
-                                               uint8_t *codes, float *norms, float *projections) {
-    avx512_tables(residual, direction, transposed, m, dsub, norms, projections);
-    for (size_t s = 0; s < m; s++) codes[s] = (uint8_t)avx512_first_min16(_mm512_loadu_ps(norms + s * CENTERS));
-    if (direction) descend(norms, projections, m, weight, max_passes, codes, avx512_candidates);
+QUIVER_TARGET_AVX2 static void avx2_encode(const float *residual, const float *direction, float eta, const float *book,
+                                           size_t m, size_t dsub, int steps, uint8_t *codes, float *scratch) {
+    encode_with(avx2_tables, avx2_choose, residual, direction, eta, book, m, dsub, steps, codes, scratch);
 }
 
 #endif
 
-void quiver_pq4_encode_isa(quiver_isa isa, const float *residual, const float *direction, float eta,
-                           const float *transposed, size_t m, size_t dsub, int max_passes, uint8_t *codes,
-                           float *scratch) {
-    float *norms = scratch, *projections = scratch + m * CENTERS;
-    const float *used_direction = direction && eta > 1 && max_passes > 0 ? direction : NULL;
-    switch (quiver_runnable_isa(isa)) {
+void quiver_pq4_encode_isa(quiver_isa isa, const float *residual, const float *direction, float eta, const float *book,
+                           size_t m, size_t dsub, int steps, uint8_t *codes, float *scratch) {
 #if QUIVER_X86
-    case QUIVER_ISA_AVX512:
-        avx512_encode(residual, used_direction, eta - 1, transposed, m, dsub, max_passes, codes, norms, projections);
-        return;
-    case QUIVER_ISA_AVX2:
-        avx2_encode(residual, used_direction, eta - 1, transposed, m, dsub, max_passes, codes, norms, projections);
-        return;
-#endif
-    default:
-        scalar_encode(residual, used_direction, eta - 1, transposed, m, dsub, max_passes, codes, norms, projections);
+    if (quiver_isa_has_avx2(quiver_runnable_isa(isa))) {
+        avx2_encode(residual, direction, eta, book, m, dsub, steps, codes, scratch);
         return;
     }
+#endif
+    scalar_encode(residual, direction, eta, book, m, dsub, steps, codes, scratch);
 }
 
-void quiver_pq4_encode(const float *residual, const float *direction, float eta, const float *transposed,
-                       size_t m, size_t dsub, int max_passes, uint8_t *codes, float *scratch) {
-    quiver_pq4_encode_isa(quiver_best_isa(), residual, direction, eta, transposed, m, dsub, max_passes, codes, scratch);
+void quiver_pq4_encode(const float *residual, const float *direction, float eta, const float *book, size_t m,
+                       size_t dsub, int steps, uint8_t *codes, float *scratch) {
+    quiver_pq4_encode_isa(quiver_best_isa(), residual, direction, eta, book, m, dsub, steps, codes, scratch);
 }

@@ -132,14 +132,17 @@ enum KernelBench {
         let transposed = (0 ..< d * 16).map { _ in Float.random(in: -0.1 ... 0.1, using: &rng) }
         let residuals = (0 ..< count * d).map { _ in Float.random(in: -0.1 ... 0.1, using: &rng) }
         let direction = (0 ..< d).map { _ in Float.random(in: -0.05 ... 0.05, using: &rng) }
+        var book = [Float](repeating: 0, count: quiver_pq4_book_size(m, dsub))
+        quiver_pq4_encoding_book(transposed, m, dsub, &book)
         var codes = [UInt8](repeating: 0, count: m)
-        var scratch = [Float](repeating: 0, count: 32 * m)
+        var scratch = [Float](repeating: 0, count: quiver_pq4_encode_scratch_size(m, dsub))
         for isa in isas {
             for eta: Float in [1, 3.87] {
                 let seconds = time(repeats: 3) {
                     residuals.withUnsafeBufferPointer { r in
                         for row in 0 ..< count {
-                            quiver_pq4_encode_isa(isa, r.baseAddress! + row * d, eta > 1 ? direction : nil, eta, transposed, m, dsub, 4, &codes, &scratch)
+                            quiver_pq4_encode_isa(isa, r.baseAddress! + row * d, eta > 1 ? direction : nil, eta, book, m, dsub,
+                                                  Int32(AnisotropicQuantization.searchSteps), &codes, &scratch)
                         }
                     }
                 }

@@ -146,14 +146,23 @@ void quiver_fastscan_scan_multi(quiver_isa isa, const uint8_t *packed, size_t co
 /// dimension-major: `transposed[(s * dsub + j) * 16 + c]`.
 void quiver_pq4_table(const float *query, const float *transposed, const float *center_norms, size_t m,
                       size_t dsub, float *table);
+/// Floats of the encoder's codebook layout for `m` subspaces of `dsub` dimensions.
+size_t quiver_pq4_book_size(size_t m, size_t dsub);
+/// Lays out 4-bit codebooks (`transposed`, as for quiver_pq4_table) for quiver_pq4_encode:
+/// subspaces in blocks of 8, `book[((block · 16 + center) · dsub + j) · 8 + lane]`, zero padding.
+void quiver_pq4_encoding_book(const float *transposed, size_t m, size_t dsub, float *book);
+/// Scratch floats quiver_pq4_encode needs.
+size_t quiver_pq4_encode_scratch_size(size_t m, size_t dsub);
 /// Encodes one residual with 4-bit PQ into `codes` (m bytes): each subspace's nearest of its 16
-/// centers (first on ties), then, when `direction` (the datapoint's unit vector) is given and
-/// eta > 1, score-aware assignment: up to `max_passes` passes of coordinate descent over the
-/// subspaces on ‖e‖² + (η − 1)·⟨e, x̂⟩² (e = residual − decoded), each move strictly lowering the
-/// loss. `transposed` is laid out as for quiver_pq4_table; `scratch` holds 32·m floats. Every ISA
-/// path returns the same codes as the scalar reference, bit for bit.
-void quiver_pq4_encode(const float *residual, const float *direction, float eta, const float *transposed,
-                       size_t m, size_t dsub, int max_passes, uint8_t *codes, float *scratch);
+/// centers (first on ties) or, when `direction` (the datapoint's unit vector) is given and
+/// eta > 1, score-aware assignment on ‖e‖² + (η − 1)·⟨e, x̂⟩² (e = residual − decoded): the codes
+/// minimising ‖e‖² + μ·⟨e, x̂⟩² per subspace, with μ searched by `steps` steps of false position
+/// for μ = 2(η − 1)·⟨e, x̂⟩; the code choice of lowest loss met is kept, the nearest centers among
+/// them. `book` comes from quiver_pq4_encoding_book; `scratch` holds
+/// quiver_pq4_encode_scratch_size(m, dsub) floats. Every ISA path returns the same codes as the
+/// scalar reference, bit for bit.
+void quiver_pq4_encode(const float *residual, const float *direction, float eta, const float *book,
+                       size_t m, size_t dsub, int steps, uint8_t *codes, float *scratch);
 /// Quantizes a float table of `m` rows of 16 distances to uint8: entry = round((v − min_s) · scale),
 /// one scale for all rows and bias = Σ min_s, so distance ≈ sum / scale + bias. The scale keeps
 /// every entry ≤ 255 and every 16-bit sum ≤ 65535. Rows m..<padded_m are zero. The AVX2 path may
@@ -208,8 +217,7 @@ void quiver_f32_to_f16_isa(quiver_isa isa, const float *src, uint16_t *dst, size
 uint32_t quiver_crc32c_isa(quiver_isa isa, uint32_t crc, const void *data, size_t count);
 size_t quiver_smallest_isa(quiver_isa isa, const float *values, size_t n, size_t k, int32_t *indices, float *scratch);
 void quiver_pq4_encode_isa(quiver_isa isa, const float *residual, const float *direction, float eta,
-                           const float *transposed, size_t m, size_t dsub, int max_passes, uint8_t *codes,
-                           float *scratch);
+                           const float *book, size_t m, size_t dsub, int steps, uint8_t *codes, float *scratch);
 void quiver_rerank_isa(quiver_isa isa, const float *query, const void *vectors, int halves, size_t d,
                        const int64_t *rows, size_t count, int inner_product, float *distances);
 

@@ -4,8 +4,13 @@
 /// matter far more than orthogonal error, so codes are chosen to minimise
 /// `η·‖e∥‖² + ‖e⊥‖² = ‖e‖² + (η − 1)·⟨e, x̂⟩²` with `e = r − r̃` the residual's quantization error.
 public enum AnisotropicQuantization {
-    /// Coordinate-descent passes over the subspaces; a pass that changes nothing ends it earlier.
+    /// Coordinate-descent passes over the subspaces (8-bit codes); a pass that changes nothing
+    /// ends it earlier.
     public static let maxPasses = 4
+    /// Steps of the 4-bit kernel's search for its multiplier (`quiver_pq4_encode`). On pkgdesc
+    /// residuals: 2 steps reach the mean loss of 4 coordinate-descent passes (0.07565), 3 steps
+    /// 0.07564, 4 steps 0.07563, each step ≈ 0.3 µs a vector on AVX2.
+    public static let searchSteps = 3
 
     /// `η = (d − 1) · t² / (1 − t²)` for the relative threshold `t` (0 < t < 1).
     ///

@@ -14,6 +14,8 @@ public struct ProductQuantizer: Sendable, Equatable {
     /// table kernel reads, and the squared norm of every center (`[s][c]`) for L2 tables.
     let transposedCodebooks: [Float]
     let centerNorms: [Float]
+    /// 4-bit only: the codebooks in the encoder's layout (`quiver_pq4_encoding_book`).
+    let encodingBook: [Float]
 
     public var centersPerSubspace: Int { 1 << bitsPerCode }
     public var subspaceDimension: Int { dimension / subspaces }
@@ -43,6 +45,9 @@ public struct ProductQuantizer: Sendable, Equatable {
         }
         transposedCodebooks = transposed
         centerNorms = norms
+        var book = [Float](repeating: 0, count: bitsPerCode == 4 ? quiver_pq4_book_size(subspaces, subDimension) : 0)
+        if bitsPerCode == 4 { quiver_pq4_encoding_book(transposed, subspaces, subDimension, &book) }
+        encodingBook = book
     }
 
     public static func == (lhs: ProductQuantizer, rhs: ProductQuantizer) -> Bool {
@@ -61,17 +66,17 @@ public struct ProductQuantizer: Sendable, Equatable {
     }
 
     /// Scratch floats `encode4` needs.
-    public var encodingScratchCount: Int { 32 * subspaces }
+    public var encodingScratchCount: Int { bitsPerCode == 4 ? quiver_pq4_encode_scratch_size(subspaces, subspaceDimension) : 0 }
 
-    /// 4-bit encoding in the C kernel: each subspace's nearest center, then with `direction` (the
-    /// datapoint's unit vector) and `parallelWeight` η > 1 score-aware coordinate descent
-    /// (`AnisotropicQuantization`). `scratch` holds `encodingScratchCount` floats.
+    /// 4-bit encoding in the C kernel: each subspace's nearest center or, with `direction` (the
+    /// datapoint's unit vector) and `parallelWeight` η > 1, score-aware codes
+    /// (`AnisotropicQuantization.searchSteps`). `scratch` holds `encodingScratchCount` floats.
     public func encode4(_ residual: UnsafePointer<Float>, direction: UnsafePointer<Float>?, parallelWeight eta: Float,
                         into codes: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>) {
         precondition(bitsPerCode == 4)
-        transposedCodebooks.withUnsafeBufferPointer { transposed in
-            quiver_pq4_encode(residual, direction, eta, transposed.baseAddress!, subspaces, subspaceDimension,
-                              Int32(AnisotropicQuantization.maxPasses), codes, scratch)
+        encodingBook.withUnsafeBufferPointer { book in
+            quiver_pq4_encode(residual, direction, eta, book.baseAddress!, subspaces, subspaceDimension,
+                              Int32(AnisotropicQuantization.searchSteps), codes, scratch)
         }
     }
 
