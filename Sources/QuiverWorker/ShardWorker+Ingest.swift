@@ -53,7 +53,7 @@ extension ShardWorker {
             throw .invalidArgument("Ingest: vectors have dimension \(matrix.dimension), collection \"\(collection.name)\" has \(model.dimension)")
         }
         let values = try unpack(matrix.data, as: Float.self, count: rows * model.dimension, field: "batch.vectors.data")
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+        if let bad = Kernels.firstNonFinite(values) {
             throw .invalidArgument("Ingest: vector \(bad / model.dimension) has non-finite value \(values[bad]) at component \(bad % model.dimension)")
         }
         guard !request.batch.ids.isEmpty else {

@@ -105,7 +105,7 @@ extension ShardWorker {
         guard export.count == Int(first.totalEntries) else {
             throw .invalidArgument("ImportList: the stream carried \(export.count) of \(first.totalEntries) entries")
         }
-        if let bad = export.vectors.firstIndex(where: { !$0.isFinite }) {
+        if let bad = Kernels.firstNonFinite(export.vectors) {
             throw .invalidArgument("ImportList: vector value \(bad) is not finite")
         }
         do throws(WorkerWriteError) {

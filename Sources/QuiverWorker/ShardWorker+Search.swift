@@ -36,7 +36,7 @@ extension ShardWorker {
                 + "\(options.maxMessageBytes >> 20) MiB message limit; split the batch")
         }
         let queries = try unpack(request.queries.data, as: Float.self, count: count * d, field: "queries.data")
-        if let bad = queries.firstIndex(where: { !$0.isFinite }) {
+        if let bad = Kernels.firstNonFinite(queries) {
             throw .invalidArgument("SearchLists: query \(bad / d) has non-finite value \(queries[bad]) at component \(bad % d)")
         }
         let offsets = try unpack(request.probeOffsets, as: UInt32.self, count: count + 1, field: "probe_offsets")

@@ -401,7 +401,7 @@ extension Coordinator {
         } catch {
             throw .invalidArgument(error.description)
         }
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+        if let bad = Kernels.firstNonFinite(values) {
             throw .invalidArgument("batch \(index) row \(bad / dimension) has a non-finite value \(values[bad]) at component \(bad % dimension)")
         }
         var ids: [Int64]?

@@ -75,7 +75,7 @@ extension Coordinator {
         } catch {
             throw .invalidArgument(error.description)
         }
-        if let bad = queries.values.firstIndex(where: { !$0.isFinite }) {
+        if let bad = Kernels.firstNonFinite(queries.values) {
             throw .invalidArgument("query \(bad / model.dimension) has a non-finite value \(queries.values[bad]) at component \(bad % model.dimension)")
         }
         model.prepare(&queries)

@@ -80,7 +80,7 @@ struct ServerFiles: Sendable {
             }
         }
         if let failure { throw failure }
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+        if let bad = Kernels.firstNonFinite(values) {
             throw .invalidArgument("row \(rows[bad / dimension]) of the file set has a non-finite value \(values[bad]) at component \(bad % dimension)")
         }
         return Matrix(rows: rows.count, dimension: dimension, values: values)
@@ -95,7 +95,7 @@ struct ServerFiles: Sendable {
             throw self.error(error)
         }
         let dimension = dataset.dimension
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+        if let bad = Kernels.firstNonFinite(values) {
             var row = range.lowerBound + bad / dimension
             var path = ""
             for file in dataset.files {

@@ -43,6 +43,23 @@ public enum Kernels {
         quiver_crc32c(crc, bytes.baseAddress, bytes.count)
     }
 
+    /// The index of the first NaN or infinity in `values`, if any. The common case (none) is one
+    /// branch-free pass that vectorises: an exponent of all ones carries into bit 31.
+    public static func firstNonFinite(_ values: UnsafeBufferPointer<Float>) -> Int? {
+        guard let base = values.baseAddress else { return nil }
+        let bits = UnsafeRawPointer(base).assumingMemoryBound(to: UInt32.self)
+        var carry: UInt32 = 0
+        for i in 0 ..< values.count {
+            carry |= (bits[i] & 0x7F80_0000) &+ 0x0080_0000
+        }
+        guard carry & 0x8000_0000 != 0 else { return nil }
+        return values.firstIndex { !$0.isFinite }
+    }
+
+    public static func firstNonFinite(_ values: [Float]) -> Int? {
+        values.withUnsafeBufferPointer { firstNonFinite($0) }
+    }
+
     /// The instruction set the FastScan kernel uses on this CPU.
     public static var bestISA: quiver_isa { quiver_best_isa() }
     public static var bestISAName: String { String(cString: quiver_isa_name(quiver_best_isa())) }

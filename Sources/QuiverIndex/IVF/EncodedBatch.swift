@@ -53,15 +53,27 @@ public struct EncodedBatch: Sendable, Equatable {
         guard vectors.count == (needsVectors ? n * model.dimension : 0) else {
             throw .invalidParameter("batch has \(vectors.count) vector values, expected \(needsVectors ? n * model.dimension : 0)")
         }
-        for list in primary where list < 0 || Int(list) >= model.nlist {
+        // Each check is a pass without early exit (it vectorises); only a failure looks further.
+        let nlist = Int32(clamping: model.nlist)
+        if !primary.allInRange(0 ..< nlist), let list = primary.first(where: { !(0 ..< nlist).contains($0) }) {
             throw .invalidParameter("list \(list) does not exist (nlist \(model.nlist))")
         }
-        for list in spill where list < -1 || Int(list) >= model.nlist {
+        if !spill.allInRange(-1 ..< nlist), let list = spill.first(where: { !(-1 ..< nlist).contains($0) }) {
             throw .invalidParameter("spill list \(list) does not exist (nlist \(model.nlist))")
         }
-        let limit: UInt8 = config.encoding == .fastScan ? 16 : 255
-        if config.encoding == .fastScan, let bad = (primaryCodes.first { $0 >= limit } ?? spillCodes.first { $0 >= limit }) {
+        if config.encoding == .fastScan, (primaryCodes.reduce(0, |) | spillCodes.reduce(0, |)) >= 16,
+           let bad = (primaryCodes.first { $0 >= 16 } ?? spillCodes.first { $0 >= 16 }) {
             throw .invalidParameter("4-bit code \(bad) out of range")
         }
+    }
+}
+
+extension Array where Element == Int32 {
+    /// Whether every element lies in `range`, in one pass without early exit (a value below the
+    /// range wraps to a large offset, so one unsigned maximum checks both ends).
+    func allInRange(_ range: Range<Int32>) -> Bool {
+        var largest: UInt32 = 0
+        for value in self { largest = Swift.max(largest, UInt32(bitPattern: value &- range.lowerBound)) }
+        return isEmpty || largest < UInt32(bitPattern: range.upperBound &- range.lowerBound)
     }
 }

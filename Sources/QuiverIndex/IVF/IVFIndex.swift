@@ -105,6 +105,7 @@ public struct IVFIndex: Sendable {
                             var encoder = ResidualEncoder(model: model)
                             for row in range {
                                 let x = values.baseAddress! + row * d
+                                encoder.setRow(x)
                                 encoder.encode(x, list: Int(assignment.primary[row]), into: primaryOut.baseAddress! + row * width)
                                 let spill = Int(assignment.spill[row])
                                 if spill >= 0 {
@@ -175,7 +176,7 @@ public struct IVFIndex: Sendable {
     }
 
     static func checkFinite(_ vectors: Matrix) throws(IndexError) {
-        guard let bad = vectors.values.firstIndex(where: { !$0.isFinite }) else { return }
+        guard let bad = Kernels.firstNonFinite(vectors.values) else { return }
         throw .invalidVector(row: bad / vectors.dimension, column: bad % vectors.dimension, value: vectors.values[bad])
     }
 

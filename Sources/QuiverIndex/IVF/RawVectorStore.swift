@@ -1,20 +1,49 @@
 import CQuiverKernels
 
-/// Raw vectors kept for exact re-ranking, by row, as float32 or float16.
+/// Raw vectors kept for exact re-ranking, by row, as float32 or float16, in one contiguous
+/// buffer that grows without copying what it holds (`GrowableBytes`).
 public struct RawVectorStore: Sendable, Equatable {
     public let precision: RawVectorPrecision
     public let dimension: Int
-    public private(set) var floats: [Float] = []
-    public private(set) var halves: [UInt16] = []
+    private var bytes = GrowableBytes()
 
     public init(precision: RawVectorPrecision, dimension: Int, floats: [Float] = [], halves: [UInt16] = []) {
         self.precision = precision
         self.dimension = dimension
-        self.floats = floats
-        self.halves = halves
+        switch precision {
+        case .none: break
+        case .float32: bytes = floats.withUnsafeBytes { GrowableBytes($0) }
+        case .float16: bytes = halves.withUnsafeBytes { GrowableBytes($0) }
+        }
     }
 
-    public var memoryBytes: Int { floats.count * 4 + halves.count * 2 }
+    public var memoryBytes: Int { bytes.count }
+    /// Rows held.
+    public var count: Int { elementBytes == 0 || dimension == 0 ? 0 : bytes.count / (elementBytes * dimension) }
+    private var elementBytes: Int {
+        switch precision {
+        case .none: 0
+        case .float32: 4
+        case .float16: 2
+        }
+    }
+
+    /// The stored values as bytes: `count × dimension` float32 or float16 values, little-endian.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes(body)
+    }
+
+    /// The stored values, float32 (empty unless that is the precision).
+    public var floats: [Float] {
+        guard precision == .float32 else { return [] }
+        return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    /// The stored values as float16 bits (empty unless that is the precision).
+    public var halves: [UInt16] {
+        guard precision == .float16 else { return [] }
+        return bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
+    }
 
     /// Largest magnitude that survives conversion to float16: 65520 and above round to ±∞.
     public static let halfLimit: Float = 65520
@@ -27,24 +56,27 @@ public struct RawVectorStore: Sendable, Equatable {
     }
 
     mutating func append(_ vectors: UnsafePointer<Float>, count: Int) {
+        let values = count * dimension
         switch precision {
         case .none: break
-        case .float32: floats.append(contentsOf: UnsafeBufferPointer(start: vectors, count: count * dimension))
+        case .float32:
+            bytes.append(byteCount: values * 4) { $0.copyMemory(from: vectors, byteCount: values * 4) }
         case .float16:
-            let start = halves.count
-            halves.append(contentsOf: repeatElement(0, count: count * dimension))
-            halves.withUnsafeMutableBufferPointer { Kernels.floatToHalf(vectors, $0.baseAddress! + start, count: count * dimension) }
+            bytes.append(byteCount: values * 2) { Kernels.floatToHalf(vectors, $0.assumingMemoryBound(to: UInt16.self), count: values) }
         }
     }
 
     /// Overwrites the vector of `row` (a repair brings a newer copy of the same id).
     mutating func set(row: Int, _ vector: UnsafePointer<Float>) {
+        let dimension = dimension
         switch precision {
         case .none: break
         case .float32:
-            floats.withUnsafeMutableBufferPointer { ($0.baseAddress! + row * dimension).update(from: vector, count: dimension) }
+            bytes.withUnsafeMutableBytes { ($0.baseAddress! + row * dimension * 4).copyMemory(from: vector, byteCount: dimension * 4) }
         case .float16:
-            halves.withUnsafeMutableBufferPointer { Kernels.floatToHalf(vector, $0.baseAddress! + row * dimension, count: dimension) }
+            bytes.withUnsafeMutableBytes {
+                Kernels.floatToHalf(vector, $0.baseAddress!.assumingMemoryBound(to: UInt16.self) + row * dimension, count: dimension)
+            }
         }
     }
 
@@ -59,10 +91,14 @@ public struct RawVectorStore: Sendable, Equatable {
         case .none:
             return Matrix(rows: 0, dimension: dimension, values: [])
         case .float32:
-            return Matrix(rows: rows.count, dimension: dimension, values: Array(floats[rows.lowerBound * dimension ..< rows.upperBound * dimension]))
+            let values = bytes.withUnsafeBytes {
+                Array($0.bindMemory(to: Float.self)[rows.lowerBound * dimension ..< rows.upperBound * dimension])
+            }
+            return Matrix(rows: rows.count, dimension: dimension, values: values)
         case .float16:
             var values = [Float](repeating: 0, count: rows.count * dimension)
-            halves.withUnsafeBufferPointer { h in
+            bytes.withUnsafeBytes { raw in
+                let h = raw.bindMemory(to: UInt16.self)
                 values.withUnsafeMutableBufferPointer {
                     Kernels.halfToFloat(h.baseAddress! + rows.lowerBound * dimension, $0.baseAddress!, count: rows.count * dimension)
                 }
@@ -79,9 +115,9 @@ public struct RawVectorStore: Sendable, Equatable {
         case .none:
             for i in 0 ..< count { distances[i] = .infinity }
         case .float32:
-            floats.withUnsafeBufferPointer { quiver_rerank(query, $0.baseAddress, 0, dimension, rows, count, innerProduct, distances) }
+            bytes.withUnsafeBytes { quiver_rerank(query, $0.baseAddress, 0, dimension, rows, count, innerProduct, distances) }
         case .float16:
-            halves.withUnsafeBufferPointer { quiver_rerank(query, $0.baseAddress, 1, dimension, rows, count, innerProduct, distances) }
+            bytes.withUnsafeBytes { quiver_rerank(query, $0.baseAddress, 1, dimension, rows, count, innerProduct, distances) }
         }
     }
 }

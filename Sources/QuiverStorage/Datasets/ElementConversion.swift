@@ -59,20 +59,6 @@ enum ElementConversion {
             preconditionFailure("float data is not an integer matrix")
         }
     }
-
-    /// Index of the first NaN or ±Inf, or nil. The common all-finite case is one branch-free
-    /// pass: an all-ones exponent carries into bit 31 when 1 is added to it, and the OR of
-    /// those carries vectorises; only a hit pays for the second, locating pass.
-    static func firstNonFinite(_ values: UnsafeBufferPointer<Float>) -> Int? {
-        guard let base = values.baseAddress else { return nil }
-        let bits = UnsafeRawPointer(base).assumingMemoryBound(to: UInt32.self)
-        var carry: UInt32 = 0
-        for i in 0..<values.count {
-            carry |= (bits[i] & 0x7F80_0000) &+ 0x0080_0000
-        }
-        guard carry & 0x8000_0000 != 0 else { return nil }
-        return values.firstIndex { !$0.isFinite }
-    }
 }
 
 /// A `count`-float array filled in place by `fill`, without zeroing it first; `fill`'s error

@@ -1,3 +1,5 @@
+import QuiverIndex
+
 /// The container a dataset file is stored in, chosen by its extension.
 public enum VectorFileFormat: String, Sendable, CaseIterable {
     case npy, fvecs, bvecs, ivecs
@@ -189,7 +191,7 @@ public struct VectorFile: Sendable {
     ) throws(DatasetError) {
         // Integer inputs cannot produce NaN or Inf.
         guard elementType == .float32 || elementType == .float16 else { return }
-        if let index = ElementConversion.firstNonFinite(values) {
+        if let index = Kernels.firstNonFinite(values) {
             throw .nonFiniteValue(
                 path: path, row: firstRow + index / dimension, column: index % dimension,
                 value: values[index])

@@ -62,14 +62,9 @@ public enum IndexFile {
         out.section(tag: sections[5].tag) { out.write(array: index.externalIDs) }
         out.section(tag: sections[6].tag) {
             let raw = index.rawVectors
-            let values = raw.precision == .float16 ? raw.halves.count : raw.floats.count
             out.write(array: [UInt64(ModelCodec.code(of: raw.precision, in: ModelCodec.precisionCodes)),
-                              UInt64(raw.dimension), UInt64(raw.dimension > 0 ? values / raw.dimension : 0)])
-            switch raw.precision {
-            case .none: break
-            case .float32: out.write(array: raw.floats)
-            case .float16: out.write(array: raw.halves)
-            }
+                              UInt64(raw.dimension), UInt64(raw.count)])
+            raw.withUnsafeBytes { out.write($0) }
         }
         let fileLength = try out.finish()
         try file.overwrite(header(fileLength: fileLength), at: 0)

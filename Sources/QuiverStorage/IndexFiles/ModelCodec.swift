@@ -213,7 +213,7 @@ public enum ModelCodec {
     }
 
     private static func requireFinite(_ values: [Float], _ field: String) throws(ModelCodecError) {
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+        if let bad = Kernels.firstNonFinite(values) {
             throw .nonFinite(field: field, index: bad, value: values[bad])
         }
     }
