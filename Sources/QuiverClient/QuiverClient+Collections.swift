@@ -14,7 +14,8 @@ public struct CollectionSettings: Sendable {
     /// 0: the default (0.1 for inner product and cosine, off for L2); negative: off.
     public var anisotropicThreshold: Float = 0
     public var storeRawVectors = true
-    public var rawPrecision: Quiver_V1_VectorPrecision = .float32
+    /// Unspecified: chosen at training, float16 unless the data needs float32.
+    public var rawPrecision: Quiver_V1_VectorPrecision = .unspecified
     public var replicationFactor = 1
     /// Replicas that must store a write before it is acknowledged; 0: a majority.
     public var writeQuorum = 0

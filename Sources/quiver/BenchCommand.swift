@@ -35,8 +35,8 @@ struct BenchCommand: ParsableCommand {
     var anisotropic: OptionalNumber?
     @Option(help: "SOAR spilling lambda, or off (default 1 for ip/cosine, off for l2).")
     var spill: OptionalNumber?
-    @Option(help: "Raw vectors kept for re-ranking: float32, float16 or none.")
-    var raw: RawVectorPrecision = .float32
+    @Option(help: "Raw vectors kept for re-ranking: float32, float16 or none (default: chosen from the data as a collection does, float16 unless the data needs float32).")
+    var raw: RawVectorPrecision?
     @Option(help: "Queries timed one at a time for latency.")
     var latencyQueries = 1000
     @Option(help: "Timed repetitions of each batch; the best is kept (as peers.py does).")
@@ -99,6 +99,13 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
+    /// The precision a collection created without one would keep (on the prepared rows).
+    private func automaticRaw(_ base: Matrix) -> RawVectorPrecision {
+        var prepared = base
+        if metric.normalizesInput { prepared.normalizeRows() }
+        return RawVectorPrecision.automatic(for: prepared)
+    }
+
     private func benchmark(_ kind: IndexKind, workload: Workload, nlist: Int) throws -> [BenchRow] {
         let queries = workload.queries
         var rows: [BenchRow] = []
@@ -121,7 +128,7 @@ struct BenchCommand: ParsableCommand {
             dimension: workload.base.dimension, metric: metric, nlist: nlist, encoding: encoding, subspaces: m,
             anisotropicThreshold: encoding == .flat || !innerProduct ? nil : (anisotropic.map(\.value) ?? IVFConfiguration.defaultAnisotropicThreshold),
             spillLambda: encoding == .flat || !innerProduct ? spill?.value : (spill.map(\.value) ?? 1.0),
-            rawVectors: raw, seed: seed)
+            rawVectors: raw ?? automaticRaw(workload.base), seed: seed)
         var trained = 0.0, build = 0.0
         var ivf: IVFIndex
         if let indexFile, let saved = try? IndexFile.load(path: indexFile), saved.configuration == configuration, saved.count == workload.base.rows {

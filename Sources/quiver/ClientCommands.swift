@@ -81,7 +81,7 @@ struct CreateCommand: AsyncParsableCommand {
     @Option(help: "PQ subspaces (default d/2).") var m: Int = 0
     @Option(help: "Bits per PQ code: 4 (FastScan) or 8.") var nbits: Int = 4
     @Option(help: "Anisotropic (score-aware) threshold T for ip/cosine (default 0.1; a negative value turns it off; ignored for l2).") var anisotropic: Float = 0
-    @Option(help: "Raw vectors kept for re-ranking: float32, float16 or none.") var raw: String = "float32"
+    @Option(help: "Raw vectors kept for re-ranking: auto (float16 unless the training data needs float32), float32, float16 or none.") var raw: String = "auto"
     @Option(help: "Workers holding each list.") var replication: Int = 1
     @Option(help: "Replicas of each list that must store a batch before it is acknowledged (default: a majority of --replication).") var writeQuorum: Int = 0
     @Option(help: "recall@10 a query without --nprobe/--reorder/--recall aims for; the coordinator calibrates the settings after training (default 0.95).") var recallTarget: Double = 0
@@ -93,10 +93,11 @@ struct CreateCommand: AsyncParsableCommand {
         settings.bitsPerCode = nbits
         settings.anisotropicThreshold = anisotropic
         switch raw {
+        case "auto": settings.rawPrecision = .unspecified
         case "float32": settings.rawPrecision = .float32
         case "float16": settings.rawPrecision = .float16
         case "none": settings.storeRawVectors = false
-        default: throw ValidationError("--raw must be float32, float16 or none")
+        default: throw ValidationError("--raw must be auto, float32, float16 or none")
         }
         settings.replicationFactor = replication
         settings.writeQuorum = writeQuorum
@@ -288,7 +289,7 @@ struct StatusCommand: AsyncParsableCommand {
         }
         print("collections:")
         for collection in status.collections {
-            print("  \(collection.config.name): \(collection.state), dimension \(collection.config.dimension), metric \(collection.config.metric), nlist \(collection.nlist), vectors \(collection.vectorCount), model v\(collection.modelVersion), shard map v\(collection.shardMapVersion)"
+            print("  \(collection.config.name): \(collection.state), dimension \(collection.config.dimension), metric \(collection.config.metric), nlist \(collection.nlist), raw \(rawName(collection.config)), vectors \(collection.vectorCount), model v\(collection.modelVersion), shard map v\(collection.shardMapVersion)"
                 + (collection.error.isEmpty ? "" : ", error: \(collection.error)"))
             for level in collection.searchDefaults {
                 let isDefault = abs(level.recallTarget - collection.config.recallTarget) < 1e-6
@@ -410,4 +411,14 @@ struct CollectionsCommand: AsyncParsableCommand {
 /// Paths sent to the coordinator must not depend on this process's working directory.
 func absolutePath(_ path: String) -> String {
     path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
+
+/// The raw vectors a collection keeps, as `quiver create --raw` names them.
+func rawName(_ config: Quiver_V1_CollectionConfig) -> String {
+    guard config.storeRawVectors else { return "none" }
+    switch config.rawVectorPrecision {
+    case .float32: return "float32"
+    case .float16: return "float16"
+    default: return "auto"
+    }
 }

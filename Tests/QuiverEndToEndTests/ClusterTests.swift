@@ -287,7 +287,9 @@ func searchWhenServing<Result: Sendable>(_ client: QuiverClient, _ search: (Quiv
         defer { cluster.shutdown() }
         let data = try ClusterData(folder: cluster.root.appendingPathComponent("data"), count: 3000)
         try await cluster.client { client in
-            _ = try await client.createCollection(CollectionSettings(name: "docs", dimension: data.dimension, metric: .cosine))
+            let created = try await client.createCollection(CollectionSettings(name: "docs", dimension: data.dimension, metric: .cosine))
+            // No precision named: training picks it (float16 for these unit vectors).
+            #expect(created.config.storeRawVectors && created.config.rawVectorPrecision == .unspecified)
             _ = try await client.trainOnFirstLoad("docs", sampleRows: 1000)
             let loaded = try await client.load("docs", vectors: data.base.values, dimension: data.dimension, batchRows: 500)
             #expect(loaded.rowsAccepted == UInt64(data.base.rows))
@@ -295,6 +297,7 @@ func searchWhenServing<Result: Sendable>(_ client: QuiverClient, _ search: (Quiv
             #expect(info.state == .ready)
             #expect(info.vectorCount == UInt64(data.base.rows))
             #expect(info.nlist > 0)
+            #expect(info.config.rawVectorPrecision == .float16)
             // Every stored vector finds itself (cosine: score 1) with the default settings.
             let hits = try await client.search("docs", queries: Array(data.base.values.prefix(20 * data.dimension)),
                                                dimension: data.dimension, k: 1)

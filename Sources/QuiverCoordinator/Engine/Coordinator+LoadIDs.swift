@@ -159,7 +159,7 @@ extension Coordinator {
         }
         var conflicting = Set<Int64>()
         var present = Set<Int64>()
-        let half = serving.settings.rawVectors == .float16
+        let half = serving.model.configuration.rawVectors == .float16
         for answer in found {
             for (position, id) in answer.ids.enumerated() {
                 present.insert(id)

@@ -112,7 +112,6 @@ extension Coordinator {
                        seed: UInt64) async throws(CoordinatorError) -> IVFModel {
         let record = try entry(name).record
         let settings = record.settings
-        let configuration = settings.indexConfiguration(nlist: nlist, iterations: iterations, seed: seed)
         let workers = pool.placeable
         guard !workers.isEmpty else {
             throw .failedPrecondition(pool.ids.isEmpty ? PlacementError.noWorkers.description
@@ -130,6 +129,7 @@ extension Coordinator {
         let logger = logger
         do {
             trained = try await offload { () throws -> (IVFModel, [Int], CollectionRecord.SearchDefaults?) in
+                let configuration = settings.indexConfiguration(nlist: nlist, iterations: iterations, seed: seed, sample: sample)
                 var model = try IVFModel.train(sample: sample, configuration: configuration, threads: threads)
                 // Unique across re-creations of the name, so a worker that missed a drop can
                 // never serve the old collection's rows as the new one's.
@@ -169,6 +169,7 @@ extension Coordinator {
             entry.record.firstLoad = nil
             entry.record.modelVersion = model.version
             entry.record.nlist = model.nlist
+            entry.record.rawVectorsChosen = settings.rawPrecisionAutomatic == true ? model.configuration.rawVectors : nil
             entry.record.shardMapVersion = map.version
             entry.record.searchDefaults = defaults
         }

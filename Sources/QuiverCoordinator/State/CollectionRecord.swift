@@ -42,7 +42,12 @@ struct CollectionSettings: Codable, Sendable, Equatable {
     var bitsPerCode: Int
     /// nil = plain (isotropic) PQ.
     var anisotropicThreshold: Float?
+    /// The precision asked for; with `rawPrecisionAutomatic` the one training picks instead.
     var rawVectors: RawVectorPrecision
+    /// The config named no precision: training picks it from the sample
+    /// (`RawVectorPrecision.automatic`), float16 unless the data needs float32. nil (records
+    /// from before it existed) = false.
+    var rawPrecisionAutomatic: Bool?
     var replicationFactor: Int
     /// Replicas that must store a write before it is acknowledged; nil or 0 = a majority.
     var writeQuorumSetting: Int?
@@ -108,9 +113,13 @@ struct CollectionSettings: Codable, Sendable, Equatable {
             anisotropic = threshold
         }
         let raw: RawVectorPrecision
+        var automatic = false
         if config.storeRawVectors {
             switch config.rawVectorPrecision {
-            case .unspecified, .float32: raw = .float32
+            case .unspecified:
+                raw = .float16
+                automatic = true
+            case .float32: raw = .float32
             case .float16: raw = .float16
             case .UNRECOGNIZED(let value): throw .invalidArgument("raw_vector_precision \(value) is not known; use FLOAT32 or FLOAT16")
             }
@@ -139,6 +148,7 @@ struct CollectionSettings: Codable, Sendable, Equatable {
         self.bitsPerCode = bits
         self.anisotropicThreshold = anisotropic
         self.rawVectors = raw
+        self.rawPrecisionAutomatic = automatic ? true : nil
         self.replicationFactor = replication
         writeQuorumSetting = Int(config.writeQuorum)
     }
@@ -151,14 +161,20 @@ struct CollectionSettings: Codable, Sendable, Equatable {
         }
     }
 
-    /// The index configuration a training run uses. Inner-product metrics spill (SOAR, λ = 1):
-    /// on hard data it reaches the same recall with several times fewer lists probed.
-    func indexConfiguration(nlist: Int, iterations: Int, seed: UInt64) -> IVFConfiguration {
-        IVFConfiguration(dimension: dimension, metric: metric, nlist: nlist,
-                         encoding: bitsPerCode == 8 ? .pq8 : .fastScan, subspaces: subspaces,
-                         anisotropicThreshold: anisotropicThreshold,
-                         spillLambda: metric.usesInnerProduct ? 1 : nil, rawVectors: rawVectors,
-                         trainingIterations: iterations, seed: seed)
+    /// The index configuration a training run on `sample` uses. Inner-product metrics spill
+    /// (SOAR, λ = 1): on hard data it reaches the same recall with several times fewer lists probed.
+    func indexConfiguration(nlist: Int, iterations: Int, seed: UInt64, sample: Matrix) -> IVFConfiguration {
+        var raw = rawVectors
+        if rawPrecisionAutomatic == true {
+            var prepared = sample
+            if metric.normalizesInput { prepared.normalizeRows() }
+            raw = RawVectorPrecision.automatic(for: prepared)
+        }
+        return IVFConfiguration(dimension: dimension, metric: metric, nlist: nlist,
+                                encoding: bitsPerCode == 8 ? .pq8 : .fastScan, subspaces: subspaces,
+                                anisotropicThreshold: anisotropicThreshold,
+                                spillLambda: metric.usesInnerProduct ? 1 : nil, rawVectors: raw,
+                                trainingIterations: iterations, seed: seed)
     }
 
     var wire: Quiver_V1_CollectionConfig {
@@ -175,15 +191,21 @@ struct CollectionSettings: Codable, Sendable, Equatable {
         config.pqNbits = UInt32(bitsPerCode)
         config.anisotropicThreshold = anisotropicThreshold ?? 0
         config.storeRawVectors = storesRawVectors
-        config.rawVectorPrecision = switch rawVectors {
-        case .none: .unspecified
-        case .float32: .float32
-        case .float16: .float16
-        }
+        config.rawVectorPrecision = rawPrecisionAutomatic == true ? .unspecified : rawVectors.wire
         config.replicationFactor = UInt32(replicationFactor)
         config.writeQuorum = UInt32(writeQuorum)
         config.recallTarget = Float(recallTarget)
         return config
+    }
+}
+
+extension RawVectorPrecision {
+    var wire: Quiver_V1_VectorPrecision {
+        switch self {
+        case .none: .unspecified
+        case .float32: .float32
+        case .float16: .float16
+        }
     }
 }
 
@@ -211,6 +233,8 @@ struct CollectionRecord: Codable, Sendable, Equatable {
     /// Search defaults calibrated after training (nil before, or when calibration failed: the
     /// fixed defaults of `SearchSettings` then apply).
     var searchDefaults: SearchDefaults?
+    /// The raw vector precision training picked when the settings left it automatic.
+    var rawVectorsChosen: RawVectorPrecision?
 
     /// Settings calibrated per recall target on an index of `indexedRows` training rows.
     struct SearchDefaults: Codable, Sendable, Equatable {
@@ -262,6 +286,7 @@ struct CollectionRecord: Codable, Sendable, Equatable {
     func wire(bytesUsed: UInt64) -> Quiver_V1_CollectionInfo {
         var info = Quiver_V1_CollectionInfo()
         info.config = settings.wire
+        if let rawVectorsChosen { info.config.rawVectorPrecision = rawVectorsChosen.wire }
         info.state = phase.wire
         info.modelVersion = modelVersion
         info.nlist = UInt32(nlist)

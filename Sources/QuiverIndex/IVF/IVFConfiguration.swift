@@ -21,6 +21,45 @@ public enum RawVectorPrecision: String, Sendable, Codable, CaseIterable {
         case .float16: 2
         }
     }
+
+    /// The precision for raw vectors when the collection names none: float16, half the memory
+    /// (measured: the same recall@10 as float32 on pkgdesc and on pkgdesc rows with log-normal
+    /// norms; 0.0005–0.0008 lower at re-rank 100 on clustered synthetic L2 data, whose neighbours
+    /// lie within 1% of each other), unless the rows do not survive the conversion: a value
+    /// beyond float16's range, or, in more than 1% of up to 4,096 sample rows (evenly spaced),
+    /// a rounding error above 2⁻¹⁰ of the row's distance to the sample mean (values so small that
+    /// float16 loses precision, or large values that vary little). Real embeddings round at about
+    /// 2⁻¹² of it, integer data (SIFT) exactly.
+    public static func automatic(for sample: Matrix) -> RawVectorPrecision {
+        let d = sample.dimension
+        guard sample.rows > 0, d > 0 else { return .float16 }
+        let stride = max(1, sample.rows / 4096)
+        let rows = Array(Swift.stride(from: 0, to: sample.rows, by: stride).prefix(4096))
+        var mean = [Double](repeating: 0, count: d)
+        var halves = [UInt16](repeating: 0, count: d)
+        var rounded = [Float](repeating: 0, count: d)
+        return sample.values.withUnsafeBufferPointer { values in
+            for row in rows {
+                for j in 0 ..< d { mean[j] += Double(values[row * d + j]) }
+            }
+            for j in 0 ..< d { mean[j] /= Double(rows.count) }
+            var failing = 0
+            for row in rows {
+                let x = values.baseAddress! + row * d
+                Kernels.floatToHalf(x, &halves, count: d)
+                Kernels.halfToFloat(halves, &rounded, count: d)
+                var error = 0.0, spread = 0.0
+                for j in 0 ..< d {
+                    guard rounded[j].isFinite else { return .float32 }
+                    let e = Double(x[j] - rounded[j]), s = Double(x[j]) - mean[j]
+                    error += e * e
+                    spread += s * s
+                }
+                if error > 0x1p-20 * spread { failing += 1 }
+            }
+            return failing * 100 > rows.count ? .float32 : .float16
+        }
+    }
 }
 
 /// Everything that shapes a trained IVF model and the lists built on it.

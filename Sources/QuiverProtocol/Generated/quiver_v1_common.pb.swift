@@ -102,7 +102,8 @@ public nonisolated enum Quiver_V1_Metric: SwiftProtobuf.Enum, Swift.CaseIterable
 public nonisolated enum Quiver_V1_VectorPrecision: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
 
-  /// Server default (FLOAT32).
+  /// Server default: chosen at training, FLOAT16 unless the training rows do not survive the
+  /// conversion (values beyond its range, or rounding above 2^-10 of a row's spread), then FLOAT32.
   case unspecified // = 0
 
   /// 4 bytes per component, exact re-ranking.
@@ -389,7 +390,8 @@ public nonisolated struct Quiver_V1_CollectionConfig: Sendable {
   /// Keep uncompressed vectors on the workers so searches can re-rank (`reorder_k`).
   public var storeRawVectors: Bool = false
 
-  /// Element type of stored raw vectors; ignored unless `store_raw_vectors`.
+  /// Element type of stored raw vectors; ignored unless `store_raw_vectors`. In a CollectionInfo,
+  /// the precision training chose when none was asked for (UNSPECIFIED until then).
   public var rawVectorPrecision: Quiver_V1_VectorPrecision = .unspecified
 
   /// Number of workers that hold each inverted list (>= 1; 0 = 1).

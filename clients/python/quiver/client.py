@@ -80,7 +80,8 @@ class CollectionInfo:
         metric: ``"ip"``, ``"l2"`` or ``"cosine"``.
         state: ``"CREATED"``, ``"AWAITING_FIRST_LOAD"``, ``"TRAINING"``, ``"READY"`` or ``"FAILED"``.
         nlist: lists of the current model (the requested value, 0 = automatic, before training).
-        raw: raw vectors kept for re-ranking: ``"float32"``, ``"float16"`` or ``"none"``.
+        raw: raw vectors kept for re-ranking: ``"float32"``, ``"float16"`` or ``"none"``;
+            ``"auto"`` until training chooses for a collection created without a precision.
         replication: workers holding each list.
         vector_count: vectors stored, counted once (not per replica or SOAR copy).
         bytes_used: bytes over all workers and replicas.
@@ -117,8 +118,10 @@ class CollectionInfo:
             raw = "none"
         elif config.raw_vector_precision == common_pb2.VECTOR_PRECISION_FLOAT16:
             raw = "float16"
-        else:
+        elif config.raw_vector_precision == common_pb2.VECTOR_PRECISION_FLOAT32:
             raw = "float32"
+        else:
+            raw = "auto"
         return cls(
             name=config.name,
             dimension=config.dimension,
@@ -402,7 +405,7 @@ class Client:
         m: int = 0,
         nbits: int = 4,
         anisotropic_threshold: Union[float, bool, None] = None,
-        raw: str = "float32",
+        raw: str = "auto",
         replication: int = 1,
         recall_target: float = 0.0,
     ) -> CollectionInfo:
@@ -417,7 +420,9 @@ class Client:
             nbits: bits per PQ code, 4 (FastScan) or 8.
             anisotropic_threshold: score-aware quantization threshold; ``None`` = the server's
                 default (0.1 for ip/cosine), ``False`` = plain PQ.
-            raw: raw vectors kept for exact re-ranking: ``"float32"``, ``"float16"`` or ``"none"``.
+            raw: raw vectors kept for exact re-ranking: ``"auto"`` (chosen at training: float16,
+                half the memory, unless the data needs float32), ``"float32"``, ``"float16"`` or
+                ``"none"``.
             replication: workers holding each list.
             recall_target: recall@10 a search without tuning knobs aims for (0 = 0.95); the
                 coordinator calibrates nprobe and the re-rank depth for it after training.
@@ -445,13 +450,15 @@ class Client:
             config.anisotropic_threshold = float(anisotropic_threshold)
         if raw == "none":
             config.store_raw_vectors = False
+        elif raw == "auto":
+            config.store_raw_vectors = True
         elif raw in ("float32", "float16"):
             config.store_raw_vectors = True
             config.raw_vector_precision = (
                 common_pb2.VECTOR_PRECISION_FLOAT16 if raw == "float16" else common_pb2.VECTOR_PRECISION_FLOAT32
             )
         else:
-            raise InvalidArgument(f"raw must be float32, float16 or none; got {raw!r}")
+            raise InvalidArgument(f"raw must be auto, float32, float16 or none; got {raw!r}")
         request = coordinator_pb2.CreateCollectionRequest(config=config)
         return CollectionInfo.from_proto(self._call(self._stub.CreateCollection, request).collection)
 

@@ -88,6 +88,16 @@ def test_load_without_ids_returns_the_assigned_ids(loaded):
     assert len(np.unique(ids)) == len(base) and ids.min() >= 0
     info = c.describe("recall32")
     assert info.state == "READY" and info.vector_count == len(base) and info.nlist == 32
+    # Created without a precision: training chose float16 for these unit vectors.
+    assert info.raw == "float16"
+
+
+def test_a_collection_created_without_a_precision_reports_auto_until_trained(client, collection_name):
+    created = client.create(collection_name, dimension=8, metric="l2")
+    try:
+        assert created.raw == "auto"
+    finally:
+        client.drop(collection_name)
 
 
 def test_search_recall_against_brute_force(loaded):
@@ -97,10 +107,12 @@ def test_search_recall_against_brute_force(loaded):
     assert found.shape == (len(queries), 10) and found.dtype == np.int64
     assert scores.shape == (len(queries), 10) and scores.dtype == np.float32
     assert recall(found, truth) >= 0.95
-    # Re-ranked scores are exact inner products of the returned vectors, best first.
+    # Re-ranked scores are inner products with the stored vectors, best first. Stored as float16
+    # (the automatic choice here), each component is within 2^-11 of its value relatively, so a
+    # unit query's score is within 2^-11 of the exact one.
     row_of = {int(i): row for row, i in enumerate(ids)}
     expected = np.array([[queries[q] @ base[row_of[int(i)]] for i in found[q]] for q in range(len(queries))])
-    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    np.testing.assert_allclose(scores, expected, atol=2.0**-11 + 1e-5)
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
 
 
