@@ -25,6 +25,71 @@ import Testing
         #expect(decoded == .batch(batch))
     }
 
+    @Test func float16CollectionsWriteHalfVectorsAndReplayTheSameIndex() throws {
+        let dir = try TemporaryDirectory()
+        let model = try Fixtures.model(raw: .float16)
+        let store = try CollectionStore.create(dataDirectory: dir.path, name: "half", model: model)
+        var expected = IVFIndex(model: model)
+        for part in 0 ..< 3 {
+            let batch = try Fixtures.batch(model, rows: 41, firstID: Int64(part * 41), seed: UInt64(part))
+            try store.append(batch)
+            try expected.append(batch)
+        }
+        // The records hold 2 bytes per vector component.
+        let segment = try bytes(of: segmentPath(dir, "half", 1))
+        let header = try #require(segment.withUnsafeBytes { SegmentRecord.decodeHeader($0) })
+        #expect(header.halfVectors && header.hasVectors)
+        let width = EncodedBatch.codeWidth(model.configuration)
+        #expect(header.payloadLength == 41 * (8 + 4 + 4 + 2 * width + 2 * Fixtures.dimension))
+        #expect(segment.count == 3 * header.recordLength)
+
+        let reopened = try CollectionStore.open(dataDirectory: dir.path, name: "half")
+        #expect(reopened.truncatedBytes == 0 && reopened.damage.isEmpty)
+        #expect(reopened.index.storedState == expected.storedState)
+
+        // A rewrite (compaction) keeps them in float16 and the same index.
+        try reopened.store.rewrite(from: reopened.index)
+        #expect(try CollectionStore.open(dataDirectory: dir.path, name: "half").index.storedState == expected.storedState)
+    }
+
+    @Test func float32RecordsReplayIntoAFloat16CollectionAsBefore() throws {
+        let model = try Fixtures.model(raw: .float16)
+        let batch = try Fixtures.batch(model, rows: 23, firstID: 0, seed: 4)
+        func decoded(_ record: [UInt8]) throws -> EncodedBatch {
+            let header = try #require(record.withUnsafeBytes { SegmentRecord.decodeHeader($0) })
+            let entry = record.withUnsafeBytes {
+                SegmentRecord.decodePayload(UnsafeRawBufferPointer(rebasing: $0[SegmentRecord.headerSize...]), header: header)
+            }
+            if case .batch(let batch) = entry { return batch }
+            Issue.record("not a batch record: \(entry)")
+            return EncodedBatch(ids: [], primary: [], spill: [], primaryCodes: [], spillCodes: [], vectors: [])
+        }
+        let full = try decoded(SegmentRecord.encode(batch, dimension: model.dimension))
+        let half = try decoded(SegmentRecord.encode(batch, dimension: model.dimension, halfVectors: true))
+        #expect(full == batch)
+        var rounded = [UInt16](repeating: 0, count: batch.vectors.count)
+        var expectedValues = [Float](repeating: 0, count: batch.vectors.count)
+        Kernels.floatToHalf(batch.vectors, &rounded, count: rounded.count)
+        Kernels.halfToFloat(rounded, &expectedValues, count: rounded.count)
+        #expect(half.vectors == expectedValues && half.ids == batch.ids && half.primaryCodes == batch.primaryCodes)
+        var fromFull = IVFIndex(model: model), fromHalf = IVFIndex(model: model)
+        try fromFull.append(full)
+        try fromHalf.append(half)
+        #expect(fromFull.storedState == fromHalf.storedState)
+    }
+
+    @Test func halfVectorsAtAnOddOffsetRoundTrip() throws {
+        // A list record with an odd code width and an odd row count puts the vectors at an odd offset.
+        let rows = 5, dimension = 3
+        let vectors: [Float] = (0 ..< rows * dimension).map { Float($0) * 0.25 - 1 }
+        let export = ListExport(list: 2, ids: (0 ..< Int64(rows)).map { $0 * 7 }, codes: (0 ..< UInt8(rows)).map { $0 }, vectors: vectors)
+        let record = SegmentRecord.encode(list: export, codeWidth: 1, dimension: dimension, halfVectors: true)
+        let header = try #require(record.withUnsafeBytes { SegmentRecord.decodeHeader($0) })
+        #expect(header.payloadLength == 4 + rows * (8 + 1 + 2 * dimension))
+        let decoded = record.withUnsafeBytes { SegmentRecord.decodePayload(UnsafeRawBufferPointer(rebasing: $0[SegmentRecord.headerSize...]), header: header) }
+        #expect(decoded == .list(export))  // these values are exact in float16
+    }
+
     @Test func appendsSurviveReopenAsAnIdenticalIndex() throws {
         let dir = try TemporaryDirectory()
         let model = try Fixtures.model()

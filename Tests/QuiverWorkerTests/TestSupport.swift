@@ -36,9 +36,10 @@ enum Fixtures {
         return data
     }
 
-    static func model(version: UInt64 = 1, metric: Metric = .l2, spill: Bool = true) throws -> IVFModel {
+    static func model(version: UInt64 = 1, metric: Metric = .l2, spill: Bool = true,
+                      raw: RawVectorPrecision = .float32) throws -> IVFModel {
         let configuration = IVFConfiguration(dimension: dimension, metric: metric, nlist: nlist, encoding: .fastScan,
-                                             spillLambda: spill ? 1 : nil, rawVectors: .float32, trainingIterations: 8)
+                                             spillLambda: spill ? 1 : nil, rawVectors: raw, trainingIterations: 8)
         let trained = try IVFModel.train(sample: vectors(rows: 400, seed: 7), configuration: configuration)
         return IVFModel(configuration: trained.configuration, centroids: trained.centroids, quantizer: trained.quantizer,
                         version: version)

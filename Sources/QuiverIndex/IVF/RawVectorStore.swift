@@ -51,7 +51,9 @@ public struct RawVectorStore: Sendable, Equatable {
     /// Refuses vectors that float16 cannot hold, instead of storing ±∞ (a re-rank would then drop
     /// the vector silently).
     static func checkHalfRange(_ vectors: Matrix) throws(IndexError) {
-        guard let bad = vectors.values.firstIndex(where: { !(abs($0) < halfLimit) }) else { return }
+        var outside: UInt8 = 0  // one pass without early exit (it vectorises); NaN counts as outside
+        for value in vectors.values { outside |= abs(value) < halfLimit ? 0 : 1 }
+        guard outside != 0, let bad = vectors.values.firstIndex(where: { !(abs($0) < halfLimit) }) else { return }
         throw .outOfHalfRange(row: bad / vectors.dimension, column: bad % vectors.dimension, value: vectors.values[bad])
     }
 

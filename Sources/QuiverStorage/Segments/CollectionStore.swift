@@ -194,7 +194,7 @@ public final class CollectionStore {
     /// Replayed, it replaces stored rows with the same ids.
     public func append(_ batch: EncodedBatch) throws(CollectionStoreError) {
         guard batch.count > 0 else { return }
-        try appendRecord(SegmentRecord.encode(batch, dimension: model.dimension))
+        try appendRecord(SegmentRecord.encode(batch, dimension: model.dimension, halfVectors: halfVectors))
         storedRows += batch.count
     }
 
@@ -208,8 +208,14 @@ public final class CollectionStore {
     /// this worker gave up), synced.
     public func appendList(_ export: ListExport) throws(CollectionStoreError) {
         try appendRecord(SegmentRecord.encode(list: export, codeWidth: EncodedBatch.codeWidth(model.configuration),
-                                              dimension: model.dimension))
+                                              dimension: model.dimension, halfVectors: halfVectors))
         storedRows += export.count
+    }
+
+    /// Whether records carry vectors in float16: the index keeps them so (raw vectors in float16,
+    /// lists not flat), and has refused any value float16 cannot hold before they get here.
+    private var halfVectors: Bool {
+        model.configuration.rawVectors == .float16 && model.configuration.encoding != .flat
     }
 
     private func appendRecord(_ record: [UInt8]) throws(CollectionStoreError) {
@@ -229,8 +235,10 @@ public final class CollectionStore {
         let fresh = try SegmentAppender(folder: folder, number: number, length: 0)
         let width = EncodedBatch.codeWidth(model.configuration)
         let live = index.liveRows()
-        for batch in live.batches { try fresh.append(SegmentRecord.encode(batch, dimension: model.dimension)) }
-        for list in live.lists { try fresh.append(SegmentRecord.encode(list: list, codeWidth: width, dimension: model.dimension)) }
+        for batch in live.batches { try fresh.append(SegmentRecord.encode(batch, dimension: model.dimension, halfVectors: halfVectors)) }
+        for list in live.lists {
+            try fresh.append(SegmentRecord.encode(list: list, codeWidth: width, dimension: model.dimension, halfVectors: halfVectors))
+        }
         try FileSystem.syncDirectory(folder)
         let old = manifest.segments.map(\.number)
         active?.closeFile()

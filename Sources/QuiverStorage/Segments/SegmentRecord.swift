@@ -20,13 +20,18 @@ public enum SegmentEntry: Sendable, Equatable {
 ///
 /// Layout (little-endian, no padding):
 ///
-///     header   magic "QVSR" (4) · flags u32 (bit 0: spill lists, bit 1: vectors, bits 8–15: kind)
-///              · row count u32 · code width u32 · vector dimension u32 (0 without vectors)
-///              · payload length u64 · payload CRC-32C u32 · header CRC-32C u32 (of the 32 bytes before it)
+///     header   magic "QVSR" (4) · flags u32 (bit 0: spill lists, bit 1: vectors, bit 2: vectors
+///              are float16, bits 8–15: kind) · row count u32 · code width u32 · vector dimension u32
+///              (0 without vectors) · payload length u64 · payload CRC-32C u32 · header CRC-32C u32
+///              (of the 32 bytes before it)
 ///     payload  kind 0, batch:    ids n×i64 · primary lists n×i32 · [spill lists n×i32] · primary codes n×width
-///                                · [spill codes n×width] · [vectors n×dimension f32]
+///                                · [spill codes n×width] · [vectors n×dimension f32 or f16]
 ///              kind 1, deletion: ids n×i64
-///              kind 2, list:     list id i32 · ids n×i64 · codes n×width · [vectors n×dimension f32]
+///              kind 2, list:     list id i32 · ids n×i64 · codes n×width · [vectors n×dimension f32 or f16]
+///
+/// Vectors are written in float16 when the collection keeps its raw vectors in float16 (and its
+/// lists are not flat): the index holds them rounded anyway, so replay rebuilds the same state
+/// from half the bytes. Records written before bit 2 existed hold float32 and still replay.
 ///
 /// The header has its own checksum so that a reader can tell a damaged header from a torn
 /// one, and can search the bytes after a bad record for intact ones (see `SegmentFile`).
@@ -35,6 +40,7 @@ enum SegmentRecord {
     static let headerSize = 36
     static let spillFlag: UInt32 = 1
     static let vectorsFlag: UInt32 = 2
+    static let halfVectorsFlag: UInt32 = 4
     static let kindShift: UInt32 = 8
     static let kindMask: UInt32 = 0xFF << 8
 
@@ -54,6 +60,8 @@ enum SegmentRecord {
 
         var hasSpill: Bool { flags & SegmentRecord.spillFlag != 0 }
         var hasVectors: Bool { flags & SegmentRecord.vectorsFlag != 0 }
+        var halfVectors: Bool { flags & SegmentRecord.halfVectorsFlag != 0 }
+        var vectorBytes: Int { hasVectors ? dimension * (halfVectors ? 2 : 4) : 0 }
         var kind: Kind? { Kind(rawValue: (flags & SegmentRecord.kindMask) >> SegmentRecord.kindShift) }
         var recordLength: Int { SegmentRecord.headerSize + payloadLength }
 
@@ -64,13 +72,13 @@ enum SegmentRecord {
             let perRow: Int
             var fixed = 0
             switch kind {
-            case .batch: perRow = 8 + 4 + (hasSpill ? 4 : 0) + codeWidth * (hasSpill ? 2 : 1) + (hasVectors ? dimension * 4 : 0)
+            case .batch: perRow = 8 + 4 + (hasSpill ? 4 : 0) + codeWidth * (hasSpill ? 2 : 1) + vectorBytes
             case .deletion:
-                guard !hasSpill, !hasVectors, codeWidth == 0 else { return nil }
+                guard !hasSpill, !hasVectors, !halfVectors, codeWidth == 0 else { return nil }
                 perRow = 8
             case .list:
                 guard !hasSpill else { return nil }
-                perRow = 8 + codeWidth + (hasVectors ? dimension * 4 : 0)
+                perRow = 8 + codeWidth + vectorBytes
                 fixed = 4
             case nil: return nil
             }
@@ -79,55 +87,56 @@ enum SegmentRecord {
         }
     }
 
-    /// Header and payload of `batch`, ready to append with one write.
-    static func encode(_ batch: EncodedBatch, dimension: Int) -> [UInt8] {
+    /// Header and payload of `batch`, ready to append with one write; its vectors in float16
+    /// when `halfVectors` (the caller has checked they are in range).
+    static func encode(_ batch: EncodedBatch, dimension: Int, halfVectors: Bool = false) -> [UInt8] {
         let n = batch.count
         let hasSpill = !batch.spill.isEmpty
         let hasVectors = !batch.vectors.isEmpty
         return record(kind: .batch, rows: n, codeWidth: n > 0 ? batch.primaryCodes.count / n : 0,
-                      dimension: hasVectors ? dimension : 0, spill: hasSpill) { copy in
-            copy(batch.ids)
-            copy(batch.primary)
-            copy(batch.spill)
-            copy(batch.primaryCodes)
-            copy(batch.spillCodes)
-            copy(batch.vectors)
+                      dimension: hasVectors ? dimension : 0, spill: hasSpill, halfVectors: hasVectors && halfVectors) { parts in
+            parts.copy(batch.ids)
+            parts.copy(batch.primary)
+            parts.copy(batch.spill)
+            parts.copy(batch.primaryCodes)
+            parts.copy(batch.spillCodes)
+            parts.vectors(batch.vectors, half: halfVectors)
         }
     }
 
     static func encode(deletion ids: [Int64]) -> [UInt8] {
-        record(kind: .deletion, rows: ids.count, codeWidth: 0, dimension: 0, spill: false) { copy in copy(ids) }
-    }
-
-    static func encode(list export: ListExport, codeWidth: Int, dimension: Int) -> [UInt8] {
-        record(kind: .list, rows: export.count, codeWidth: codeWidth, dimension: export.vectors.isEmpty ? 0 : dimension,
-               spill: false) { copy in
-            copy([Int32(export.list)])
-            copy(export.ids)
-            copy(export.codes)
-            copy(export.vectors)
+        record(kind: .deletion, rows: ids.count, codeWidth: 0, dimension: 0, spill: false, halfVectors: false) { parts in
+            parts.copy(ids)
         }
     }
 
-    /// A record whose payload `fill` writes, array by array, in the layout's order.
+    static func encode(list export: ListExport, codeWidth: Int, dimension: Int, halfVectors: Bool = false) -> [UInt8] {
+        let hasVectors = !export.vectors.isEmpty
+        return record(kind: .list, rows: export.count, codeWidth: codeWidth, dimension: hasVectors ? dimension : 0,
+                      spill: false, halfVectors: hasVectors && halfVectors) { parts in
+            parts.copy([Int32(export.list)])
+            parts.copy(export.ids)
+            parts.copy(export.codes)
+            parts.vectors(export.vectors, half: halfVectors)
+        }
+    }
+
+    /// A record whose payload `fill` describes, array by array, in the layout's order: once to
+    /// size it, once to copy each array straight into the record.
     private static func record(kind: Kind, rows n: Int, codeWidth: Int, dimension: Int, spill hasSpill: Bool,
-                               fill: (inout RecordParts) -> Void) -> [UInt8] {
-        var collected = RecordParts()
-        fill(&collected)
-        let parts = collected.parts
-        let payloadLength = parts.reduce(0) { $0 + $1.count }
+                               halfVectors: Bool, fill: (inout RecordParts) -> Void) -> [UInt8] {
+        var sizing = RecordParts(destination: nil)
+        fill(&sizing)
+        let payloadLength = sizing.offset
         let total = headerSize + payloadLength
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)
-            var offset = headerSize
-            for part in parts where !part.isEmpty {
-                part.withUnsafeBytes { source in
-                    UnsafeMutableRawBufferPointer(rebasing: raw[offset ..< offset + source.count]).copyMemory(from: source)
-                }
-                offset += part.count
-            }
+            var copying = RecordParts(destination: raw.baseAddress! + headerSize)
+            fill(&copying)
+            precondition(copying.offset == payloadLength, "a record's parts changed between sizing and copying")
             let payloadCRC = Kernels.crc32c(UnsafeRawBufferPointer(rebasing: raw[headerSize ..< total]))
-            let flags = (hasSpill ? spillFlag : 0) | (dimension > 0 ? vectorsFlag : 0) | (kind.rawValue << kindShift)
+            let flags = (hasSpill ? spillFlag : 0) | (dimension > 0 ? vectorsFlag : 0) | (halfVectors ? halfVectorsFlag : 0)
+                | (kind.rawValue << kindShift)
             raw.copyBytes(from: magic)
             raw.storeBytes(of: flags.littleEndian, toByteOffset: 4, as: UInt32.self)
             raw.storeBytes(of: UInt32(n).littleEndian, toByteOffset: 8, as: UInt32.self)
@@ -151,8 +160,8 @@ enum SegmentRecord {
         guard payloadLength <= UInt64(Int.max) else { return nil }
         let header = Header(flags: u32(4), rows: Int(u32(8)), codeWidth: Int(u32(12)), dimension: Int(u32(16)),
                             payloadLength: Int(payloadLength), payloadCRC: u32(28))
-        guard header.flags & ~(spillFlag | vectorsFlag | kindMask) == 0, header.kind != nil,
-              header.hasVectors == (header.dimension > 0),
+        guard header.flags & ~(spillFlag | vectorsFlag | halfVectorsFlag | kindMask) == 0, header.kind != nil,
+              header.hasVectors == (header.dimension > 0), !header.halfVectors || header.hasVectors,
               header.expectedPayloadLength == header.payloadLength else { return nil }
         return header
     }
@@ -171,6 +180,16 @@ enum SegmentRecord {
                 initialized = count
             }
         }
+        func takeVectors() -> [Float] {
+            guard header.hasVectors else { return [] }
+            let count = n * header.dimension
+            guard header.halfVectors else { return take(Float.self, count) }
+            let halves = take(UInt16.self, count)  // copied out first: the offset may be odd
+            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                Kernels.halfToFloat(halves, buffer.baseAddress!, count: count)
+                initialized = count
+            }
+        }
         switch header.kind! {
         case .batch:
             let ids = take(Int64.self, n)
@@ -178,7 +197,7 @@ enum SegmentRecord {
             let spill = take(Int32.self, header.hasSpill ? n : 0)
             let primaryCodes = take(UInt8.self, n * header.codeWidth)
             let spillCodes = take(UInt8.self, header.hasSpill ? n * header.codeWidth : 0)
-            let vectors = take(Float.self, header.hasVectors ? n * header.dimension : 0)
+            let vectors = takeVectors()
             return .batch(EncodedBatch(ids: ids, primary: primary, spill: spill, primaryCodes: primaryCodes,
                                        spillCodes: spillCodes, vectors: vectors))
         case .deletion:
@@ -187,17 +206,39 @@ enum SegmentRecord {
             let list = take(Int32.self, 1)[0]
             let ids = take(Int64.self, n)
             let codes = take(UInt8.self, n * header.codeWidth)
-            let vectors = take(Float.self, header.hasVectors ? n * header.dimension : 0)
+            let vectors = takeVectors()
             return .list(ListExport(list: Int(list), ids: ids, codes: codes, vectors: vectors))
         }
     }
 }
 
-/// Collects a record's arrays, each copied byte for byte.
+/// Walks a record's arrays in order: sizes them (no destination), or copies each to its place.
 struct RecordParts {
-    fileprivate(set) var parts: [[UInt8]] = []
+    let destination: UnsafeMutableRawPointer?
+    fileprivate(set) var offset = 0
 
-    mutating func callAsFunction<Element: BitwiseCopyable>(_ array: [Element]) {
-        parts.append(array.withUnsafeBytes { Array($0) })
+    mutating func copy<Element: BitwiseCopyable>(_ array: [Element]) {
+        array.withUnsafeBytes { source in
+            if let destination, source.count > 0 { (destination + offset).copyMemory(from: source.baseAddress!, byteCount: source.count) }
+            offset += source.count
+        }
+    }
+
+    /// Vectors as float32, or rounded to float16 when `half`.
+    mutating func vectors(_ values: [Float], half: Bool) {
+        guard half else { return copy(values) }
+        if let destination, !values.isEmpty {
+            let target = destination + offset
+            if Int(bitPattern: target) % 2 == 0 {
+                Kernels.floatToHalf(values, target.assumingMemoryBound(to: UInt16.self), count: values.count)
+            } else {  // an odd offset (odd code width)
+                let halves = [UInt16](unsafeUninitializedCapacity: values.count) { buffer, initialized in
+                    Kernels.floatToHalf(values, buffer.baseAddress!, count: values.count)
+                    initialized = values.count
+                }
+                halves.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+        }
+        offset += values.count * 2
     }
 }
