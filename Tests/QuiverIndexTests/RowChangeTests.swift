@@ -23,6 +23,20 @@ import Testing
         try index.search(data.queries, parameters: SearchParameters(k: k, nprobe: 12, reorderK: 30))
     }
 
+    @Test func listsGrowGeometricallyAcrossManySmallBatches() throws {
+        // Reserving exactly count + additional per batch reallocated (and copied) a list on
+        // every batch; growth by doubling reallocates it a logarithmic number of times.
+        let model = try Self.model(.fastScan)
+        var index = IVFIndex(model: model)
+        var capacities = Set<Int>()
+        for part in 0 ..< 200 {
+            try index.append(try Self.batch(model, rows: (part * 6) % 1194 ..< (part * 6) % 1194 + 6, idOffset: Int64(part) * 10_000))
+            capacities.insert(index.lists[0].codes.capacity)
+        }
+        #expect(index.lists[0].count > 100)
+        #expect(capacities.count <= 12, "list 0's code buffer was reallocated \(capacities.count) times")
+    }
+
     @Test(arguments: [ListEncoding.fastScan, .pq8, .flat])
     func upsertingTheSameBatchTwiceIsStoringItOnce(_ encoding: ListEncoding) throws {
         let model = try Self.model(encoding)

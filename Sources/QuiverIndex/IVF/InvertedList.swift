@@ -46,9 +46,9 @@ public struct InvertedList: Sendable, Equatable {
     }
 
     mutating func reserve(additional: Int, bytesPerEntry: Int, floatsPerEntry: Int) {
-        rows.reserveCapacity(count + additional)
-        if bytesPerEntry > 0 { codes.reserveCapacity(codes.count + (additional + Int(QUIVER_FASTSCAN_BLOCK_VECTORS)) * bytesPerEntry) }
-        if floatsPerEntry > 0 { vectors.reserveCapacity(vectors.count + additional * floatsPerEntry) }
+        rows.reserveGrowing(additional)
+        if bytesPerEntry > 0 { codes.reserveGrowing((additional + Int(QUIVER_FASTSCAN_BLOCK_VECTORS)) * bytesPerEntry) }
+        if floatsPerEntry > 0 { vectors.reserveGrowing(additional * floatsPerEntry) }
     }
 
     /// Removes entry `index` by moving the last entry into its place (entry order carries no
@@ -99,5 +99,15 @@ public struct InvertedList: Sendable, Equatable {
             codes.withUnsafeBufferPointer { quiver_fastscan_get_entry($0.baseAddress!, m, index, out.baseAddress!) }
             initialized = m
         }
+    }
+}
+
+extension Array {
+    /// Room for `additional` more elements, at least doubling the capacity when it must grow.
+    /// `reserveCapacity(count + additional)` allocates exactly that, so calling it once per
+    /// batch copied every list whole on every batch: quadratic in the list's length.
+    mutating func reserveGrowing(_ additional: Int) {
+        let needed = count + additional
+        if needed > capacity { reserveCapacity(Swift.max(needed, 2 * capacity)) }
     }
 }
