@@ -79,8 +79,17 @@ import Testing
         model.prepare(&prepared)
         let assignment = model.assign(prepared, threads: 2)
         #expect(assignment == model.assign(prepared, threads: 1))
+        // Without the centroids' Gram matrix (more lists than it is kept for), ⟨c, c₁⟩ comes
+        // from a dot product per candidate: the same choices but for rounding at near ties.
+        let direct = prepared.values.withUnsafeBufferPointer {
+            model.assign($0.baseAddress!, count: prepared.rows, threads: 1, useGram: false)
+        }
+        #expect(direct.primary == assignment.primary)
+        let agreeing = zip(direct.spill, assignment.spill).filter { $0 == $1 }.count
+        #expect(agreeing * 100 >= prepared.rows * 99, "\(agreeing) of \(prepared.rows) spill lists agree")
         let d = prepared.dimension
-        for row in stride(from: 0, to: prepared.rows, by: 7) {
+        for (assignment, step) in [(assignment, 7), (direct, 13)] {
+        for row in stride(from: 0, to: prepared.rows, by: step) {
             let x = (0 ..< d).map { Double(prepared.values[row * d + $0]) }
             func centroid(_ c: Int) -> [Double] { (0 ..< d).map { Double(model.centroids.values[c * d + $0]) } }
             func squaredDistance(_ c: Int) -> Double { zip(x, centroid(c)).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } }
@@ -99,6 +108,7 @@ import Testing
             #expect(spill != primary && distances[spill] <= distances[nearest.last!] + 1e-4,
                     "row \(row): spill \(spill) is not among the nearest lists")
             #expect(loss(spill) <= bestLoss + 1e-3 * max(1, bestLoss), "row \(row): spill \(spill) loss \(loss(spill)) > \(bestLoss)")
+        }
         }
     }
 

@@ -1,4 +1,5 @@
 import CQuiverKernels
+import Synchronization
 /// The trained global model that the coordinator ships to every worker: coarse centroids and,
 /// for PQ encodings, the codebooks of the residuals. Workers hold lists built on it.
 public struct IVFModel: Sendable, Equatable {
@@ -11,6 +12,13 @@ public struct IVFModel: Sendable, Equatable {
     public let comparison: CentroidComparison
     /// Increases with every retraining; lists and queries name the version they were built for.
     public var version: UInt64
+    /// ⟨cᵢ, cⱼ⟩ of every pair of centroids, computed on the first spilling assignment that uses it.
+    private let gram = CentroidGram()
+
+    /// SOAR's loss for a candidate list c needs ⟨c, c₁⟩ (c₁ the primary's centroid). Up to this
+    /// many lists (16 MiB of products) they come from the centroids' Gram matrix, computed once;
+    /// above it, from a d-long dot product per candidate and row.
+    public static let gramLimit = 2048
 
     public init(configuration: IVFConfiguration, centroids: Matrix, quantizer: ProductQuantizer?, version: UInt64 = 1) {
         self.configuration = configuration
@@ -97,6 +105,10 @@ public struct IVFModel: Sendable, Equatable {
     }
 
     public func assign(_ vectors: UnsafePointer<Float>, count: Int, threads: Int = 1) -> Assignment {
+        assign(vectors, count: count, threads: threads, useGram: nlist <= Self.gramLimit)
+    }
+
+    func assign(_ vectors: UnsafePointer<Float>, count: Int, threads: Int, useGram: Bool) -> Assignment {
         let d = dimension
         let k = nlist
         var primary = [Int32](repeating: -1, count: count)
@@ -105,66 +117,62 @@ public struct IVFModel: Sendable, Equatable {
         let candidates = min(k, 64)
         let workers = max(1, threads)
         let vectorNorms = Kernels.squaredNorms(vectors, rows: count, dimension: d)
-        primary.withUnsafeMutableBufferPointer { primaryOut in
-            spill.withUnsafeMutableBufferPointer { spillOut in
-                centroids.values.withUnsafeBufferPointer { centroidValues in
-                    // Distances here are −⟨x, c⟩; the L2 ranking adds ‖c‖².
-                    forEachCentroidDistanceBlock(rows: vectors, count: count, dimension: d, centroids: centroids,
-                                                 centroidNorms: centroidNorms, comparison: .innerProduct,
-                                                 threads: workers) { range, block, _ in
-                        var residual = [Float](repeating: 0, count: d)
-                        var rank = [Float](repeating: 0, count: k)
-                        var scratch = [Float](repeating: 0, count: k + 16)
-                        var nearest = [Int32](repeating: 0, count: candidates)
-                        for (local, row) in range.enumerated() {
-                            let negatedIP = block + local * k
-                            let xNorm = vectorNorms[row]
-                            // ‖x − c‖² − ‖x‖² ranks as L2.
-                            for c in 0 ..< k { rank[c] = centroidNorms[c] + 2 * negatedIP[c] }
-                            guard let lambda else {
-                                primaryOut[row] = Int32(rank.withUnsafeBufferPointer { argmin($0.baseAddress!, count: k).index })
-                                continue
-                            }
-                            // The nearest few (in list order) hold the primary and SOAR's candidates.
-                            let found = quiver_smallest(rank, k, candidates, &nearest, &scratch)
-                            var first = Int(nearest[0])
-                            for candidate in nearest[1 ..< found] where rank[Int(candidate)] < rank[first] {
-                                first = Int(candidate)  // ties keep the lower list: candidates come in list order
-                            }
-                            primaryOut[row] = Int32(first)
-                            guard found > 1 else { continue }
-                            // r₁ = x − c₁; for each candidate c: ‖x − c‖² + λ·⟨x − c, r₁⟩²/‖r₁‖².
-                            let x = vectors + row * d
-                            let c1 = centroidValues.baseAddress! + first * d
-                            var r1Norm: Float = 0
-                            var xDotR1: Float = 0
-                            residual.withUnsafeMutableBufferPointer { r1 in
-                                for j in 0 ..< d {
-                                    r1[j] = x[j] - c1[j]
-                                    r1Norm += r1[j] * r1[j]
-                                    xDotR1 += x[j] * r1[j]
+        let gramValues = lambda != nil && useGram ? gram.values(of: centroids) : []
+        gramValues.withUnsafeBufferPointer { gramValues in
+            primary.withUnsafeMutableBufferPointer { primaryOut in
+                spill.withUnsafeMutableBufferPointer { spillOut in
+                    centroids.values.withUnsafeBufferPointer { centroidValues in
+                        // Distances here are −⟨x, c⟩; the L2 ranking adds ‖c‖².
+                        forEachCentroidDistanceBlock(rows: vectors, count: count, dimension: d, centroids: centroids,
+                                                     centroidNorms: centroidNorms, comparison: .innerProduct,
+                                                     threads: workers) { range, block, _ in
+                            var rank = [Float](repeating: 0, count: k)
+                            var scratch = [Float](repeating: 0, count: k + 16)
+                            var nearest = [Int32](repeating: 0, count: candidates)
+                            for (local, row) in range.enumerated() {
+                                let negatedIP = block + local * k
+                                let xNorm = vectorNorms[row]
+                                // ‖x − c‖² − ‖x‖² ranks as L2.
+                                for c in 0 ..< k { rank[c] = centroidNorms[c] + 2 * negatedIP[c] }
+                                guard let lambda else {
+                                    primaryOut[row] = Int32(rank.withUnsafeBufferPointer { argmin($0.baseAddress!, count: k).index })
+                                    continue
                                 }
-                            }
-                            let inverseR1 = r1Norm > 0 ? 1 / r1Norm : 0
-                            // The smallest loss; equal losses go to the nearer list, then the lower one
-                            // (the order of a nearest-first walk). The loss is at least ‖x − c‖², so a
-                            // candidate farther than the best loss so far cannot win.
-                            var best = -1
-                            var bestLoss = Float.infinity
-                            residual.withUnsafeBufferPointer { r1 in
+                                // The nearest few (in list order) hold the primary and SOAR's candidates.
+                                let found = quiver_smallest(rank, k, candidates, &nearest, &scratch)
+                                var first = Int(nearest[0])
+                                for candidate in nearest[1 ..< found] where rank[Int(candidate)] < rank[first] {
+                                    first = Int(candidate)  // ties keep the lower list: candidates come in list order
+                                }
+                                primaryOut[row] = Int32(first)
+                                guard found > 1 else { continue }
+                                // r₁ = x − c₁; for each candidate c: ‖x − c‖² + λ·⟨x − c, r₁⟩²/‖r₁‖², with
+                                // every term from products already known: ‖r₁‖² = ‖x‖² + rank(c₁),
+                                // ⟨x, r₁⟩ = ‖x‖² − ⟨x, c₁⟩ and ⟨c, r₁⟩ = ⟨c, x⟩ − ⟨c, c₁⟩.
+                                let r1Norm = max(0, xNorm + rank[first])
+                                let xDotR1 = xNorm + negatedIP[first]
+                                let inverseR1 = r1Norm > 0 ? 1 / r1Norm : 0
+                                let c1 = centroidValues.baseAddress! + first * d
+                                let gramRow = gramValues.isEmpty ? nil : gramValues.baseAddress! + first * k
+                                // The smallest loss; equal losses go to the nearer list, then the lower one
+                                // (the order of a nearest-first walk). The loss is at least ‖x − c‖², so a
+                                // candidate farther than the best loss so far cannot win.
+                                var best = -1
+                                var bestLoss = Float.infinity
                                 for candidate in nearest[0 ..< found] where Int(candidate) != first {
                                     let c = Int(candidate)
                                     let squared = xNorm + 2 * negatedIP[c] + centroidNorms[c]
                                     if squared > bestLoss { continue }
-                                    let projection = xDotR1 - Kernels.dot(centroidValues.baseAddress! + c * d, r1.baseAddress!, dimension: d)
+                                    let cDotC1 = gramRow?[c] ?? Kernels.dot(centroidValues.baseAddress! + c * d, c1, dimension: d)
+                                    let projection = xDotR1 + negatedIP[c] + cDotC1
                                     let loss = squared + lambda * projection * projection * inverseR1
                                     if loss < bestLoss || (loss == bestLoss && best >= 0 && (rank[c], c) < (rank[best], best)) {
                                         bestLoss = loss
                                         best = c
                                     }
                                 }
+                                spillOut[row] = Int32(best)
                             }
-                            spillOut[row] = Int32(best)
                         }
                     }
                 }
@@ -233,3 +241,26 @@ public struct IVFModel: Sendable, Equatable {
 }
 
 extension CentroidComparison: Equatable {}
+
+/// The Gram matrix of a model's centroids, computed once, on first use, and shared by every copy
+/// of the model. A cache: it takes no part in the model's equality.
+final class CentroidGram: Sendable, Equatable {
+    private let cache = Mutex<[Float]?>(nil)
+
+    func values(of centroids: Matrix) -> [Float] {
+        cache.withLock { cached in
+            if let cached { return cached }
+            let k = centroids.rows
+            let products = [Float](unsafeUninitializedCapacity: k * k) { buffer, initialized in
+                centroids.values.withUnsafeBufferPointer { c in
+                    quiver_inner_products(c.baseAddress!, k, c.baseAddress!, k, centroids.dimension, buffer.baseAddress!, k)
+                }
+                initialized = k * k
+            }
+            cached = products
+            return products
+        }
+    }
+
+    static func == (lhs: CentroidGram, rhs: CentroidGram) -> Bool { true }
+}
