@@ -13,7 +13,8 @@
 //
 // Layout: subspaces in blocks of 8 (one 256-bit register holds a quantity for 8 subspaces), the
 // codebook as `book[((block · 16 + center) · dsub + j) · 8 + lane]` (quiver_pq4_encoding_book);
-// padded subspaces have zero residuals and centers, so they add exact zeros to every sum.
+// padded subspaces have zero residuals and centers, so they add exact zeros to every sum. AVX-512
+// works on pairs of blocks (16 subspaces per register) and still adds the sums block by block.
 //
 // Every path computes each value with the same operations in the same order (FMA where the
 // reference calls fmaf; sums over subspaces in 8 lanes, reduced in one fixed order), so all
@@ -215,53 +216,57 @@ static void scalar_encode(const float *residual, const float *direction, float e
 }
 
 // ---------------------------------------------------------------------------------------------
-// AVX2 (8 subspaces per register); AVX-512 machines run it too
+// AVX2 (8 subspaces per register)
 // ---------------------------------------------------------------------------------------------
 
 #if QUIVER_X86
 
+/// One block's tables (`n`, `p`: that block's 16 × 8 values); `padded` is the row length of `r` and `x`.
+QUIVER_TARGET_AVX2 static inline void avx2_tables_block(const float *r, const float *x, const float *book, size_t padded,
+                                                        size_t b, size_t dsub, float *n, float *p) {
+    const float *center = book + b * CENTERS * dsub * LANES;
+    if (dsub == 2) {
+        // The default shape (m = d/2): the block's residual and direction stay in registers.
+        __m256 r0 = _mm256_loadu_ps(r + b * LANES), r1 = _mm256_loadu_ps(r + padded + b * LANES);
+        if (x) {
+            __m256 x0 = _mm256_loadu_ps(x + b * LANES), x1 = _mm256_loadu_ps(x + padded + b * LANES);
+            for (size_t c = 0; c < CENTERS; c++, center += 2 * LANES) {
+                __m256 diff0 = _mm256_sub_ps(r0, _mm256_loadu_ps(center));
+                __m256 diff1 = _mm256_sub_ps(r1, _mm256_loadu_ps(center + LANES));
+                __m256 norm = _mm256_fmadd_ps(diff1, diff1, _mm256_fmadd_ps(diff0, diff0, _mm256_setzero_ps()));
+                __m256 projection = _mm256_fmadd_ps(diff1, x1, _mm256_fmadd_ps(diff0, x0, _mm256_setzero_ps()));
+                _mm256_storeu_ps(n + c * LANES, norm);
+                _mm256_storeu_ps(p + c * LANES, projection);
+            }
+        } else {
+            for (size_t c = 0; c < CENTERS; c++, center += 2 * LANES) {
+                __m256 diff0 = _mm256_sub_ps(r0, _mm256_loadu_ps(center));
+                __m256 diff1 = _mm256_sub_ps(r1, _mm256_loadu_ps(center + LANES));
+                _mm256_storeu_ps(n + c * LANES, _mm256_fmadd_ps(diff1, diff1, _mm256_fmadd_ps(diff0, diff0, _mm256_setzero_ps())));
+            }
+        }
+        return;
+    }
+    for (size_t c = 0; c < CENTERS; c++, center += dsub * LANES) {
+        __m256 norm = _mm256_setzero_ps(), projection = _mm256_setzero_ps();
+        for (size_t j = 0; j < dsub; j++) {
+            __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(r + j * padded + b * LANES), _mm256_loadu_ps(center + j * LANES));
+            norm = _mm256_fmadd_ps(diff, diff, norm);
+        }
+        _mm256_storeu_ps(n + c * LANES, norm);
+        if (!x) continue;
+        for (size_t j = 0; j < dsub; j++) {
+            __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(r + j * padded + b * LANES), _mm256_loadu_ps(center + j * LANES));
+            projection = _mm256_fmadd_ps(diff, _mm256_loadu_ps(x + j * padded + b * LANES), projection);
+        }
+        _mm256_storeu_ps(p + c * LANES, projection);
+    }
+}
+
 QUIVER_TARGET_AVX2 static void avx2_tables(const float *r, const float *x, const float *book, size_t blocks,
                                            size_t dsub, float *norms, float *projections) {
-    size_t padded = blocks * LANES;
     for (size_t b = 0; b < blocks; b++) {
-        const float *center = book + b * CENTERS * dsub * LANES;
-        float *n = norms + b * CENTERS * LANES, *p = projections + b * CENTERS * LANES;
-        if (dsub == 2) {
-            // The default shape (m = d/2): the block's residual and direction stay in registers.
-            __m256 r0 = _mm256_loadu_ps(r + b * LANES), r1 = _mm256_loadu_ps(r + padded + b * LANES);
-            if (x) {
-                __m256 x0 = _mm256_loadu_ps(x + b * LANES), x1 = _mm256_loadu_ps(x + padded + b * LANES);
-                for (size_t c = 0; c < CENTERS; c++, center += 2 * LANES) {
-                    __m256 diff0 = _mm256_sub_ps(r0, _mm256_loadu_ps(center));
-                    __m256 diff1 = _mm256_sub_ps(r1, _mm256_loadu_ps(center + LANES));
-                    __m256 norm = _mm256_fmadd_ps(diff1, diff1, _mm256_fmadd_ps(diff0, diff0, _mm256_setzero_ps()));
-                    __m256 projection = _mm256_fmadd_ps(diff1, x1, _mm256_fmadd_ps(diff0, x0, _mm256_setzero_ps()));
-                    _mm256_storeu_ps(n + c * LANES, norm);
-                    _mm256_storeu_ps(p + c * LANES, projection);
-                }
-            } else {
-                for (size_t c = 0; c < CENTERS; c++, center += 2 * LANES) {
-                    __m256 diff0 = _mm256_sub_ps(r0, _mm256_loadu_ps(center));
-                    __m256 diff1 = _mm256_sub_ps(r1, _mm256_loadu_ps(center + LANES));
-                    _mm256_storeu_ps(n + c * LANES, _mm256_fmadd_ps(diff1, diff1, _mm256_fmadd_ps(diff0, diff0, _mm256_setzero_ps())));
-                }
-            }
-            continue;
-        }
-        for (size_t c = 0; c < CENTERS; c++, center += dsub * LANES) {
-            __m256 norm = _mm256_setzero_ps(), projection = _mm256_setzero_ps();
-            for (size_t j = 0; j < dsub; j++) {
-                __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(r + j * padded + b * LANES), _mm256_loadu_ps(center + j * LANES));
-                norm = _mm256_fmadd_ps(diff, diff, norm);
-            }
-            _mm256_storeu_ps(n + c * LANES, norm);
-            if (!x) continue;
-            for (size_t j = 0; j < dsub; j++) {
-                __m256 diff = _mm256_sub_ps(_mm256_loadu_ps(r + j * padded + b * LANES), _mm256_loadu_ps(center + j * LANES));
-                projection = _mm256_fmadd_ps(diff, _mm256_loadu_ps(x + j * padded + b * LANES), projection);
-            }
-            _mm256_storeu_ps(p + c * LANES, projection);
-        }
+        avx2_tables_block(r, x, book, blocks * LANES, b, dsub, norms + b * CENTERS * LANES, projections + b * CENTERS * LANES);
     }
 }
 
@@ -277,42 +282,50 @@ QUIVER_TARGET_AVX2 static inline void avx2_store_codes(__m256i codes32, uint8_t 
     _mm_storel_epi64((__m128i *)codes, _mm_packus_epi16(packed, packed));
 }
 
+/// One block's nearest centers (μ = 0, no sums).
+QUIVER_TARGET_AVX2 static inline void avx2_nearest_block(const float *n, uint8_t *codes) {
+    __m256 best_n = _mm256_loadu_ps(n);
+    __m256i best = _mm256_setzero_si256();
+    for (int c = 1; c < CENTERS; c++) {
+        __m256 nc = _mm256_loadu_ps(n + c * LANES);
+        __m256 lower = _mm256_cmp_ps(nc, best_n, _CMP_LT_OQ);
+        best_n = _mm256_min_ps(nc, best_n);
+        best = _mm256_blendv_epi8(best, _mm256_set1_epi32(c), _mm256_castps_si256(lower));
+    }
+    avx2_store_codes(best, codes);
+}
+
+/// One block's choice at μ (`m`), its chosen n and p added to the running lane sums.
+QUIVER_TARGET_AVX2 static inline void avx2_choose_block(const float *n, const float *p, __m256 m, uint8_t *codes,
+                                                        __m256 *squared_sum, __m256 *parallel_sum) {
+    __m256 best_n = _mm256_loadu_ps(n), best_p = _mm256_loadu_ps(p);
+    __m256 best_value = _mm256_fmadd_ps(m, best_p, best_n);
+    __m256i best = _mm256_setzero_si256();
+    for (int c = 1; c < CENTERS; c++) {
+        __m256 nc = _mm256_loadu_ps(n + c * LANES), pc = _mm256_loadu_ps(p + c * LANES);
+        __m256 value = _mm256_fmadd_ps(m, pc, nc);
+        __m256 lower = _mm256_cmp_ps(value, best_value, _CMP_LT_OQ);
+        best_value = _mm256_min_ps(value, best_value);
+        best_n = _mm256_blendv_ps(best_n, nc, lower);
+        best_p = _mm256_blendv_ps(best_p, pc, lower);
+        best = _mm256_blendv_epi8(best, _mm256_set1_epi32(c), _mm256_castps_si256(lower));
+    }
+    *squared_sum = _mm256_add_ps(*squared_sum, best_n);
+    *parallel_sum = _mm256_add_ps(*parallel_sum, best_p);
+    avx2_store_codes(best, codes);
+}
+
 QUIVER_TARGET_AVX2 static void avx2_choose(const float *norms, const float *projections, size_t blocks, float mu,
                                            uint8_t *codes, float *squared, float *parallel) {
     if (!projections) {
-        for (size_t b = 0; b < blocks; b++) {
-            const float *n = norms + b * CENTERS * LANES;
-            __m256 best_n = _mm256_loadu_ps(n);
-            __m256i best = _mm256_setzero_si256();
-            for (int c = 1; c < CENTERS; c++) {
-                __m256 nc = _mm256_loadu_ps(n + c * LANES);
-                __m256 lower = _mm256_cmp_ps(nc, best_n, _CMP_LT_OQ);
-                best_n = _mm256_min_ps(nc, best_n);
-                best = _mm256_blendv_epi8(best, _mm256_set1_epi32(c), _mm256_castps_si256(lower));
-            }
-            avx2_store_codes(best, codes + b * LANES);
-        }
+        for (size_t b = 0; b < blocks; b++) avx2_nearest_block(norms + b * CENTERS * LANES, codes + b * LANES);
         return;
     }
     __m256 m = _mm256_set1_ps(mu);
     __m256 squared_sum = _mm256_setzero_ps(), parallel_sum = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
-        const float *n = norms + b * CENTERS * LANES, *p = projections + b * CENTERS * LANES;
-        __m256 best_n = _mm256_loadu_ps(n), best_p = _mm256_loadu_ps(p);
-        __m256 best_value = _mm256_fmadd_ps(m, best_p, best_n);
-        __m256i best = _mm256_setzero_si256();
-        for (int c = 1; c < CENTERS; c++) {
-            __m256 nc = _mm256_loadu_ps(n + c * LANES), pc = _mm256_loadu_ps(p + c * LANES);
-            __m256 value = _mm256_fmadd_ps(m, pc, nc);
-            __m256 lower = _mm256_cmp_ps(value, best_value, _CMP_LT_OQ);
-            best_value = _mm256_min_ps(value, best_value);
-            best_n = _mm256_blendv_ps(best_n, nc, lower);
-            best_p = _mm256_blendv_ps(best_p, pc, lower);
-            best = _mm256_blendv_epi8(best, _mm256_set1_epi32(c), _mm256_castps_si256(lower));
-        }
-        squared_sum = _mm256_add_ps(squared_sum, best_n);
-        parallel_sum = _mm256_add_ps(parallel_sum, best_p);
-        avx2_store_codes(best, codes + b * LANES);
+        avx2_choose_block(norms + b * CENTERS * LANES, projections + b * CENTERS * LANES, m, codes + b * LANES,
+                          &squared_sum, &parallel_sum);
     }
     *squared = avx2_reduce8(squared_sum);
     *parallel = avx2_reduce8(parallel_sum);
@@ -323,11 +336,111 @@ QUIVER_TARGET_AVX2 static void avx2_encode(const float *residual, const float *d
     encode_with(avx2_tables, avx2_choose, residual, direction, eta, book, m, dsub, steps, codes, scratch);
 }
 
+// ---------------------------------------------------------------------------------------------
+// AVX-512: pairs of blocks, 16 subspaces per register. The tables hold pair q as
+// `[(q · 16 + center) · 16 + lane]` (lanes 8–15 the pair's second block) and an odd last block as
+// the AVX2 path does; the lane sums take the first block, then the second, as AVX2 adds them.
+// ---------------------------------------------------------------------------------------------
+
+/// Two 8-float rows as one register (`first` in lanes 0–7).
+QUIVER_TARGET_AVX512 static inline __m512 avx512_pair(const float *first, const float *second) {
+    __m512d low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(first)));
+    return _mm512_castpd_ps(_mm512_insertf64x4(low, _mm256_castps_pd(_mm256_loadu_ps(second)), 1));
+}
+
+QUIVER_TARGET_AVX512 static inline __m256 avx512_high(__m512 v) {
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
+QUIVER_TARGET_AVX512 static void avx512_tables(const float *r, const float *x, const float *book, size_t blocks,
+                                               size_t dsub, float *norms, float *projections) {
+    size_t padded = blocks * LANES, pairs = blocks / 2, block_floats = CENTERS * dsub * LANES;
+    for (size_t q = 0; q < pairs; q++) {
+        size_t b = 2 * q;
+        const float *first = book + b * block_floats, *second = first + block_floats;
+        float *n = norms + q * CENTERS * 2 * LANES, *p = projections + q * CENTERS * 2 * LANES;
+        for (size_t c = 0; c < CENTERS; c++) {
+            __m512 norm = _mm512_setzero_ps(), projection = _mm512_setzero_ps();
+            for (size_t j = 0; j < dsub; j++) {
+                __m512 center = avx512_pair(first + (c * dsub + j) * LANES, second + (c * dsub + j) * LANES);
+                __m512 diff = _mm512_sub_ps(_mm512_loadu_ps(r + j * padded + b * LANES), center);
+                norm = _mm512_fmadd_ps(diff, diff, norm);
+                if (x) projection = _mm512_fmadd_ps(diff, _mm512_loadu_ps(x + j * padded + b * LANES), projection);
+            }
+            _mm512_storeu_ps(n + c * 2 * LANES, norm);
+            if (x) _mm512_storeu_ps(p + c * 2 * LANES, projection);
+        }
+    }
+    if (blocks % 2) {
+        size_t tail = pairs * CENTERS * 2 * LANES;
+        avx2_tables_block(r, x, book, padded, blocks - 1, dsub, norms + tail, projections + tail);
+    }
+}
+
+QUIVER_TARGET_AVX512 static void avx512_choose(const float *norms, const float *projections, size_t blocks, float mu,
+                                               uint8_t *codes, float *squared, float *parallel) {
+    size_t pairs = blocks / 2, tail = pairs * CENTERS * 2 * LANES;
+    if (!projections) {
+        for (size_t q = 0; q < pairs; q++) {
+            const float *n = norms + q * CENTERS * 2 * LANES;
+            __m512 best_n = _mm512_loadu_ps(n);
+            __m512i best = _mm512_setzero_si512();
+            for (int c = 1; c < CENTERS; c++) {
+                __m512 nc = _mm512_loadu_ps(n + c * 2 * LANES);
+                __mmask16 lower = _mm512_cmp_ps_mask(nc, best_n, _CMP_LT_OQ);
+                best_n = _mm512_min_ps(nc, best_n);
+                best = _mm512_mask_mov_epi32(best, lower, _mm512_set1_epi32(c));
+            }
+            _mm_storeu_si128((__m128i *)(codes + q * 2 * LANES), _mm512_cvtepi32_epi8(best));
+        }
+        if (blocks % 2) avx2_nearest_block(norms + tail, codes + pairs * 2 * LANES);
+        return;
+    }
+    __m512 m = _mm512_set1_ps(mu);
+    __m256 squared_sum = _mm256_setzero_ps(), parallel_sum = _mm256_setzero_ps();
+    for (size_t q = 0; q < pairs; q++) {
+        const float *n = norms + q * CENTERS * 2 * LANES, *p = projections + q * CENTERS * 2 * LANES;
+        __m512 best_n = _mm512_loadu_ps(n), best_p = _mm512_loadu_ps(p);
+        __m512 best_value = _mm512_fmadd_ps(m, best_p, best_n);
+        __m512i best = _mm512_setzero_si512();
+        for (int c = 1; c < CENTERS; c++) {
+            __m512 nc = _mm512_loadu_ps(n + c * 2 * LANES), pc = _mm512_loadu_ps(p + c * 2 * LANES);
+            __m512 value = _mm512_fmadd_ps(m, pc, nc);
+            __mmask16 lower = _mm512_cmp_ps_mask(value, best_value, _CMP_LT_OQ);
+            best_value = _mm512_min_ps(value, best_value);
+            best_n = _mm512_mask_mov_ps(best_n, lower, nc);
+            best_p = _mm512_mask_mov_ps(best_p, lower, pc);
+            best = _mm512_mask_mov_epi32(best, lower, _mm512_set1_epi32(c));
+        }
+        squared_sum = _mm256_add_ps(_mm256_add_ps(squared_sum, _mm512_castps512_ps256(best_n)), avx512_high(best_n));
+        parallel_sum = _mm256_add_ps(_mm256_add_ps(parallel_sum, _mm512_castps512_ps256(best_p)), avx512_high(best_p));
+        _mm_storeu_si128((__m128i *)(codes + q * 2 * LANES), _mm512_cvtepi32_epi8(best));
+    }
+    if (blocks % 2) {
+        avx2_choose_block(norms + tail, projections + tail, _mm256_set1_ps(mu), codes + pairs * 2 * LANES,
+                          &squared_sum, &parallel_sum);
+    }
+    *squared = avx2_reduce8(squared_sum);
+    *parallel = avx2_reduce8(parallel_sum);
+}
+
+QUIVER_TARGET_AVX512 static void avx512_encode(const float *residual, const float *direction, float eta, const float *book,
+                                               size_t m, size_t dsub, int steps, uint8_t *codes, float *scratch) {
+    encode_with(avx512_tables, avx512_choose, residual, direction, eta, book, m, dsub, steps, codes, scratch);
+}
+
 #endif
 
 void quiver_pq4_encode_isa(quiver_isa isa, const float *residual, const float *direction, float eta, const float *book,
                            size_t m, size_t dsub, int steps, uint8_t *codes, float *scratch) {
 #if QUIVER_X86
+    // Nearest centers only (no direction): one pass, where assembling pairs of blocks costs
+    // more than it saves (0.64 µs against AVX2's 0.54 µs at m = 192).
+    int score_aware = direction && eta > 1 && steps > 0;
+    if (quiver_runnable_isa(isa) == QUIVER_ISA_AVX512 && score_aware) {
+        avx512_encode(residual, direction, eta, book, m, dsub, steps, codes, scratch);
+        return;
+    }
     if (quiver_isa_has_avx2(quiver_runnable_isa(isa))) {
         avx2_encode(residual, direction, eta, book, m, dsub, steps, codes, scratch);
         return;
