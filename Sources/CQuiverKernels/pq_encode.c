@@ -221,8 +221,14 @@ static void scalar_encode(const float *residual, const float *direction, float e
 
 #if QUIVER_X86
 
+// Helpers are always inlined: called across target attributes (the AVX-512 path uses the AVX2
+// helpers for an odd last block), a vector argument passed in a real call at -O0 (the fuzzing
+// build) was corrupted.
+#define QUIVER_INLINE_AVX2 QUIVER_TARGET_AVX2 static inline __attribute__((always_inline))
+#define QUIVER_INLINE_AVX512 QUIVER_TARGET_AVX512 static inline __attribute__((always_inline))
+
 /// One block's tables (`n`, `p`: that block's 16 × 8 values); `padded` is the row length of `r` and `x`.
-QUIVER_TARGET_AVX2 static inline void avx2_tables_block(const float *r, const float *x, const float *book, size_t padded,
+QUIVER_INLINE_AVX2 void avx2_tables_block(const float *r, const float *x, const float *book, size_t padded,
                                                         size_t b, size_t dsub, float *n, float *p) {
     const float *center = book + b * CENTERS * dsub * LANES;
     if (dsub == 2) {
@@ -270,20 +276,20 @@ QUIVER_TARGET_AVX2 static void avx2_tables(const float *r, const float *x, const
     }
 }
 
-QUIVER_TARGET_AVX2 static inline float avx2_reduce8(__m256 v) {
+QUIVER_INLINE_AVX2 float avx2_reduce8(__m256 v) {
     __m128 four = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // l0+l4, l1+l5, l2+l6, l3+l7
     __m128 two = _mm_add_ps(four, _mm_movehl_ps(four, four));                          // (l0+l4)+(l2+l6), (l1+l5)+(l3+l7)
     return _mm_cvtss_f32(_mm_add_ss(two, _mm_shuffle_ps(two, two, 1)));
 }
 
-QUIVER_TARGET_AVX2 static inline void avx2_store_codes(__m256i codes32, uint8_t *codes) {
+QUIVER_INLINE_AVX2 void avx2_store_codes(__m256i codes32, uint8_t *codes) {
     // 8 × int32 (each < 16) to 8 bytes.
     __m128i packed = _mm_packs_epi32(_mm256_castsi256_si128(codes32), _mm256_extracti128_si256(codes32, 1));
     _mm_storel_epi64((__m128i *)codes, _mm_packus_epi16(packed, packed));
 }
 
 /// One block's nearest centers (μ = 0, no sums).
-QUIVER_TARGET_AVX2 static inline void avx2_nearest_block(const float *n, uint8_t *codes) {
+QUIVER_INLINE_AVX2 void avx2_nearest_block(const float *n, uint8_t *codes) {
     __m256 best_n = _mm256_loadu_ps(n);
     __m256i best = _mm256_setzero_si256();
     for (int c = 1; c < CENTERS; c++) {
@@ -296,7 +302,7 @@ QUIVER_TARGET_AVX2 static inline void avx2_nearest_block(const float *n, uint8_t
 }
 
 /// One block's choice at μ (`m`), its chosen n and p added to the running lane sums.
-QUIVER_TARGET_AVX2 static inline void avx2_choose_block(const float *n, const float *p, __m256 m, uint8_t *codes,
+QUIVER_INLINE_AVX2 void avx2_choose_block(const float *n, const float *p, __m256 m, uint8_t *codes,
                                                         __m256 *squared_sum, __m256 *parallel_sum) {
     __m256 best_n = _mm256_loadu_ps(n), best_p = _mm256_loadu_ps(p);
     __m256 best_value = _mm256_fmadd_ps(m, best_p, best_n);
@@ -343,12 +349,12 @@ QUIVER_TARGET_AVX2 static void avx2_encode(const float *residual, const float *d
 // ---------------------------------------------------------------------------------------------
 
 /// Two 8-float rows as one register (`first` in lanes 0–7).
-QUIVER_TARGET_AVX512 static inline __m512 avx512_pair(const float *first, const float *second) {
+QUIVER_INLINE_AVX512 __m512 avx512_pair(const float *first, const float *second) {
     __m512d low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(first)));
     return _mm512_castpd_ps(_mm512_insertf64x4(low, _mm256_castps_pd(_mm256_loadu_ps(second)), 1));
 }
 
-QUIVER_TARGET_AVX512 static inline __m256 avx512_high(__m512 v) {
+QUIVER_INLINE_AVX512 __m256 avx512_high(__m512 v) {
     return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
 }
 
