@@ -35,6 +35,8 @@ struct BenchCommand: ParsableCommand {
     var anisotropic: OptionalNumber?
     @Option(help: "SOAR spilling lambda, or off (default 1 for ip/cosine, off for l2).")
     var spill: OptionalNumber?
+    @Option(help: "k-means iterations for the coarse centroids and the codebooks (default \(IVFConfiguration.defaultTrainingIterations)).")
+    var iterations: Int?
     @Option(help: "Raw vectors kept for re-ranking: float32, float16 or none (default: chosen from the data as a collection does, float16 unless the data needs float32).")
     var raw: RawVectorPrecision?
     @Option(help: "Queries timed one at a time for latency.")
@@ -128,7 +130,8 @@ struct BenchCommand: ParsableCommand {
             dimension: workload.base.dimension, metric: metric, nlist: nlist, encoding: encoding, subspaces: m,
             anisotropicThreshold: encoding == .flat || !innerProduct ? nil : (anisotropic.map(\.value) ?? IVFConfiguration.defaultAnisotropicThreshold),
             spillLambda: encoding == .flat || !innerProduct ? spill?.value : (spill.map(\.value) ?? 1.0),
-            rawVectors: raw ?? automaticRaw(workload.base), seed: seed)
+            rawVectors: raw ?? automaticRaw(workload.base),
+            trainingIterations: iterations ?? IVFConfiguration.defaultTrainingIterations, seed: seed)
         var trained = 0.0, build = 0.0
         var ivf: IVFIndex
         if let indexFile, let saved = try? IndexFile.load(path: indexFile), saved.configuration == configuration, saved.count == workload.base.rows {

@@ -5,7 +5,7 @@ import QuiverProtocol
 import QuiverStorage
 
 extension Coordinator {
-    static let defaultIterations = 20
+    static let defaultIterations = IVFConfiguration.defaultTrainingIterations
     static let defaultSeed: UInt64 = 1
     /// Rows buffered from a streaming first load when neither nlist nor sample_rows says more.
     static let defaultFirstLoadRows = 100_000

@@ -80,6 +80,8 @@ public struct IVFConfiguration: Sendable, Equatable, Codable {
     public var spillLambda: Float?
     public var rawVectors: RawVectorPrecision
     public var trainingIterations: Int
+    /// k-means iterations when a configuration names none.
+    public static let defaultTrainingIterations = 20
     public var seed: UInt64
     /// Spherical k-means (unit centroids, inner-product assignment); nil chooses it for inner
     /// product metrics when the training sample is unit-norm.
@@ -87,7 +89,7 @@ public struct IVFConfiguration: Sendable, Equatable, Codable {
 
     public init(dimension: Int, metric: Metric, nlist: Int, encoding: ListEncoding = .fastScan,
                 subspaces: Int? = nil, anisotropicThreshold: Float? = nil, spillLambda: Float? = nil,
-                rawVectors: RawVectorPrecision = .float32, trainingIterations: Int = 20, seed: UInt64 = 1,
+                rawVectors: RawVectorPrecision = .float32, trainingIterations: Int = defaultTrainingIterations, seed: UInt64 = 1,
                 spherical: Bool? = nil) {
         self.dimension = dimension
         self.metric = metric
