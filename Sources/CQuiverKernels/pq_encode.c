@@ -221,15 +221,15 @@ static void scalar_encode(const float *residual, const float *direction, float e
 
 #if QUIVER_X86
 
-// Helpers are always inlined: called across target attributes (the AVX-512 path uses the AVX2
-// helpers for an odd last block), a vector argument passed in a real call at -O0 (the fuzzing
-// build) was corrupted.
+// Helpers are always inlined, as in the other kernel files. The AVX-512 path calls the AVX2 ones
+// (for an odd last block); as real calls across target attributes, at -O0 under the address
+// sanitizer (the fuzzing build), that path corrupted memory; inlined, it does not.
 #define QUIVER_INLINE_AVX2 QUIVER_TARGET_AVX2 static inline __attribute__((always_inline))
 #define QUIVER_INLINE_AVX512 QUIVER_TARGET_AVX512 static inline __attribute__((always_inline))
 
 /// One block's tables (`n`, `p`: that block's 16 × 8 values); `padded` is the row length of `r` and `x`.
 QUIVER_INLINE_AVX2 void avx2_tables_block(const float *r, const float *x, const float *book, size_t padded,
-                                                        size_t b, size_t dsub, float *n, float *p) {
+                                          size_t b, size_t dsub, float *n, float *p) {
     const float *center = book + b * CENTERS * dsub * LANES;
     if (dsub == 2) {
         // The default shape (m = d/2): the block's residual and direction stay in registers.
@@ -303,7 +303,7 @@ QUIVER_INLINE_AVX2 void avx2_nearest_block(const float *n, uint8_t *codes) {
 
 /// One block's choice at μ (`m`), its chosen n and p added to the running lane sums.
 QUIVER_INLINE_AVX2 void avx2_choose_block(const float *n, const float *p, __m256 m, uint8_t *codes,
-                                                        __m256 *squared_sum, __m256 *parallel_sum) {
+                                          __m256 *squared_sum, __m256 *parallel_sum) {
     __m256 best_n = _mm256_loadu_ps(n), best_p = _mm256_loadu_ps(p);
     __m256 best_value = _mm256_fmadd_ps(m, best_p, best_n);
     __m256i best = _mm256_setzero_si256();
