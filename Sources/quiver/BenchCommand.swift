@@ -101,13 +101,6 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// The precision a collection created without one would keep (on the prepared rows).
-    private func automaticRaw(_ base: Matrix) -> RawVectorPrecision {
-        var prepared = base
-        if metric.normalizesInput { prepared.normalizeRows() }
-        return RawVectorPrecision.automatic(for: prepared)
-    }
-
     private func benchmark(_ kind: IndexKind, workload: Workload, nlist: Int) throws -> [BenchRow] {
         let queries = workload.queries
         var rows: [BenchRow] = []
@@ -130,7 +123,7 @@ struct BenchCommand: ParsableCommand {
             dimension: workload.base.dimension, metric: metric, nlist: nlist, encoding: encoding, subspaces: m,
             anisotropicThreshold: encoding == .flat || !innerProduct ? nil : (anisotropic.map(\.value) ?? IVFConfiguration.defaultAnisotropicThreshold),
             spillLambda: encoding == .flat || !innerProduct ? spill?.value : (spill.map(\.value) ?? 1.0),
-            rawVectors: raw ?? automaticRaw(workload.base),
+            rawVectors: raw ?? RawVectorPrecision.automatic(for: workload.base, metric: metric),
             trainingIterations: iterations ?? IVFConfiguration.defaultTrainingIterations, seed: seed)
         var trained = 0.0, build = 0.0
         var ivf: IVFIndex

@@ -14,6 +14,19 @@ import Testing
 
     private func write(_ bytes: [UInt8], to path: String) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
 
+    /// A new collection holding three batches of `rowsPerBatch` rows, and an in-memory index of the same.
+    private func storeWithBatches(_ dir: TemporaryDirectory, _ name: String, _ model: IVFModel,
+                                  rowsPerBatch: Int) throws -> (CollectionStore, IVFIndex) {
+        let store = try CollectionStore.create(dataDirectory: dir.path, name: name, model: model)
+        var expected = IVFIndex(model: model)
+        for part in 0 ..< 3 {
+            let batch = try Fixtures.batch(model, rows: rowsPerBatch, firstID: Int64(part * rowsPerBatch), seed: UInt64(part))
+            try store.append(batch)
+            try expected.append(batch)
+        }
+        return (store, expected)
+    }
+
     @Test func recordRoundTrip() throws {
         let model = try Fixtures.model()
         let batch = try Fixtures.batch(model, rows: 37, firstID: 1000, seed: 1)
@@ -28,13 +41,7 @@ import Testing
     @Test func float16CollectionsWriteHalfVectorsAndReplayTheSameIndex() throws {
         let dir = try TemporaryDirectory()
         let model = try Fixtures.model(raw: .float16)
-        let store = try CollectionStore.create(dataDirectory: dir.path, name: "half", model: model)
-        var expected = IVFIndex(model: model)
-        for part in 0 ..< 3 {
-            let batch = try Fixtures.batch(model, rows: 41, firstID: Int64(part * 41), seed: UInt64(part))
-            try store.append(batch)
-            try expected.append(batch)
-        }
+        let (_, expected) = try storeWithBatches(dir, "half", model, rowsPerBatch: 41)
         // The records hold 2 bytes per vector component.
         let segment = try bytes(of: segmentPath(dir, "half", 1))
         let header = try #require(segment.withUnsafeBytes { SegmentRecord.decodeHeader($0) })
@@ -93,13 +100,7 @@ import Testing
     @Test func appendsSurviveReopenAsAnIdenticalIndex() throws {
         let dir = try TemporaryDirectory()
         let model = try Fixtures.model()
-        let store = try CollectionStore.create(dataDirectory: dir.path, name: "docs", model: model)
-        var expected = IVFIndex(model: model)
-        for part in 0 ..< 3 {
-            let batch = try Fixtures.batch(model, rows: 50, firstID: Int64(part * 50), seed: UInt64(part))
-            try store.append(batch)
-            try expected.append(batch)
-        }
+        let (store, expected) = try storeWithBatches(dir, "docs", model, rowsPerBatch: 50)
         try store.assign(shardMapVersion: 4, ownedLists: [1, 3])
 
         let reopened = try CollectionStore.open(dataDirectory: dir.path, name: "docs")

@@ -164,12 +164,7 @@ struct CollectionSettings: Codable, Sendable, Equatable {
     /// The index configuration a training run on `sample` uses. Inner-product metrics spill
     /// (SOAR, λ = 1): on hard data it reaches the same recall with several times fewer lists probed.
     func indexConfiguration(nlist: Int, iterations: Int, seed: UInt64, sample: Matrix) -> IVFConfiguration {
-        var raw = rawVectors
-        if rawPrecisionAutomatic == true {
-            var prepared = sample
-            if metric.normalizesInput { prepared.normalizeRows() }
-            raw = RawVectorPrecision.automatic(for: prepared)
-        }
+        let raw = rawPrecisionAutomatic == true ? RawVectorPrecision.automatic(for: sample, metric: metric) : rawVectors
         return IVFConfiguration(dimension: dimension, metric: metric, nlist: nlist,
                                 encoding: bitsPerCode == 8 ? .pq8 : .fastScan, subspaces: subspaces,
                                 anisotropicThreshold: anisotropicThreshold,

@@ -30,21 +30,24 @@ public enum RawVectorPrecision: String, Sendable, Codable, CaseIterable {
     /// a rounding error above 2⁻¹⁰ of the row's distance to the sample mean (values so small that
     /// float16 loses precision, or large values that vary little). Real embeddings round at about
     /// 2⁻¹² of it, integer data (SIFT) exactly.
-    public static func automatic(for sample: Matrix) -> RawVectorPrecision {
+    /// For a `metric` collection the rows checked are first prepared (normalised for cosine) as
+    /// the index will store them; the other rows are not touched.
+    public static func automatic(for sample: Matrix, metric: Metric? = nil) -> RawVectorPrecision {
         let d = sample.dimension
         guard sample.rows > 0, d > 0 else { return .float16 }
         let stride = max(1, sample.rows / 4096)
-        let rows = Array(Swift.stride(from: 0, to: sample.rows, by: stride).prefix(4096))
+        var rows = sample.gathering(Array(Swift.stride(from: 0, to: sample.rows, by: stride).prefix(4096)))
+        if metric?.normalizesInput == true { rows.normalizeRows() }
         var mean = [Double](repeating: 0, count: d)
         var halves = [UInt16](repeating: 0, count: d)
         var rounded = [Float](repeating: 0, count: d)
-        return sample.values.withUnsafeBufferPointer { values in
-            for row in rows {
+        return rows.values.withUnsafeBufferPointer { values in
+            for row in 0 ..< rows.rows {
                 for j in 0 ..< d { mean[j] += Double(values[row * d + j]) }
             }
-            for j in 0 ..< d { mean[j] /= Double(rows.count) }
+            for j in 0 ..< d { mean[j] /= Double(rows.rows) }
             var failing = 0
-            for row in rows {
+            for row in 0 ..< rows.rows {
                 let x = values.baseAddress! + row * d
                 Kernels.floatToHalf(x, &halves, count: d)
                 Kernels.halfToFloat(halves, &rounded, count: d)
@@ -57,7 +60,7 @@ public enum RawVectorPrecision: String, Sendable, Codable, CaseIterable {
                 }
                 if error > 0x1p-20 * spread { failing += 1 }
             }
-            return failing * 100 > rows.count ? .float32 : .float16
+            return failing * 100 > rows.rows ? .float32 : .float16
         }
     }
 }

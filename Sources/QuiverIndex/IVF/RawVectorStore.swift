@@ -33,18 +33,6 @@ public struct RawVectorStore: Sendable, Equatable {
         try bytes.withUnsafeBytes(body)
     }
 
-    /// The stored values, float32 (empty unless that is the precision).
-    public var floats: [Float] {
-        guard precision == .float32 else { return [] }
-        return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-    }
-
-    /// The stored values as float16 bits (empty unless that is the precision).
-    public var halves: [UInt16] {
-        guard precision == .float16 else { return [] }
-        return bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
-    }
-
     /// Largest magnitude that survives conversion to float16: 65520 and above round to ±∞.
     public static let halfLimit: Float = 65520
 
