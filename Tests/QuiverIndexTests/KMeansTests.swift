@@ -24,6 +24,31 @@ import Testing
         #expect(a.centroids == b.centroids)
     }
 
+    @Test func candidatePassesKeepLloydsObjective() {
+        // 96 clusters ≥ 4 × 8 candidates: passes between full ones compare each point with its
+        // 8 nearest centroids from the last full pass only.
+        let data = SyntheticData(count: 8000, queries: 0, dimension: 16, clusters: 96)
+        let full = KMeans.train(data.base, configuration: .init(clusters: 96, iterations: 16, tolerance: 0, seed: 5, candidates: 0))
+        let pruned = KMeans.train(data.base, configuration: .init(clusters: 96, iterations: 16, tolerance: 0, seed: 5, candidates: 8))
+        let history = pruned.objectiveHistory
+        #expect(history.count > 4)  // pass 3 is the first candidate pass
+        for (previous, next) in zip(history, history.dropFirst()) { #expect(next <= previous * 1.0001) }
+        #expect(history.last! <= full.objectiveHistory.last! * 1.01)
+        // The last objective and sizes are those of a full assignment to the final centroids.
+        var assignment = [Int32](repeating: 0, count: data.base.rows)
+        var unused: [Int32] = []
+        let objective = KMeans.assign(data.base, to: pruned.centroids, spherical: false, threads: 1,
+                                      assignment: &assignment, candidates: &unused)
+        #expect(abs(objective - history.last!) <= 1e-9 * objective)
+        var sizes = [Int](repeating: 0, count: 96)
+        for a in assignment { sizes[Int(a)] += 1 }
+        #expect(sizes == pruned.clusterSizes)
+        // Threads change nothing.
+        let twoThreads = KMeans.train(data.base, configuration: .init(clusters: 96, iterations: 16, tolerance: 0, seed: 5,
+                                                                       threads: 2, candidates: 8))
+        #expect(twoThreads.centroids == pruned.centroids)
+    }
+
     @Test func emptyClustersAreSplit() {
         // 40 points, all but two identical: most initial centroids collide and empty out.
         var values = [Float](repeating: 1, count: 40 * 4)

@@ -1,3 +1,5 @@
+import CQuiverKernels
+
 /// Lloyd's k-means over a uniform sample, as used for the coarse centroids and for each PQ
 /// subspace. Assignment is the blocked GEMM kernel run on several threads.
 public enum KMeans {
@@ -6,6 +8,8 @@ public enum KMeans {
     /// 0.1% from the 13th on: stopping there gives up 0.1 point of recall@10 at the same search
     /// settings for a third less training (bench/results/build.md).
     public static let defaultTolerance = 1e-3
+    /// Nearest centroids a point keeps between full assignments (bench/results/kmeans-candidates.md).
+    public static let defaultCandidates = 16
     public struct Configuration: Sendable {
         public var clusters: Int
         /// At most this many centroid updates.
@@ -18,9 +22,17 @@ public enum KMeans {
         /// Normalise centroids after each update and assign by inner product (for unit vectors).
         public var spherical: Bool = false
         public var threads: Int = 1
+        /// With this many clusters or more, a full assignment keeps each point's `candidates`
+        /// nearest centroids, and the assignments in between compare each point with those only
+        /// (see `train`). 0 turns the shortcut off.
+        public var candidates: Int = KMeans.defaultCandidates
+        /// Every this many assignments one is full (besides the first ones and the last).
+        public var fullAssignmentEvery: Int = 4
 
         public init(clusters: Int, iterations: Int = 20, tolerance: Double = KMeans.defaultTolerance,
-                    maxPointsPerCluster: Int = 256, seed: UInt64 = 1, spherical: Bool = false, threads: Int = 1) {
+                    maxPointsPerCluster: Int = 256, seed: UInt64 = 1, spherical: Bool = false, threads: Int = 1,
+                    candidates: Int = KMeans.defaultCandidates) {
+            self.candidates = candidates
             self.clusters = clusters
             self.iterations = iterations
             self.tolerance = tolerance
@@ -60,16 +72,41 @@ public enum KMeans {
 
         // Assign, then update, until an update stops paying or the iterations run out; the last
         // assignment is for the final centroids, so it gives their sizes and objective.
+        //
+        // Once the centroids settle, a point moves, if at all, to one of the few centroids that
+        // were nearest to it a pass ago. So with many clusters the full assignment (a GEMM
+        // against every centroid, nearly all of the training time) runs only for the first
+        // passes, every `fullAssignmentEvery`-th one and the last; it keeps each point's nearest
+        // `candidates` centroids, and the passes in between compare the point with those only.
+        // The candidates always hold the point's current centroid, so no pass raises the
+        // objective, as in plain Lloyd; the final full pass gives exact sizes and objective.
+        let keep = configuration.candidates > 0 && k >= 4 * configuration.candidates ? configuration.candidates : 0
+        var candidates = [Int32](repeating: 0, count: keep * sample.rows)
+        let every = max(1, configuration.fullAssignmentEvery)
+        let warmUp = 3
         var updates = 0
+        var pass = 0
+        var lastWasFull = false
         while true {
-            let objective = assign(sample, to: centroids, spherical: configuration.spherical,
-                                   threads: configuration.threads, assignment: &assignment)
+            let full = keep == 0 || pass < warmUp || pass % every == 0
+            let objective = full
+                ? assign(sample, to: centroids, spherical: configuration.spherical,
+                         threads: configuration.threads, assignment: &assignment, keep: keep, candidates: &candidates)
+                : assignAmongCandidates(sample, to: centroids, spherical: configuration.spherical,
+                                        threads: configuration.threads, candidates: candidates, keep: keep,
+                                        assignment: &assignment)
             history.append(objective)
+            lastWasFull = full
+            pass += 1
             let converged = history.count >= 2 && history[history.count - 2] - objective <= configuration.tolerance * objective
             if converged || updates >= max(1, configuration.iterations) { break }
             _ = update(&centroids, sample: sample, assignment: assignment, generator: &generator)
             if configuration.spherical { centroids.normalizeRows() }
             updates += 1
+        }
+        if !lastWasFull {
+            history.append(assign(sample, to: centroids, spherical: configuration.spherical,
+                                  threads: configuration.threads, assignment: &assignment, keep: 0, candidates: &candidates))
         }
         sizes = [Int](repeating: 0, count: k)
         for a in assignment { sizes[Int(a)] += 1 }
@@ -77,27 +114,92 @@ public enum KMeans {
         return Result(centroids: centroids, clusterSizes: sizes, objectiveHistory: history)
     }
 
-    /// Assigns each row to its nearest centroid; returns the objective.
+    /// Assigns each row to its nearest centroid (the lowest index on ties); returns the objective.
+    /// With `keep` > 0 it also writes each row's `keep` nearest centroids, in index order, to
+    /// `candidates[row * keep ..< (row + 1) * keep]`.
     static func assign(_ sample: Matrix, to centroids: Matrix, spherical: Bool, threads: Int,
-                       assignment: inout [Int32]) -> Double {
+                       assignment: inout [Int32], keep: Int = 0, candidates: inout [Int32]) -> Double {
         let norms = Kernels.squaredNorms(centroids)
         let workers = max(1, threads)
         var partial = [Double](repeating: 0, count: workers)
         let comparison: CentroidComparison = spherical ? .innerProduct : .l2
         let k = centroids.rows
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * (k + 16))
+        defer { scratch.deallocate() }
+        assignment.withUnsafeMutableBufferPointer { assigned in
+            partial.withUnsafeMutableBufferPointer { partialSums in
+                candidates.withUnsafeMutableBufferPointer { kept in
+                    sample.values.withUnsafeBufferPointer { rows in
+                        forEachCentroidDistanceBlock(rows: rows.baseAddress!, count: sample.rows, dimension: sample.dimension,
+                                                     centroids: centroids, centroidNorms: norms, comparison: comparison,
+                                                     threads: workers) { range, distances, worker in
+                            var sum = 0.0
+                            for (local, row) in range.enumerated() {
+                                let line = distances + local * k
+                                let best: Int
+                                let value: Float
+                                if keep > 0 {
+                                    let chosen = kept.baseAddress! + row * keep
+                                    _ = quiver_smallest(line, k, keep, chosen, scratch + worker * (k + 16))
+                                    // In index order, so the first minimum is the lowest index.
+                                    var b = Int(chosen[0])
+                                    var v = line[b]
+                                    for j in 1 ..< keep where line[Int(chosen[j])] < v {
+                                        b = Int(chosen[j])
+                                        v = line[b]
+                                    }
+                                    (best, value) = (b, v)
+                                } else {
+                                    (best, value) = argmin(line, count: k)
+                                }
+                                assigned[row] = Int32(best)
+                                sum += spherical ? Double(1 + value) : Double(value)
+                            }
+                            partialSums[worker] += sum
+                        }
+                    }
+                }
+            }
+        }
+        return partial.reduce(0, +)
+    }
+
+    /// Assigns each row to the nearest of its `keep` candidate centroids (the lowest index on
+    /// ties); returns the objective. Distances are computed as the full assignment computes them.
+    static func assignAmongCandidates(_ sample: Matrix, to centroids: Matrix, spherical: Bool, threads: Int,
+                                      candidates: [Int32], keep: Int, assignment: inout [Int32]) -> Double {
+        let norms = Kernels.squaredNorms(centroids)
+        let workers = max(1, threads)
+        var partial = [Double](repeating: 0, count: workers)
+        let d = sample.dimension
+        let rowNorms: [Float] = spherical ? [] : Kernels.squaredNorms(sample)
         assignment.withUnsafeMutableBufferPointer { assigned in
             partial.withUnsafeMutableBufferPointer { partialSums in
                 sample.values.withUnsafeBufferPointer { rows in
-                    forEachCentroidDistanceBlock(rows: rows.baseAddress!, count: sample.rows, dimension: sample.dimension,
-                                                 centroids: centroids, centroidNorms: norms, comparison: comparison,
-                                                 threads: workers) { range, distances, worker in
-                        var sum = 0.0
-                        for (local, row) in range.enumerated() {
-                            let (best, value) = argmin(distances + local * k, count: k)
-                            assigned[row] = Int32(best)
-                            sum += spherical ? Double(1 + value) : Double(value)
+                    centroids.values.withUnsafeBufferPointer { centers in
+                        candidates.withUnsafeBufferPointer { kept in
+                            parallelFor(count: sample.rows, threads: workers, chunk: 1024) { range, worker in
+                                var sum = 0.0
+                                for row in range {
+                                    let x = rows.baseAddress! + row * d
+                                    let chosen = kept.baseAddress! + row * keep
+                                    var best = Int32.max
+                                    var bestValue = Float.infinity
+                                    for j in 0 ..< keep {
+                                        let c = chosen[j]
+                                        let dot = quiver_dot(x, centers.baseAddress! + Int(c) * d, d)
+                                        let value = spherical ? -dot : max(0, rowNorms[row] - 2 * dot + norms[Int(c)])
+                                        if value < bestValue || (value == bestValue && c < best) {
+                                            best = c
+                                            bestValue = value
+                                        }
+                                    }
+                                    assigned[row] = best
+                                    sum += spherical ? Double(1 + bestValue) : Double(bestValue)
+                                }
+                                partialSums[worker] += sum
+                            }
                         }
-                        partialSums[worker] += sum
                     }
                 }
             }
