@@ -90,6 +90,30 @@ void quiver_topk_sort(quiver_topk *heap);
 /// n + 16 floats. The set is what offering every value to a heap of k would keep.
 size_t quiver_smallest(const float *values, size_t n, size_t k, int32_t *indices, float *scratch);
 
+/// Index of the smallest of `values[0..n)`, the lowest index among equal ones; NaN is never
+/// chosen (0 when every value is NaN or n is 0).
+int32_t quiver_argmin(const float *values, size_t n);
+
+/// One vector's SOAR spill choice over all `n` lists, from products the assignment already has.
+/// rank[c] = ‖c‖² − 2⟨x, c⟩ (L2 distance less ‖x‖²), neg_ip[c] = −⟨x, c⟩, gram[c] = ⟨c, c₁⟩ for
+/// the primary list c₁ = `first`; x_norm = ‖x‖², x_dot_r1 = ⟨x, x − c₁⟩, inv_r1 = 1 / ‖x − c₁‖²
+/// (0 when it is 0).
+typedef struct {
+    const float *rank;
+    const float *neg_ip;
+    const float *gram;
+    int32_t first;
+    float x_norm;
+    float x_dot_r1;
+    float lambda;
+    float inv_r1;
+} quiver_spill_row;
+
+/// The list other than `first` with the smallest loss (x_norm + rank[c]) + ((λ·p)·p)·inv_r1,
+/// p = (x_dot_r1 + neg_ip[c]) + gram[c] (computed exactly so, without FMA); among equal losses
+/// the nearer list, then the lower. −1 when no list has a loss below +inf.
+int32_t quiver_soar_spill(const quiver_spill_row *row, size_t n);
+
 // ---------------------------------------------------------------------------------------------
 // 4-bit FastScan
 //
@@ -216,6 +240,8 @@ void quiver_f16_to_f32_isa(quiver_isa isa, const uint16_t *src, float *dst, size
 void quiver_f32_to_f16_isa(quiver_isa isa, const float *src, uint16_t *dst, size_t n);
 uint32_t quiver_crc32c_isa(quiver_isa isa, uint32_t crc, const void *data, size_t count);
 size_t quiver_smallest_isa(quiver_isa isa, const float *values, size_t n, size_t k, int32_t *indices, float *scratch);
+int32_t quiver_argmin_isa(quiver_isa isa, const float *values, size_t n);
+int32_t quiver_soar_spill_isa(quiver_isa isa, const quiver_spill_row *row, size_t n);
 void quiver_pq4_encode_isa(quiver_isa isa, const float *residual, const float *direction, float eta,
                            const float *book, size_t m, size_t dsub, int steps, uint8_t *codes, float *scratch);
 void quiver_rerank_isa(quiver_isa isa, const float *query, const void *vectors, int halves, size_t d,

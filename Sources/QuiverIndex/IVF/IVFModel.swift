@@ -134,26 +134,30 @@ public struct IVFModel: Sendable, Equatable {
                                 let xNorm = vectorNorms[row]
                                 // ‖x − c‖² − ‖x‖² ranks as L2.
                                 for c in 0 ..< k { rank[c] = centroidNorms[c] + 2 * negatedIP[c] }
-                                guard let lambda else {
-                                    primaryOut[row] = Int32(rank.withUnsafeBufferPointer { argmin($0.baseAddress!, count: k).index })
-                                    continue
-                                }
-                                // The nearest few (in list order) hold the primary and SOAR's candidates.
-                                let found = quiver_smallest(rank, k, candidates, &nearest, &scratch)
-                                var first = Int(nearest[0])
-                                for candidate in nearest[1 ..< found] where rank[Int(candidate)] < rank[first] {
-                                    first = Int(candidate)  // ties keep the lower list: candidates come in list order
-                                }
+                                let first = Int(quiver_argmin(rank, k))
                                 primaryOut[row] = Int32(first)
-                                guard found > 1 else { continue }
+                                guard let lambda, k > 1 else { continue }
                                 // r₁ = x − c₁; for each candidate c: ‖x − c‖² + λ·⟨x − c, r₁⟩²/‖r₁‖², with
                                 // every term from products already known: ‖r₁‖² = ‖x‖² + rank(c₁),
                                 // ⟨x, r₁⟩ = ‖x‖² − ⟨x, c₁⟩ and ⟨c, r₁⟩ = ⟨c, x⟩ − ⟨c, c₁⟩.
                                 let r1Norm = max(0, xNorm + rank[first])
                                 let xDotR1 = xNorm + negatedIP[first]
                                 let inverseR1 = r1Norm > 0 ? 1 / r1Norm : 0
+                                if !gramValues.isEmpty {
+                                    // Every list is a candidate: one SIMD pass over the losses.
+                                    spillOut[row] = rank.withUnsafeBufferPointer { rank in
+                                        var spillRow = quiver_spill_row(rank: rank.baseAddress!, neg_ip: negatedIP,
+                                                                        gram: gramValues.baseAddress! + first * k,
+                                                                        first: Int32(first), x_norm: xNorm, x_dot_r1: xDotR1,
+                                                                        lambda: lambda, inv_r1: inverseR1)
+                                        return quiver_soar_spill(&spillRow, k)
+                                    }
+                                    continue
+                                }
+                                // Past the Gram matrix's size: the nearest few (in list order) are the
+                                // candidates, each costing a d-long product with c₁.
+                                let found = quiver_smallest(rank, k, candidates, &nearest, &scratch)
                                 let c1 = centroidValues.baseAddress! + first * d
-                                let gramRow = gramValues.isEmpty ? nil : gramValues.baseAddress! + first * k
                                 // The smallest loss; equal losses go to the nearer list, then the lower one
                                 // (the order of a nearest-first walk). The loss is at least ‖x − c‖², so a
                                 // candidate farther than the best loss so far cannot win.
@@ -163,7 +167,7 @@ public struct IVFModel: Sendable, Equatable {
                                     let c = Int(candidate)
                                     let squared = xNorm + 2 * negatedIP[c] + centroidNorms[c]
                                     if squared > bestLoss { continue }
-                                    let cDotC1 = gramRow?[c] ?? Kernels.dot(centroidValues.baseAddress! + c * d, c1, dimension: d)
+                                    let cDotC1 = Kernels.dot(centroidValues.baseAddress! + c * d, c1, dimension: d)
                                     let projection = xDotR1 + negatedIP[c] + cDotC1
                                     let loss = squared + lambda * projection * projection * inverseR1
                                     if loss < bestLoss || (loss == bestLoss && best >= 0 && (rank[c], c) < (rank[best], best)) {
