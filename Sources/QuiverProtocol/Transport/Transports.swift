@@ -10,11 +10,24 @@ public enum QuiverTransport {
     /// what one connection can make the server buffer.
     public static let maxConcurrentStreamsPerConnection = 100
 
+    /// Bytes a peer may send on one connection (and on one stream) before this side reads them:
+    /// HTTP/2's flow-control window. The gRPC server default, 64 KiB, let a 3 MiB Ingest message
+    /// through only after ~50 window updates, one round trip each, and held every other stream
+    /// of the connection back meanwhile: a worker received (and so encoded) one message at a
+    /// time. 8 MiB is grpc-swift's client default; it also bounds what one connection can make
+    /// the server buffer.
+    public static let receiveWindowBytes = 8 << 20
+    /// The largest HTTP/2 frame this side accepts (the default 16 KiB cut a 3 MiB message into
+    /// 192 frames, each a trip through the HTTP/2 handler).
+    public static let maxFrameBytes = 1 << 20
+
     /// A server transport on `listen` with Quiver's limits.
     public static func server(listen: HostAndPort, security: ServerSecurity) -> HTTP2ServerTransport.Posix {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = QuiverGRPC.maxMessageBytes
         config.http2.maxConcurrentStreams = maxConcurrentStreamsPerConnection
+        config.http2.targetWindowSize = receiveWindowBytes
+        config.http2.maxFrameSize = maxFrameBytes
         // Idle connections are closed after a while; busy ones are pinged so a peer that vanished
         // without a FIN is noticed. Clients may ping (their search streams stay open while idle).
         config.connection.maxIdleTime = .seconds(30 * 60)
