@@ -25,7 +25,8 @@ export QUIVER_COORDINATOR="127.0.0.1:$port"
 base=$(ls "$data"/base*.npy | head -1)
 dimension=$(head -c 256 "$base" | tr -d '\000' | grep -ao "'shape': ([0-9]*, [0-9]*)" | sed 's/.*, \([0-9]*\))/\1/')
 echo "# data $data, metric $metric, $workers workers, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), $("$quiver" --version 2>/dev/null || echo quiver)"
-"$quiver" create bench --dimension "$dimension" --metric "$metric" >/dev/null
+# CREATE_FLAGS adds options to the create (e.g. CREATE_FLAGS="--raw none").
+"$quiver" create bench --dimension "$dimension" --metric "$metric" ${CREATE_FLAGS:-} >/dev/null
 start=$(date +%s.%N)
 "$quiver" load bench --input "$data/base*.npy" 2>&1 | grep -v "^loading" | tail -2
 echo "# train + load: $(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$start" "$(date +%s.%N)") s"
