@@ -75,11 +75,13 @@ public enum KMeans {
         //
         // Once the centroids settle, a point moves, if at all, to one of the few centroids that
         // were nearest to it a pass ago. So with many clusters the full assignment (a GEMM
-        // against every centroid, nearly all of the training time) runs only for the first
-        // passes, every `fullAssignmentEvery`-th one and the last; it keeps each point's nearest
-        // `candidates` centroids, and the passes in between compare the point with those only.
+        // against every centroid, nearly all of the training time) runs only for the first three
+        // passes (the centroids still move far), every `fullAssignmentEvery`-th one and the
+        // last; it keeps each point's `candidates` nearest centroids, and the passes in between
+        // compare the point with those only.
         // The candidates always hold the point's current centroid, so no pass raises the
-        // objective, as in plain Lloyd; the final full pass gives exact sizes and objective.
+        // objective, as in plain Lloyd; the final full pass gives exact sizes and objective. (A
+        // centroid re-seeded by an empty-cluster split gains its points at the next full pass.)
         let keep = configuration.candidates > 0 && k >= 4 * configuration.candidates ? configuration.candidates : 0
         var candidates = [Int32](repeating: 0, count: keep * sample.rows)
         let every = max(1, configuration.fullAssignmentEvery)
