@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd); quiver=${QUIVER_BIN:-$root/.build/release/quiver}
 copies=${2:-10}; data=$(cd "${3:-$root/../shared/data/pkgdesc}" && pwd)
 dir=$(mktemp -d /tmp/qrate.XXXXXX); port=$((20000 + RANDOM % 20000))
-trap 'QUIVER_BIN="$quiver" "$root/cluster/stop.sh" --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+trap 'QUIVER_BIN="$quiver" "$root/cluster/stop.sh" --dir "$dir/cluster" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 # Imports must lie below the import root (links out of it are refused): one copy, then hard links.
 mkdir -p "$dir/data"; cp "$data/base.npy" "$dir/data/base.npy"
 for i in $(seq -w 1 "$copies"); do ln "$dir/data/base.npy" "$dir/data/copy.$i.npy"; done
