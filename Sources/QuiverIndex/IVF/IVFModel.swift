@@ -98,8 +98,9 @@ public struct IVFModel: Sendable, Equatable {
     /// this keeps residuals small and lists even; ranking by ⟨x, c⟩ instead ignores ‖c‖² and lets
     /// large-norm centroids pull in far points (on non-unit-norm data: residuals several times
     /// larger, one list 76× the mean). Queries still probe by inner product for IP metrics. With
-    /// spilling, the second list minimises the SOAR loss `‖r‖² + λ·⟨r, r₁⟩²/‖r₁‖²` among the
-    /// nearest centroids by L2, so its residual is as orthogonal as possible to the first one's.
+    /// spilling, the second list minimises the SOAR loss `‖r‖² + λ·⟨r, r₁⟩²/‖r₁‖²` over every
+    /// list (over the 64 nearest by L2 past the Gram matrix's 2,048 lists), so its residual is as
+    /// orthogonal as possible to the first one's.
     public func assign(_ vectors: Matrix, threads: Int = 1) -> Assignment {
         vectors.values.withUnsafeBufferPointer { assign($0.baseAddress!, count: vectors.rows, threads: threads) }
     }
