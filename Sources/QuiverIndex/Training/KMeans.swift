@@ -84,6 +84,8 @@ public enum KMeans {
         // centroid re-seeded by an empty-cluster split gains its points at the next full pass.)
         let keep = configuration.candidates > 0 && k >= 4 * configuration.candidates ? configuration.candidates : 0
         var candidates = [Int32](repeating: 0, count: keep * sample.rows)
+        // The sample's norms do not change between passes.
+        let sampleNorms: [Float] = keep > 0 && !configuration.spherical ? Kernels.squaredNorms(sample) : []
         let every = max(1, configuration.fullAssignmentEvery)
         let warmUp = 3
         var updates = 0
@@ -96,7 +98,7 @@ public enum KMeans {
                          threads: configuration.threads, assignment: &assignment, keep: keep, candidates: &candidates)
                 : assignAmongCandidates(sample, to: centroids, spherical: configuration.spherical,
                                         threads: configuration.threads, candidates: candidates, keep: keep,
-                                        assignment: &assignment)
+                                        rowNorms: sampleNorms, assignment: &assignment)
             history.append(objective)
             lastWasFull = full
             pass += 1
@@ -167,14 +169,15 @@ public enum KMeans {
     }
 
     /// Assigns each row to the nearest of its `keep` candidate centroids (the lowest index on
-    /// ties); returns the objective. Distances are computed as the full assignment computes them.
+    /// ties); returns the objective. Distances are computed as the full assignment computes them;
+    /// `rowNorms` are the rows' squared norms (unused, and may be empty, when spherical).
     static func assignAmongCandidates(_ sample: Matrix, to centroids: Matrix, spherical: Bool, threads: Int,
-                                      candidates: [Int32], keep: Int, assignment: inout [Int32]) -> Double {
+                                      candidates: [Int32], keep: Int, rowNorms: [Float],
+                                      assignment: inout [Int32]) -> Double {
         let norms = Kernels.squaredNorms(centroids)
         let workers = max(1, threads)
         var partial = [Double](repeating: 0, count: workers)
         let d = sample.dimension
-        let rowNorms: [Float] = spherical ? [] : Kernels.squaredNorms(sample)
         assignment.withUnsafeMutableBufferPointer { assigned in
             partial.withUnsafeMutableBufferPointer { partialSums in
                 sample.values.withUnsafeBufferPointer { rows in
