@@ -22,6 +22,7 @@ METRICS = {
     "quiver_search_queries_total": {"collection"},
     "quiver_rpc_requests_total": {"service", "method", "code"},
     "quiver_search_partial_total": {"collection"},
+    "quiver_search_scatters_total": {"collection"},
     "quiver_worker_lists_scanned_total": {"collection"},
     "quiver_worker_codes_scanned_total": {"collection"},
     "quiver_worker_candidates_reranked_total": {"collection"},

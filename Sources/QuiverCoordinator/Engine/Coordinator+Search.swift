@@ -9,30 +9,64 @@ extension Coordinator {
     /// Time kept back from the caller's deadline for merging and replying.
     static let replyMargin: Duration = .milliseconds(20)
 
+    /// A search checked against its collection: its settings, and its queries prepared for the
+    /// model. Searches whose `coalescingKey`s are equal can be answered by one scatter.
+    struct PreparedSearch: Sendable {
+        let serving: Serving
+        let settings: SearchSettings
+        let queries: Matrix
+        let requireFullCoverage: Bool
+
+        /// Same collection state, settings and time limit: one probe, one worker request, one merge.
+        func coalescingKey(timeout: Duration?) -> SearchCoalescingKey {
+            SearchCoalescingKey(collection: serving.name, incarnation: serving.incarnation, modelVersion: serving.model.version,
+                                shardMapVersion: serving.shardMap.version, k: settings.k, nprobe: settings.nprobe,
+                                reorderK: settings.reorderK, timeoutMs: timeout?.timeoutMilliseconds)
+        }
+    }
+
+    /// The merged answer of one scatter, over the rows of one search or of several coalesced ones.
+    struct ScatterOutcome: Sendable {
+        /// Distances; `metric.score(fromDistance:)` gives user scores.
+        let results: SearchResults
+        let coverage: SearchCoverage
+        /// Why workers failed, for a search that requires full coverage.
+        let failures: [String]
+    }
+
     /// Validates, probes, scatters to the owning workers (retrying failed ones on replicas),
     /// merges, and reports coverage. `timeout` is what is left of the caller's deadline. It
     /// runs on the caller's executor (a framed connection's event loop), never on the actor.
     nonisolated func search(_ request: Quiver_V1_SearchRequest, timeout: Duration?) async throws(CoordinatorError) -> Quiver_V1_SearchResponse {
         let started = ContinuousClock.now
-        let serving = try serving(request.collection)
-        let rotation = nextRotation()
+        let prepared = try prepareSearch(request)
         // Whatever the caller asked for, a search ends within the server's limit.
-        let limit = min(timeout ?? QuiverGRPC.maxSearchTime, QuiverGRPC.maxSearchTime)
-        let response = try await scatterSearch(request, serving: serving, rotation: rotation,
-                                               deadline: started + limit - Self.replyMargin)
-        let collection = [("collection", serving.name)]
-        let elapsed = ContinuousClock.now - started
-        Timer(label: QuiverMetrics.searchDuration, dimensions: collection)
-            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-        Counter(label: QuiverMetrics.searchQueries, dimensions: collection).increment(by: Int64(request.queries.rows))
-        if response.coverage.listsAnswered < response.coverage.listsProbed {
-            Counter(label: QuiverMetrics.searchPartial, dimensions: collection).increment()
-        }
+        let outcome = try await scatterSearch(prepared, deadline: Self.searchDeadline(started: started, timeout: timeout))
+        let response = try Self.response(outcome, rows: 0 ..< prepared.queries.rows, of: prepared)
+        Self.recordSearch(response, queries: prepared.queries.rows, collection: prepared.serving.name, started: started)
         return response
     }
 
-    nonisolated private func scatterSearch(_ request: Quiver_V1_SearchRequest, serving: Serving, rotation: Int,
-                                           deadline: ContinuousClock.Instant?) async throws(CoordinatorError) -> Quiver_V1_SearchResponse {
+    /// When a search that started at `started` with `timeout` left must have its answers.
+    nonisolated static func searchDeadline(started: ContinuousClock.Instant, timeout: Duration?) -> ContinuousClock.Instant {
+        started + min(timeout ?? QuiverGRPC.maxSearchTime, QuiverGRPC.maxSearchTime) - replyMargin
+    }
+
+    nonisolated static func recordSearch(_ response: Quiver_V1_SearchResponse, queries: Int, collection: String,
+                                         started: ContinuousClock.Instant) {
+        let dimensions = [("collection", collection)]
+        let elapsed = ContinuousClock.now - started
+        Timer(label: QuiverMetrics.searchDuration, dimensions: dimensions)
+            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        Counter(label: QuiverMetrics.searchQueries, dimensions: dimensions).increment(by: Int64(queries))
+        if response.coverage.listsAnswered < response.coverage.listsProbed {
+            Counter(label: QuiverMetrics.searchPartial, dimensions: dimensions).increment()
+        }
+    }
+
+    /// Checks `request` against its collection and prepares its queries; no worker is asked.
+    nonisolated func prepareSearch(_ request: Quiver_V1_SearchRequest) throws(CoordinatorError) -> PreparedSearch {
+        let serving = try serving(request.collection)
         let model = serving.model
         let queryMatrix = request.queries
         let queryCount = Int(queryMatrix.rows)
@@ -79,17 +113,60 @@ extension Coordinator {
             throw .invalidArgument("query \(bad / model.dimension) has a non-finite value \(queries.values[bad]) at component \(bad % model.dimension)")
         }
         model.prepare(&queries)
+        return PreparedSearch(serving: serving, settings: settings, queries: queries, requireFullCoverage: request.requireFullCoverage)
+    }
+
+    /// The answer for rows `rows` of `outcome`, the rows of the search `prepared`: its results,
+    /// and its own coverage (a search that requires full coverage fails on its own rows' gaps).
+    nonisolated static func response(_ outcome: ScatterOutcome, rows: Range<Int>,
+                                     of prepared: PreparedSearch) throws(CoordinatorError) -> Quiver_V1_SearchResponse {
+        let coverage = outcome.coverage
+        let probed = coverage.listsProbed[rows].reduce(0, +)
+        let answered = coverage.listsAnswered[rows].reduce(0, +)
+        if prepared.requireFullCoverage && answered < probed {
+            let reason = outcome.failures.isEmpty ? "no live replica holds some probed lists" : outcome.failures.joined(separator: "; ")
+            throw .unavailable("answered \(answered) of \(probed) probed lists (require_full_coverage is set): \(reason)")
+        }
+        let k = outcome.results.k
+        let slots = rows.lowerBound * k ..< rows.upperBound * k
+        let metric = prepared.serving.model.configuration.metric
+        var response = Quiver_V1_SearchResponse()
+        response.results = Quiver_V1_TopK(queryCount: rows.count, k: k, ids: Array(outcome.results.ids[slots]),
+                                          scores: outcome.results.distances[slots].map { metric.score(fromDistance: $0) })
+        var wireCoverage = Quiver_V1_Coverage()
+        wireCoverage.listsProbed = UInt64(probed)
+        wireCoverage.listsAnswered = UInt64(answered)
+        wireCoverage.workersQueried = UInt32(coverage.workersQueried)
+        wireCoverage.workersAnswered = UInt32(coverage.workersAnswered)
+        response.coverage = wireCoverage
+        if answered < probed || coverage.listsAnswered[rows] != coverage.listsProbed[rows] {
+            response.queryCoverage = WireArrays.pack(rows.map { coverage.fraction(ofQuery: $0) })
+        }
+        response.modelVersion = prepared.serving.model.version
+        response.shardMapVersion = prepared.serving.shardMap.version
+        return response
+    }
+
+    /// Probes, scatters and merges the queries of `prepared` (one search's, or several
+    /// coalesced searches' stacked), retrying lists whose worker failed on other replicas.
+    nonisolated func scatterSearch(_ prepared: PreparedSearch,
+                                   deadline: ContinuousClock.Instant?) async throws(CoordinatorError) -> ScatterOutcome {
+        let serving = prepared.serving
+        let settings = prepared.settings
+        let model = serving.model
+        let queryCount = prepared.queries.rows
+        let rotation = nextRotation()
+        Counter(label: QuiverMetrics.searchScatters, dimensions: [("collection", serving.name)]).increment()
         let nprobe = settings.nprobe
         let threads = threads
-        let prepared = queries
         let probed: (lists: [Int32], distances: [Float])
         // Small batches probe inline; big ones would hold a cooperative thread too long.
         if queryCount * model.nlist * model.dimension < 1 << 24 {
-            probed = prepared.values.withUnsafeBufferPointer { model.probeWithDistances($0.baseAddress!, count: queryCount, nprobe: nprobe) }
+            probed = prepared.queries.values.withUnsafeBufferPointer { model.probeWithDistances($0.baseAddress!, count: queryCount, nprobe: nprobe) }
         } else {
             do {
                 probed = try await offload {
-                    prepared.values.withUnsafeBufferPointer {
+                    prepared.queries.values.withUnsafeBufferPointer {
                         model.probeWithDistances($0.baseAddress!, count: queryCount, nprobe: nprobe, threads: threads)
                     }
                 }
@@ -135,7 +212,7 @@ extension Coordinator {
             var answers: [(ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>)] = []
             if plan.requests.count == 1, let shardRequest = plan.requests.first {
                 // One worker involved: call it directly, without a child task to schedule.
-                let wire = try searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving,
+                let wire = try searchListsRequest(shardRequest, prepared: prepared.queries, settings: settings, serving: serving,
                                                   probeScores: probeScores)
                 do {
                     answers = [(shardRequest, .success(try await pool.searchLists(wire, on: shardRequest.worker, timeout: remaining)))]
@@ -144,7 +221,7 @@ extension Coordinator {
                 }
             } else {
                 let wires = try plan.requests.map { shardRequest throws(CoordinatorError) in
-                    try searchListsRequest(shardRequest, prepared: prepared, settings: settings, serving: serving, probeScores: probeScores)
+                    try searchListsRequest(shardRequest, prepared: prepared.queries, settings: settings, serving: serving, probeScores: probeScores)
                 }
                 answers = await withTaskGroup(of: (ShardRequest, Result<Quiver_V1_SearchListsResponse, any Error>).self) { group in
                     for (shardRequest, wire) in zip(plan.requests, wires) {
@@ -200,27 +277,7 @@ extension Coordinator {
             }
             if plan.requests.isEmpty { break }
         }
-        let coverage = merger.coverage
-        if request.requireFullCoverage && !coverage.isComplete {
-            let reason = failures.isEmpty ? "no live replica holds some probed lists" : failures.joined(separator: "; ")
-            throw .unavailable("answered \(coverage.totalAnswered) of \(coverage.totalProbed) probed lists (require_full_coverage is set): \(reason)")
-        }
-        let results = merger.finish(reorderK: settings.reorderK)
-        var response = Quiver_V1_SearchResponse()
-        response.results = Quiver_V1_TopK(queryCount: queryCount, k: settings.k, ids: results.ids,
-                                          scores: merger.userScores(of: results))
-        var wireCoverage = Quiver_V1_Coverage()
-        wireCoverage.listsProbed = UInt64(coverage.totalProbed)
-        wireCoverage.listsAnswered = UInt64(coverage.totalAnswered)
-        wireCoverage.workersQueried = UInt32(coverage.workersQueried)
-        wireCoverage.workersAnswered = UInt32(coverage.workersAnswered)
-        response.coverage = wireCoverage
-        if !coverage.isComplete {
-            response.queryCoverage = WireArrays.pack((0 ..< queryCount).map { coverage.fraction(ofQuery: $0) })
-        }
-        response.modelVersion = model.version
-        response.shardMapVersion = serving.shardMap.version
-        return response
+        return ScatterOutcome(results: merger.finish(reorderK: settings.reorderK), coverage: merger.coverage, failures: failures)
     }
 
     nonisolated private func searchListsRequest(_ shardRequest: ShardRequest, prepared: Matrix, settings: SearchSettings,

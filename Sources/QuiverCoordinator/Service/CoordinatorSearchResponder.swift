@@ -10,8 +10,13 @@ struct CoordinatorSearchResponder: FramedResponder {
     typealias Request = Quiver_V1_SearchStreamRequest
     typealias Response = Quiver_V1_SearchStreamResponse
 
-    let coordinator: Coordinator
     let credentials: ServerCredentials
+    private let coalescer: SearchCoalescer
+
+    init(coordinator: Coordinator, credentials: ServerCredentials) {
+        self.credentials = credentials
+        coalescer = SearchCoalescer(coordinator: coordinator)
+    }
 
     var method: String { FramedMethod.search }
 
@@ -19,22 +24,27 @@ struct CoordinatorSearchResponder: FramedResponder {
         try credentials.check(CoordinatorService.requirement(Quiver_V1_Coordinator.Method.SearchStream.descriptor), peer: peer)
     }
 
+    /// Searches that arrive together are answered together (`SearchCoalescer`); each answer is
+    /// written on the connection's thread, and a cancel frame or the connection's end answers
+    /// its search as cancelled at once.
     func answer(_ request: Request, call: FramedCall, reply: FramedReply<Response>) {
-        let coordinator = coordinator
-        // The search starts on the connection's thread (its answer is written there), and a
-        // cancel frame or the connection's end cancels it.
-        let task = Task(executorPreference: call.executor) {
+        let started = ContinuousClock.now
+        let timeout = call.deadline.map { $0 - started }
+        let requestID = call.requestID
+        let answer = { @Sendable (result: Result<Quiver_V1_SearchResponse, CoordinatorError>) in
             var answer = Response()
-            answer.requestID = call.requestID
-            let timeout = call.deadline.map { $0 - ContinuousClock.now }
-            do throws(CoordinatorError) {
-                if let timeout, timeout <= .zero { throw .deadlineExceeded("the request's time limit passed before it was read") }
-                answer.result = try await coordinator.search(request.search, timeout: timeout)
-            } catch {
-                answer.error = Quiver_V1_CallError(error.rpcError)
+            answer.requestID = requestID
+            switch result {
+            case .success(let response): answer.result = response
+            case .failure(let error): answer.error = Quiver_V1_CallError(error.rpcError)
             }
             reply(answer)
         }
-        call.onCancel { task.cancel() }
+        if let timeout, timeout <= .zero {
+            return answer(.failure(.deadlineExceeded("the request's time limit passed before it was read")))
+        }
+        coalescer.submit(SearchCoalescer.Member(request: request.search, started: started, timeout: timeout, reply: answer,
+                                                onCancel: { call.onCancel($0) }),
+                         turn: .loop(call.executor))
     }
 }

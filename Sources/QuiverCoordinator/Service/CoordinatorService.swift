@@ -8,6 +8,15 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
     /// Fires when the server begins shutting down: open search streams then end.
     let stopping: ShutdownSignal
     let credentials: ServerCredentials
+    /// Searches that arrive together (on one stream or several calls) are answered together.
+    private let coalescer: SearchCoalescer
+
+    init(coordinator: Coordinator, stopping: ShutdownSignal, credentials: ServerCredentials) {
+        self.coordinator = coordinator
+        self.stopping = stopping
+        self.credentials = credentials
+        coalescer = SearchCoalescer(coordinator: coordinator)
+    }
 
     /// What each method demands of its caller (checked by the interceptor before the handler).
     static func requirement(_ method: MethodDescriptor) -> AccessRequirement {
@@ -102,21 +111,20 @@ struct CoordinatorService: Quiver_V1_Coordinator.ServiceProtocol {
     func search(request: ServerRequest<Quiver_V1_SearchRequest>,
                 context: ServerContext) async throws -> ServerResponse<Quiver_V1_SearchResponse> {
         let timeout = request.metadata[stringValues: GRPCTimeoutHeader.name].first(where: { _ in true }).flatMap(GRPCTimeoutHeader.parse)
-        return try await respond { () throws(CoordinatorError) in try await coordinator.search(request.message, timeout: timeout) }
+        return try await respond { () throws(CoordinatorError) in try await coalescer.search(request.message, timeout: timeout).get() }
     }
 
     func searchStream(request: StreamingServerRequest<Quiver_V1_SearchStreamRequest>,
                       context: ServerContext) async throws -> StreamingServerResponse<Quiver_V1_SearchStreamResponse> {
-        let (coordinator, stopping) = (coordinator, stopping)
+        let (coalescer, stopping) = (coalescer, stopping)
         return StreamingServerResponse { writer in
             try await CallStream.serve(request.messages, writer: writer, stop: stopping) { message in
                 var answer = Quiver_V1_SearchStreamResponse()
                 answer.requestID = message.requestID
                 let timeout: Duration? = message.timeoutMs > 0 ? .milliseconds(Int64(message.timeoutMs)) : nil
-                do throws(CoordinatorError) {
-                    answer.result = try await coordinator.search(message.search, timeout: timeout)
-                } catch {
-                    answer.error = Quiver_V1_CallError(error.rpcError)
+                switch await coalescer.search(message.search, timeout: timeout) {
+                case .success(let response): answer.result = response
+                case .failure(let error): answer.error = Quiver_V1_CallError(error.rpcError)
                 }
                 return answer
             }

@@ -259,10 +259,7 @@ final class FramedServerHandler<Responder: FramedResponder>: ChannelDuplexHandle
 
     func channelReadComplete(context: ChannelHandlerContext) {
         reading = false
-        if unflushed {
-            unflushed = false
-            context.flush()
-        }
+        flushPending()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -390,14 +387,28 @@ final class FramedServerHandler<Responder: FramedResponder>: ChannelDuplexHandle
         write(try! FrameBody(kind: .message, message: Responder.Response(failing: id, with: error)))
     }
 
+    /// Writes `frame`; answers are flushed once per turn of the loop (at the end of a burst
+    /// of reads, or after the other work this turn holds), so that the answers of searches
+    /// that finish together leave in one system call.
     private func write(_ frame: FrameBody, flush: Bool = false) {
         guard let context, phase != .closed else { return }
         context.write(wrapOutboundOut(frame.buffer), promise: nil)
-        if reading && !flush {
-            unflushed = true
-        } else {
+        if flush {
+            unflushed = false
             context.flush()
+        } else if !unflushed {
+            unflushed = true
+            if !reading {
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                context.eventLoop.execute { bound.value.flushPending() }
+            }
         }
+    }
+
+    private func flushPending() {
+        guard unflushed, let context else { return }
+        unflushed = false
+        context.flush()
     }
 
     private func resumeReading() {

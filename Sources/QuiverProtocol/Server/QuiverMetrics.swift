@@ -9,6 +9,8 @@ public enum QuiverMetrics {
     public static let searchDuration = "quiver_search_duration_seconds"
     public static let searchQueries = "quiver_search_queries_total"
     public static let searchPartial = "quiver_search_partial_total"
+    /// Probe-scatter-merge rounds; queries per round shows how far concurrent searches coalesce.
+    public static let searchScatters = "quiver_search_scatters_total"
     public static let loadRows = "quiver_load_rows_total"
     public static let loadBytes = "quiver_load_bytes_total"
     public static let clusterWorkers = "quiver_cluster_workers"

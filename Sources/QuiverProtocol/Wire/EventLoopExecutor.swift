@@ -6,7 +6,8 @@ import NIOPosix
 /// cooperative pool and back: on small machines each such hand-off is a thread wake-up that
 /// costs more than the work of a short RPC.
 public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
-    private let loop: any EventLoop
+    /// The loop its jobs run on.
+    public let loop: any EventLoop
 
     public init(_ loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()) {
         self.loop = loop

@@ -1,0 +1,240 @@
+import NIOCore
+import QuiverCluster
+import QuiverIndex
+import QuiverProtocol
+import Synchronization
+
+/// What searches must share to be answered by one scatter: the collection's state as they saw
+/// it, their settings and their time limit.
+struct SearchCoalescingKey: Hashable, Sendable {
+    let collection: String
+    let incarnation: UInt64
+    let modelVersion: UInt64
+    let shardMapVersion: UInt64
+    let k: Int
+    let nprobe: Int
+    let reorderK: Int
+    /// The caller's limit in whole milliseconds: searches that arrive together with the same
+    /// limit share a deadline to within a turn.
+    let timeoutMs: UInt32?
+}
+
+/// Answers the small searches that arrive in one turn of a thread together: those that share
+/// a collection state, settings and time limit are stacked into one batch, probed with one
+/// matrix product, sent to each worker as one request, merged once, and split back into one
+/// answer per search, each with its own coverage.
+///
+/// Concurrent clients gain most: the searches read in one turn become one worker request
+/// instead of one each, and the per-message costs of both hops (decoding, encoding, system
+/// calls and thread wake-ups, several times the search itself on a small machine) are paid
+/// once per batch. A lone search waits for nothing: a turn ends after the reads already
+/// there, so it leaves as soon as it would have alone.
+///
+/// Measured alternatives (bench/results/serving-coalesce.md): splitting a turn's batch into
+/// parts scanned in parallel, or holding searches while a batch is out, both cost more (more
+/// messages, more wake-ups) than they won on two cores.
+final class SearchCoalescer: Sendable {
+    /// A search with more queries than this is a batch of its own and runs alone.
+    static let maxMemberQueries = 16
+    /// Queries in one coalesced scatter.
+    static let maxBatchQueries = 64
+    /// A batch's answer must fit one message, as each member's does alone.
+    static let maxAnswerSlots = SearchSettings.maxAnswerSlots(maxMessageBytes: QuiverGRPC.maxMessageBytes)
+
+    /// One search waiting for its turn to end.
+    struct Member: Sendable {
+        let request: Quiver_V1_SearchRequest
+        let started: ContinuousClock.Instant
+        /// What was left of the caller's time limit when it arrived.
+        let timeout: Duration?
+        /// Called exactly once, from any thread.
+        let reply: @Sendable (Result<Quiver_V1_SearchResponse, CoordinatorError>) -> Void
+        /// Registers what runs when the caller gives up (at once if it already has).
+        let onCancel: @Sendable (@escaping @Sendable () -> Void) -> Void
+    }
+
+    /// Where searches gather: a thread whose turn ends when the work already queued on it is
+    /// done (an event loop), or the shared pool.
+    struct Turn: Sendable {
+        let id: ObjectIdentifier
+        /// Runs its argument once the work already queued here is done.
+        let afterQueued: @Sendable (@escaping @Sendable () -> Void) -> Void
+        /// Where the batch's task runs (nil: the shared pool).
+        let executor: (any TaskExecutor)?
+
+        /// An event loop: its turn ends after the reads of this wake-up.
+        static func loop(_ executor: EventLoopExecutor) -> Turn {
+            let loop = executor.loop
+            return Turn(id: ObjectIdentifier(loop), afterQueued: { loop.execute($0) }, executor: executor)
+        }
+
+        /// The shared pool: a task started now runs after the jobs already queued there (the
+        /// other messages of the same read, when the pool is busy).
+        static let pool = Turn(id: ObjectIdentifier(SearchCoalescer.self), afterQueued: { job in Task { job() } }, executor: nil)
+    }
+
+    private let coordinator: Coordinator
+    /// The searches waiting for the end of a turn, per turn.
+    private let waiting = Mutex<[ObjectIdentifier: [Member]]>([:])
+    /// Searches in flight through `search` (the shared pool's turn).
+    private let poolSearches = Atomic<Int>(0)
+
+    init(coordinator: Coordinator) {
+        self.coordinator = coordinator
+    }
+
+    /// Takes a search; `member.reply` is called exactly once, on `turn`'s thread or another.
+    func submit(_ member: Member, turn: Turn) {
+        let first = waiting.withLock { waiting in
+            waiting[turn.id, default: []].append(member)
+            return waiting[turn.id]!.count == 1
+        }
+        if first { turn.afterQueued { self.flush(turn) } }
+    }
+
+    /// Answers one search from an async caller (on the shared pool); cancelling the caller's
+    /// task answers it as cancelled. While no other such search is in flight it runs directly
+    /// in the caller's task: gathering costs a task hop, which only pays when others may join.
+    func search(_ request: Quiver_V1_SearchRequest, timeout: Duration?) async -> Result<Quiver_V1_SearchResponse, CoordinatorError> {
+        let alone = poolSearches.add(1, ordering: .relaxed).oldValue == 0
+        defer { poolSearches.subtract(1, ordering: .relaxed) }
+        if alone {
+            do throws(CoordinatorError) {
+                return .success(try await coordinator.search(request, timeout: timeout))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let started = ContinuousClock.now
+        let cancellation = CancelHook()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                submit(Member(request: request, started: started, timeout: timeout,
+                              reply: { continuation.resume(returning: $0) }, onCancel: cancellation.register),
+                       turn: .pool)
+            }
+        } onCancel: {
+            cancellation.fire()
+        }
+    }
+
+    /// The turn ended: prepares each waiting search (refusing bad ones at once), groups the
+    /// compatible ones, and starts one task per group.
+    private func flush(_ turn: Turn) {
+        let members = waiting.withLock { $0.removeValue(forKey: turn.id) ?? [] }
+        var groups: [[(Member, Coordinator.PreparedSearch)]] = []
+        var groupRows: [Int] = []
+        var open: [SearchCoalescingKey: Int] = [:]
+        for member in members {
+            let prepared: Coordinator.PreparedSearch
+            do {
+                prepared = try coordinator.prepareSearch(member.request)
+            } catch {
+                member.reply(.failure(error))
+                continue
+            }
+            let rows = prepared.queries.rows
+            let key = prepared.coalescingKey(timeout: member.timeout)
+            let slotsPerQuery = max(prepared.settings.k, prepared.settings.reorderK)
+            if rows <= Self.maxMemberQueries, let index = open[key], groupRows[index] + rows <= Self.maxBatchQueries,
+               (groupRows[index] + rows) * slotsPerQuery <= Self.maxAnswerSlots {
+                groups[index].append((member, prepared))
+                groupRows[index] += rows
+            } else {
+                if rows <= Self.maxMemberQueries { open[key] = groups.count }
+                groups.append([(member, prepared)])
+                groupRows.append(rows)
+            }
+        }
+        for group in groups { run(group, executor: turn.executor) }
+    }
+
+    /// Scatters one group's queries as one batch and answers each member from its rows. A
+    /// member whose caller cancels is answered at once; the batch stops when all have.
+    private func run(_ members: [(Member, Coordinator.PreparedSearch)], executor: (any TaskExecutor)?) {
+        let coordinator = coordinator
+        let first = members[0].1
+        let batch: Coordinator.PreparedSearch
+        if members.count == 1 {
+            batch = first
+        } else {
+            var values = [Float]()
+            values.reserveCapacity(members.reduce(0) { $0 + $1.1.queries.values.count })
+            for (_, prepared) in members { values += prepared.queries.values }
+            let queries = Matrix(rows: values.count / first.queries.dimension, dimension: first.queries.dimension, values: values)
+            batch = Coordinator.PreparedSearch(serving: first.serving, settings: first.settings, queries: queries, requireFullCoverage: false)
+        }
+        // Members share a time limit (the key), so their deadlines differ by less than a turn.
+        let deadline = members.map { Coordinator.searchDeadline(started: $0.0.started, timeout: $0.0.timeout) }.min()!
+        let answered = MemberAnswers(count: members.count)
+        let task = Task(executorPreference: executor) {
+            let outcome: Result<Coordinator.ScatterOutcome, CoordinatorError>
+            do throws(CoordinatorError) {
+                outcome = .success(try await coordinator.scatterSearch(batch, deadline: deadline))
+            } catch {
+                outcome = .failure(error)
+            }
+            var row = 0
+            for (index, (member, prepared)) in members.enumerated() {
+                let rows = row ..< row + prepared.queries.rows
+                row = rows.upperBound
+                guard answered.claim(index) else { continue }
+                let answer = outcome.flatMap { outcome in
+                    Result { () throws(CoordinatorError) in try Coordinator.response(outcome, rows: rows, of: prepared) }
+                }
+                if case .success(let response) = answer {
+                    Coordinator.recordSearch(response, queries: rows.count, collection: prepared.serving.name, started: member.started)
+                }
+                member.reply(answer)
+            }
+        }
+        for (index, (member, _)) in members.enumerated() {
+            member.onCancel {
+                guard answered.claim(index) else { return }
+                member.reply(.failure(.cancelled("search cancelled by the caller")))
+                if answered.allClaimed { task.cancel() }
+            }
+        }
+    }
+}
+
+/// Which members of a coalesced batch have been answered (by the batch, or by their cancel).
+private final class MemberAnswers: Sendable {
+    private let claimed: Mutex<[Bool]>
+
+    init(count: Int) { claimed = Mutex([Bool](repeating: false, count: count)) }
+
+    /// True for the first claim of `index` only.
+    func claim(_ index: Int) -> Bool {
+        claimed.withLock { claimed in
+            defer { claimed[index] = true }
+            return !claimed[index]
+        }
+    }
+
+    var allClaimed: Bool { claimed.withLock { !$0.contains(false) } }
+}
+
+/// A cancellation that may come before or after its action is registered; the action runs once.
+private final class CancelHook: Sendable {
+    private let state = Mutex<(fired: Bool, action: (@Sendable () -> Void)?)>((false, nil))
+
+    func register(_ action: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state in
+            if state.fired { return true }
+            state.action = action
+            return false
+        }
+        if runNow { action() }
+    }
+
+    func fire() {
+        let action = state.withLock { state -> (@Sendable () -> Void)? in
+            guard !state.fired else { return nil }
+            state.fired = true
+            defer { state.action = nil }
+            return state.action
+        }
+        action?()
+    }
+}
