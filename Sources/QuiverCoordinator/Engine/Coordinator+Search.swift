@@ -18,10 +18,10 @@ extension Coordinator {
         let requireFullCoverage: Bool
 
         /// Same collection state, settings and time limit: one probe, one worker request, one merge.
-        func coalescingKey(timeout: Duration?) -> SearchCoalescingKey {
+        func coalescingKey(limitMs: UInt32) -> SearchCoalescingKey {
             SearchCoalescingKey(collection: serving.name, incarnation: serving.incarnation, modelVersion: serving.model.version,
                                 shardMapVersion: serving.shardMap.version, k: settings.k, nprobe: settings.nprobe,
-                                reorderK: settings.reorderK, timeoutMs: timeout?.timeoutMilliseconds)
+                                reorderK: settings.reorderK, limitMs: limitMs)
         }
     }
 

@@ -14,9 +14,9 @@ struct SearchCoalescingKey: Hashable, Sendable {
     let k: Int
     let nprobe: Int
     let reorderK: Int
-    /// The caller's limit in whole milliseconds: searches that arrive together with the same
-    /// limit share a deadline to within a turn.
-    let timeoutMs: UInt32?
+    /// The caller's stated limit in milliseconds (0 = none): searches that arrive together
+    /// with the same limit share a deadline to within a turn.
+    let limitMs: UInt32
 }
 
 /// Answers the small searches that arrive in one turn of a thread together: those that share
@@ -47,6 +47,9 @@ final class SearchCoalescer: Sendable {
         let started: ContinuousClock.Instant
         /// What was left of the caller's time limit when it arrived.
         let timeout: Duration?
+        /// The limit as the caller stated it (`timeout_ms`, 0 = none): searches sent with the
+        /// same limit in one turn share a deadline to within that turn.
+        let limitMs: UInt32
         /// Called exactly once, from any thread.
         let reply: @Sendable (Result<Quiver_V1_SearchResponse, CoordinatorError>) -> Void
         /// Registers what runs when the caller gives up (at once if it already has).
@@ -109,7 +112,7 @@ final class SearchCoalescer: Sendable {
         let cancellation = CancelHook()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                submit(Member(request: request, started: started, timeout: timeout,
+                submit(Member(request: request, started: started, timeout: timeout, limitMs: timeout?.timeoutMilliseconds ?? 0,
                               reply: { continuation.resume(returning: $0) }, onCancel: cancellation.register),
                        turn: .pool)
             }
@@ -134,7 +137,7 @@ final class SearchCoalescer: Sendable {
                 continue
             }
             let rows = prepared.queries.rows
-            let key = prepared.coalescingKey(timeout: member.timeout)
+            let key = prepared.coalescingKey(limitMs: member.limitMs)
             let slotsPerQuery = max(prepared.settings.k, prepared.settings.reorderK)
             if rows <= Self.maxMemberQueries, let index = open[key], groupRows[index] + rows <= Self.maxBatchQueries,
                (groupRows[index] + rows) * slotsPerQuery <= Self.maxAnswerSlots {

@@ -43,7 +43,8 @@ struct CoordinatorSearchResponder: FramedResponder {
         if let timeout, timeout <= .zero {
             return answer(.failure(.deadlineExceeded("the request's time limit passed before it was read")))
         }
-        coalescer.submit(SearchCoalescer.Member(request: request.search, started: started, timeout: timeout, reply: answer,
+        coalescer.submit(SearchCoalescer.Member(request: request.search, started: started, timeout: timeout,
+                                                limitMs: request.timeoutMs, reply: answer,
                                                 onCancel: { call.onCancel($0) }),
                          turn: .loop(call.executor))
     }
