@@ -56,24 +56,19 @@ final class SearchCoalescer: Sendable {
         let onCancel: @Sendable (@escaping @Sendable () -> Void) -> Void
     }
 
-    /// Where searches gather: a thread whose turn ends when the work already queued on it is
-    /// done (an event loop), or the shared pool.
+    /// Where searches gather: an event loop (its turn ends after the reads of one wake-up), or
+    /// the shared pool of async callers.
     struct Turn: Sendable {
         let id: ObjectIdentifier
-        /// Runs its argument once the work already queued here is done.
-        let afterQueued: @Sendable (@escaping @Sendable () -> Void) -> Void
         /// Where the batch's task runs (nil: the shared pool).
         let executor: (any TaskExecutor)?
+        let loop: (any EventLoop)?
 
-        /// An event loop: its turn ends after the reads of this wake-up.
         static func loop(_ executor: EventLoopExecutor) -> Turn {
-            let loop = executor.loop
-            return Turn(id: ObjectIdentifier(loop), afterQueued: { loop.execute($0) }, executor: executor)
+            Turn(id: ObjectIdentifier(executor.loop), executor: executor, loop: executor.loop)
         }
 
-        /// The shared pool: a task started now runs after the jobs already queued there (the
-        /// other messages of the same read, when the pool is busy).
-        static let pool = Turn(id: ObjectIdentifier(SearchCoalescer.self), afterQueued: { job in Task { job() } }, executor: nil)
+        static let pool = Turn(id: ObjectIdentifier(SearchCoalescer.self), executor: nil, loop: nil)
     }
 
     private let coordinator: Coordinator
@@ -86,13 +81,20 @@ final class SearchCoalescer: Sendable {
         self.coordinator = coordinator
     }
 
-    /// Takes a search; `member.reply` is called exactly once, on `turn`'s thread or another.
+    /// Takes a search that arrived on an event loop (and runs there); `member.reply` is called
+    /// exactly once, on that loop or another thread.
     func submit(_ member: Member, turn: Turn) {
-        let first = waiting.withLock { waiting in
+        // The first search of a turn ends it: after the reads already there, so every search
+        // they bring joins.
+        if enqueue(member, turn: turn), let loop = turn.loop { loop.execute { self.flush(turn) } }
+    }
+
+    /// True when `member` is the first of its turn.
+    private func enqueue(_ member: Member, turn: Turn) -> Bool {
+        waiting.withLock { waiting in
             waiting[turn.id, default: []].append(member)
             return waiting[turn.id]!.count == 1
         }
-        if first { turn.afterQueued { self.flush(turn) } }
     }
 
     /// Answers one search from an async caller (on the shared pool); cancelling the caller's
@@ -110,12 +112,17 @@ final class SearchCoalescer: Sendable {
         }
         let started = ContinuousClock.now
         let cancellation = CancelHook()
+        let answer = AnswerSlot()
+        let member = Member(request: request, started: started, timeout: timeout, limitMs: timeout?.timeoutMilliseconds ?? 0,
+                            reply: answer.put, onCancel: cancellation.register)
+        if enqueue(member, turn: .pool) {
+            // The first search gathers the others: those whose messages are already queued on
+            // the pool run (and join) before it resumes.
+            await Task.yield()
+            flush(.pool)
+        }
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                submit(Member(request: request, started: started, timeout: timeout, limitMs: timeout?.timeoutMilliseconds ?? 0,
-                              reply: { continuation.resume(returning: $0) }, onCancel: cancellation.register),
-                       turn: .pool)
-            }
+            await answer.take()
         } onCancel: {
             cancellation.fire()
         }
@@ -239,5 +246,34 @@ private final class CancelHook: Sendable {
             return state.action
         }
         action?()
+    }
+}
+
+/// An answer that may arrive before or after its caller waits for it.
+private final class AnswerSlot: Sendable {
+    private typealias Answer = Result<Quiver_V1_SearchResponse, CoordinatorError>
+    private let state = Mutex<(answer: Answer?, waiter: CheckedContinuation<Answer, Never>?)>((nil, nil))
+
+    func put(_ answer: Result<Quiver_V1_SearchResponse, CoordinatorError>) {
+        let waiter = state.withLock { state -> CheckedContinuation<Answer, Never>? in
+            guard let waiter = state.waiter else {
+                state.answer = answer
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume(returning: answer)
+    }
+
+    func take() async -> Result<Quiver_V1_SearchResponse, CoordinatorError> {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Answer? in
+                if let answer = state.answer { return answer }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
     }
 }

@@ -432,6 +432,8 @@ final class FramedServerHandler<Responder: FramedResponder>: ChannelDuplexHandle
     private func close(because reason: String?) {
         guard let context, phase != .closed else { return }
         if let reason, let log { log("closing framed connection from \(context.remoteAddress.map { "\($0)" } ?? "?"): \(reason)") }
+        // Answers written this turn leave before the connection closes.
+        flushPending()
         phase = .closed
         context.close(promise: nil)
     }
