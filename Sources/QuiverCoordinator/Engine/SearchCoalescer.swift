@@ -19,10 +19,11 @@ struct SearchCoalescingKey: Hashable, Sendable {
     let limitMs: UInt32
 }
 
-/// Answers the small searches that arrive in one turn of a thread together: those that share
-/// a collection state, settings and time limit are stacked into one batch, probed with one
-/// matrix product, sent to each worker as one request, merged once, and split back into one
-/// answer per search, each with its own coverage.
+/// Answers the small searches that arrive together (read in one turn of an event loop, or on
+/// gRPC queued while another is in flight) together: those that share a collection state,
+/// settings and time limit are stacked into one batch, probed with one matrix product, sent to
+/// each worker as one request, merged once, and split back into one answer per search, each
+/// with its own coverage.
 ///
 /// Concurrent clients gain most: the searches read in one turn become one worker request
 /// instead of one each, and the per-message costs of both hops (decoding, encoding, system
@@ -97,9 +98,10 @@ final class SearchCoalescer: Sendable {
         }
     }
 
-    /// Answers one search from an async caller (on the shared pool); cancelling the caller's
-    /// task answers it as cancelled. While no other such search is in flight it runs directly
-    /// in the caller's task: gathering costs a task hop, which only pays when others may join.
+    /// Answers one search from an async caller (gRPC, on the shared pool); cancelling the
+    /// caller's task answers it as cancelled. While no other such search is in flight it runs
+    /// directly in the caller's task: gathering costs a yield and a task per batch, which only
+    /// pays when others may join.
     func search(_ request: Quiver_V1_SearchRequest, timeout: Duration?) async -> Result<Quiver_V1_SearchResponse, CoordinatorError> {
         let alone = poolSearches.add(1, ordering: .relaxed).oldValue == 0
         defer { poolSearches.subtract(1, ordering: .relaxed) }
