@@ -43,8 +43,11 @@ import Testing
                    sourceLocation: SourceLocation = #_sourceLocation,
                    _ condition: () async throws -> Bool) async throws {
         let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
+        // Checked once more after the deadline: a test starved of CPU (the suite runs many
+        // clusters at once) may wake past it to a condition that came true in time.
+        while true {
             if try await condition() { return }
+            if Date() >= deadline { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         let extra: String = detail.map { "\n" + $0() } ?? ""
