@@ -61,15 +61,14 @@ final class SearchCoalescer: Sendable {
     /// the shared pool of async callers.
     struct Turn: Sendable {
         let id: ObjectIdentifier
-        /// Where the batch's task runs (nil: the shared pool).
-        let executor: (any TaskExecutor)?
-        let loop: (any EventLoop)?
+        /// The loop, whose executor the batch's task runs on (nil: the shared pool).
+        let executor: EventLoopExecutor?
 
         static func loop(_ executor: EventLoopExecutor) -> Turn {
-            Turn(id: ObjectIdentifier(executor.loop), executor: executor, loop: executor.loop)
+            Turn(id: ObjectIdentifier(executor.loop), executor: executor)
         }
 
-        static let pool = Turn(id: ObjectIdentifier(SearchCoalescer.self), executor: nil, loop: nil)
+        static let pool = Turn(id: ObjectIdentifier(SearchCoalescer.self), executor: nil)
     }
 
     private let coordinator: Coordinator
@@ -87,7 +86,7 @@ final class SearchCoalescer: Sendable {
     func submit(_ member: Member, turn: Turn) {
         // The first search of a turn ends it: after the reads already there, so every search
         // they bring joins.
-        if enqueue(member, turn: turn), let loop = turn.loop { loop.execute { self.flush(turn) } }
+        if enqueue(member, turn: turn), let loop = turn.executor?.loop { loop.execute { self.flush(turn) } }
     }
 
     /// True when `member` is the first of its turn.
@@ -163,7 +162,7 @@ final class SearchCoalescer: Sendable {
 
     /// Scatters one group's queries as one batch and answers each member from its rows. A
     /// member whose caller cancels is answered at once; the batch stops when all have.
-    private func run(_ members: [(Member, Coordinator.PreparedSearch)], executor: (any TaskExecutor)?) {
+    private func run(_ members: [(Member, Coordinator.PreparedSearch)], executor: EventLoopExecutor?) {
         let coordinator = coordinator
         let first = members[0].1
         let batch: Coordinator.PreparedSearch
@@ -225,30 +224,6 @@ private final class MemberAnswers: Sendable {
     }
 
     var allClaimed: Bool { claimed.withLock { !$0.contains(false) } }
-}
-
-/// A cancellation that may come before or after its action is registered; the action runs once.
-private final class CancelHook: Sendable {
-    private let state = Mutex<(fired: Bool, action: (@Sendable () -> Void)?)>((false, nil))
-
-    func register(_ action: @escaping @Sendable () -> Void) {
-        let runNow = state.withLock { state in
-            if state.fired { return true }
-            state.action = action
-            return false
-        }
-        if runNow { action() }
-    }
-
-    func fire() {
-        let action = state.withLock { state -> (@Sendable () -> Void)? in
-            guard !state.fired else { return nil }
-            state.fired = true
-            defer { state.action = nil }
-            return state.action
-        }
-        action?()
-    }
 }
 
 /// An answer that may arrive before or after its caller waits for it.

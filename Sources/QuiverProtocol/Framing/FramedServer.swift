@@ -38,8 +38,7 @@ public final class FramedCall: Sendable {
     public let deadline: ContinuousClock.Instant?
     /// The thread of the connection, as an executor for tasks that should stay on it.
     public let executor: EventLoopExecutor
-    private let cancelled = Atomic<Bool>(false)
-    private let cancelAction = Mutex<(@Sendable () -> Void)?>(nil)
+    private let cancellation = CancelHook()
 
     init(requestID: UInt64, deadline: ContinuousClock.Instant?, executor: EventLoopExecutor) {
         self.requestID = requestID
@@ -48,7 +47,7 @@ public final class FramedCall: Sendable {
     }
 
     /// A cancel frame for it arrived, or its connection closed.
-    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+    public var isCancelled: Bool { cancellation.isFired }
 
     /// Cancelled or past its deadline: work on it should stop.
     public var shouldStop: Bool {
@@ -56,22 +55,9 @@ public final class FramedCall: Sendable {
     }
 
     /// Runs `action` when the call is cancelled (at once if it already is).
-    public func onCancel(_ action: @escaping @Sendable () -> Void) {
-        let runNow = cancelAction.withLock { stored in
-            if isCancelled { return true }
-            stored = action
-            return false
-        }
-        if runNow { action() }
-    }
+    public func onCancel(_ action: @escaping @Sendable () -> Void) { cancellation.register(action) }
 
-    func cancel() {
-        guard !cancelled.exchange(true, ordering: .relaxed) else { return }
-        cancelAction.withLock { stored in
-            defer { stored = nil }
-            return stored
-        }?()
-    }
+    func cancel() { cancellation.fire() }
 }
 
 /// Delivers the answer of one framed call (once; later calls are ignored by the connection).
