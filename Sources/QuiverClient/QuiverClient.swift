@@ -57,12 +57,16 @@ public struct QuiverClient: Sendable {
         token: String? = nil, searchAddresses: [HostAndPort] = [], _ body: (QuiverClient) async throws -> Result
     ) async throws -> Result {
         let transport = try QuiverTransport.client(to: addresses, security: security)
+        // Concurrent searches spread over a connection per event loop (see `spillMargin`),
+        // and each task stays on the loop that answered it.
+        var settings = FramedClientSettings()
+        settings.spillMargin = searchSpillMargin
         let framed = try searchAddresses.map { address in
             try FramedCallClient<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>(
-                address: address, method: FramedMethod.search, security: security, token: token)
+                address: address, method: FramedMethod.search, security: security, token: token, settings: settings)
         }
         defer { framed.forEach { $0.close() } }
-        return try await withTaskExecutorPreference(EventLoopExecutor()) {
+        return try await withTaskExecutorPreference(LoopFollowingExecutor()) {
             try await withGRPCClient(transport: transport) { grpc in
                 let client = QuiverClient(grpc: grpc, timeout: timeout, token: token, framedSearches: framed)
                 defer { client.searches.close() }
@@ -70,6 +74,10 @@ public struct QuiverClient: Sendable {
             }
         }
     }
+
+    /// How many more searches one loop's connection carries than another's before a search
+    /// takes the other (`FramedClientSettings.spillMargin`).
+    static let searchSpillMargin = 2
 
     /// The framed search port a search goes to next, if there are any.
     var nextFramedSearches: FramedCallClient<Quiver_V1_SearchStreamRequest, Quiver_V1_SearchStreamResponse>? {

@@ -126,7 +126,7 @@ public enum WorkerServer {
             registration?.cancel()
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask(executorPreference: EventLoopExecutor()) { try await server.serve() }
+            group.addTask(executorPreference: LoopFollowingExecutor()) { try await server.serve() }
             if let healthServer, let healthTransport {
                 group.addTask { try await healthServer.serve() }
                 group.addTask {

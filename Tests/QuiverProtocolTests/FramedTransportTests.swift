@@ -65,6 +65,49 @@ import Testing
         await server.shutdown()
     }
 
+    /// Tasks that share one event loop: with a spill margin their concurrent calls travel on a
+    /// connection per loop (the server reads them on as many threads); without, on their loop's.
+    @Test(arguments: [2, nil] as [Int?])
+    func concurrentCallsFromOneLoopSpillToTheOtherConnections(margin: Int?) async throws {
+        let responder = TestResponder(holdUntil: 8)
+        let server = try await Self.start(responder)
+        var settings = FramedClientSettings()
+        settings.connectTimeout = .seconds(30)
+        settings.connections = 2
+        settings.spillMargin = margin
+        let client = try Client(address: HostAndPort(host: "127.0.0.1", port: server.address.port), method: FramedMethod.searchLists,
+                                security: .plaintext, token: nil, settings: settings)
+        let loop = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())[0]
+        let answers = try await withTaskExecutorPreference(EventLoopExecutor(loop)) {
+            try await withThrowingTaskGroup(of: UInt32.self) { group in
+                for k in 1 ... 8 as ClosedRange<UInt32> {
+                    group.addTask { try await client.call(Self.request(k: k), timeout: .seconds(30)).result.results.k }
+                }
+                return try await group.reduce(0, +)
+            }
+        }
+        #expect(answers == 36)
+        // All 8 were held until the last arrived, so each connection that carried one was opened.
+        #expect(responder.admitted.load(ordering: .relaxed) == (margin == nil ? 1 : 2))
+        client.close()
+        await server.shutdown()
+    }
+
+    /// A task that prefers a `LoopFollowingExecutor` goes on on the loop that resumed it, and
+    /// on its home loop when resumed from any other thread.
+    @Test func aLoopFollowingTaskStaysOnTheLoopThatWokeIt() async throws {
+        let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+        let executor = LoopFollowingExecutor()
+        await withTaskExecutorPreference(executor) {
+            for loop in loops + loops.reversed() {
+                await withCheckedContinuation { (resumed: CheckedContinuation<Void, Never>) in loop.execute { resumed.resume() } }
+                #expect(MultiThreadedEventLoopGroup.currentEventLoop === loop)
+            }
+            await withCheckedContinuation { (resumed: CheckedContinuation<Void, Never>) in Thread.detachNewThread { resumed.resume() } }
+            #expect(MultiThreadedEventLoopGroup.currentEventLoop === executor.home)
+        }
+    }
+
     @Test func manyConcurrentCallsOnOneConnection() async throws {
         let server = try await Self.start(TestResponder())
         let client = try Self.client(server)
@@ -386,6 +429,8 @@ final class TestResponder: FramedResponder, Sendable {
     let held = Mutex<[(UInt32, FramedReply<Response>)]>([])
     let cancelledSeen = Atomic<Int>(0)
     let stoppedByDeadline = Atomic<Int>(0)
+    /// Connections admitted.
+    let admitted = Atomic<Int>(0)
 
     init(holdUntil: Int = 0, answerOnlyWhenStopped: Bool = false, delay: Duration? = nil, credentials: ServerCredentials? = nil) {
         self.holdUntil = holdUntil
@@ -396,6 +441,7 @@ final class TestResponder: FramedResponder, Sendable {
 
     func admit(_ peer: FramedPeer) throws(RPCError) {
         try credentials?.check(.coordinator, peer: peer)
+        admitted.add(1, ordering: .relaxed)
     }
 
     func answer(_ request: Request, call: FramedCall, reply: FramedReply<Response>) {

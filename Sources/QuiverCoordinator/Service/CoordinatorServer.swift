@@ -99,7 +99,7 @@ public final class CoordinatorServer: Sendable {
 
     private func serve(onListening: @escaping @Sendable (String) -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask(executorPreference: EventLoopExecutor()) { try await self.server.serve() }
+            group.addTask(executorPreference: LoopFollowingExecutor()) { try await self.server.serve() }
             if let healthServer = self.healthServer, let healthTransport = self.healthTransport {
                 group.addTask { try await healthServer.serve() }
                 group.addTask {

@@ -26,6 +26,13 @@ public struct FramedClientSettings: Sendable {
     /// Connections to the server; nil: one per event loop of the group. A call uses the
     /// connection of the loop it runs on, so that its answer needs no thread hand-off.
     public var connections: Int?
+    /// nil: a call from an event loop of the group always takes that loop's connection. A
+    /// number: it takes the connection with the fewest calls instead when its own loop's
+    /// connection carries at least this many more. Concurrent calls from tasks that share one
+    /// loop then travel on every connection, and the server reads and answers them on as
+    /// many threads, instead of as one batch on one thread (a client whose tasks follow the
+    /// loop that answered them, `LoopFollowingExecutor`, stays spread without hand-offs).
+    public var spillMargin: Int?
 
     public init() {}
 }
@@ -83,6 +90,8 @@ public final class FramedCallClient<Request: FramedCallRequest, Response: CallSt
                 + "\(QuiverGRPC.maxMessageBytes >> 20) MiB message limit; split the batch")
         }
         let slot = pickSlot()
+        slot.calls.add(1, ordering: .relaxed)
+        defer { slot.calls.subtract(1, ordering: .relaxed) }
         let deadline = timeout.map { NIODeadline.now() + TimeAmount($0) }
         let ticket = FramedTicket()
         return try await withTaskCancellationHandler {
@@ -130,11 +139,13 @@ public final class FramedCallClient<Request: FramedCallRequest, Response: CallSt
     }
 
     private func pickSlot() -> FramedSlot<Request, Response> {
-        if slots.count > 1, let current = MultiThreadedEventLoopGroup.currentEventLoop,
-           let slot = slots.first(where: { $0.loop === current }) {
-            return slot
+        guard slots.count > 1 else { return slots[0] }
+        if let current = MultiThreadedEventLoopGroup.currentEventLoop, let own = slots.first(where: { $0.loop === current }) {
+            guard let margin = settings.spillMargin else { return own }
+            let least = slots.min { $0.calls.load(ordering: .relaxed) < $1.calls.load(ordering: .relaxed) }!
+            return own.calls.load(ordering: .relaxed) >= least.calls.load(ordering: .relaxed) + margin ? least : own
         }
-        return slots[slots.count == 1 ? 0 : spread.add(1, ordering: .relaxed).oldValue % slots.count]
+        return slots[spread.add(1, ordering: .relaxed).oldValue % slots.count]
     }
 
     /// On the slot's loop: sends on the open connection, or opens one, or fails at once while
@@ -178,6 +189,8 @@ private enum FramedRoute<Connection> {
 /// The connections of one event loop, and its back-off.
 final class FramedSlot<Request: FramedCallRequest, Response: CallStreamResponse & SwiftProtobuf.Message>: Sendable {
     let loop: any EventLoop
+    /// Calls made on this slot that have not returned yet (read from any thread).
+    let calls = Atomic<Int>(0)
     private let state: NIOLoopBoundBox<FramedSlotState<Request, Response>>
 
     init(loop: any EventLoop) {

@@ -20,3 +20,28 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 }
+
+/// Runs Swift tasks on the event loops of a group, each job on the loop whose thread enqueued
+/// it: a task resumed by an answer read on one loop goes on there, with no hand-off back to
+/// where it started; jobs enqueued from any other thread go to `home`. A client whose tasks
+/// prefer it lets concurrent calls spread over the loops' connections (see
+/// `FramedClientSettings.spillMargin`) and keeps each task with the connection it uses.
+public final class LoopFollowingExecutor: TaskExecutor, @unchecked Sendable {
+    /// Where jobs enqueued off the group's loops run.
+    public let home: any EventLoop
+    private let loops: [any EventLoop]
+
+    public init(group: MultiThreadedEventLoopGroup = .singleton) {
+        loops = Array(group.makeIterator())
+        home = group.any()
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let current = MultiThreadedEventLoopGroup.currentEventLoop
+        let loop = current.flatMap { current in loops.first { $0 === current } } ?? home
+        loop.execute {
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
+    }
+}
