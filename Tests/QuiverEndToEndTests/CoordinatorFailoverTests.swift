@@ -17,6 +17,7 @@ final class EtcdProcess: @unchecked Sendable {
 
     let url: String
     private let process = Process()
+    private let log: URL
     /// etcd's own data: in memory where the machine has /dev/shm (an fsync on a disk shared
     /// with builds can take seconds, longer than a test's lease).
     private let dataFolder: URL
@@ -36,13 +37,20 @@ final class EtcdProcess: @unchecked Sendable {
                              "--initial-cluster", "quiver-test=http://127.0.0.1:\(peer)"]
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = process.standardOutput
+        self.log = log
         try process.run()
+    }
+
+    /// Waits (up to 30 s, sleeping as a task, not blocking a thread the suite's other tests
+    /// run on) until etcd says it serves.
+    func waitUntilReady() async throws {
         let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
+        while true {
             let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             if text.contains("ready to serve client requests") { return }
             guard process.isRunning else { throw LocalClusterError("etcd exited during start-up:\n\(text)") }
-            usleep(50_000)
+            guard Date() < deadline else { break }
+            try await Task.sleep(for: .milliseconds(50))
         }
         throw LocalClusterError("etcd did not start within 30 s; see \(log.path)")
     }
@@ -85,6 +93,7 @@ struct CoordinatorFailoverTests {
         defer { if ProcessInfo.processInfo.environment["QUIVER_KEEP"] == nil { try? FileManager.default.removeItem(at: root) } }
         let etcd = try EtcdProcess(folder: root)
         defer { etcd.stop() }
+        try await etcd.waitUntilReady()
         var workers: [ServerProcess] = []
         defer { workers.forEach { $0.stop() } }
         for index in 0 ..< 3 {
@@ -196,6 +205,7 @@ struct CoordinatorFailoverTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let etcd = try EtcdProcess(folder: root)
         defer { etcd.stop() }
+        try await etcd.waitUntilReady()
         let client = try EtcdClient(urls: etcd.url)
         let old = EtcdLeadership(client: client, prefix: "/quiver/fence", ttl: 10, identity: "old")
         await old.campaign { _, _ in }
