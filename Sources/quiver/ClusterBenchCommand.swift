@@ -210,6 +210,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                          _ search: @escaping @Sendable (Matrix) async throws -> [Int64]) async throws -> ClusterBenchRow {
         let measured = [("client", Int32(0))] + processes
         let cpuBefore = measured.map { cpuSeconds(pid: $0.1) }
+        let residentBefore = processes.map { residentMiB(pid: $0.1) }
         let batches = max(1, queries.rows / batchSize)
         let deadline = ContinuousClock.now + .milliseconds(Int64(duration * 1000))
         let next = SharedCounter()
@@ -244,6 +245,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         }
         let elapsed = seconds(since: start)
         let cpuAfter = measured.map { cpuSeconds(pid: $0.1) }
+        let residentAfter = processes.map { residentMiB(pid: $0.1) }
         let latencies = perLoop.flatMap(\.0).sorted()
         let answered = perLoop.reduce(0) { $0 + $1.2 }
         let hits = perLoop.reduce(0) { $0 + $1.1 }
@@ -264,6 +266,17 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             let parts = measured.compactMap { name, _ in cpu[name].map { String(format: "%@ %.0f", name, $0) } }
             emit(String(format: "           CPU ms per 1000 queries: %@, total %.0f", parts.joined(separator: ", "), cpu.values.reduce(0, +)))
         }
+        // Resident memory of the servers before and after: a server that grows under a steady
+        // load (a leak) shows here.
+        var resident: [String: [Double]] = [:]
+        for (index, (name, _)) in processes.enumerated() {
+            if let before = residentBefore[index], let after = residentAfter[index] { resident[name] = [before, after] }
+        }
+        if !resident.isEmpty {
+            row.residentMiB = resident
+            let parts = processes.compactMap { name, _ in resident[name].map { String(format: "%@ %.0f → %.0f", name, $0[0], $0[1]) } }
+            emit("           resident MiB (start → end): " + parts.joined(separator: ", "))
+        }
         return row
     }
 }
@@ -281,6 +294,9 @@ struct ClusterBenchRow: Codable {
     let trainSeconds: Double
     /// CPU time of each process (client, coordinator, worker-N) per 1,000 queries answered.
     var cpuMillisecondsPer1000Queries: [String: Double]? = nil
+    /// Resident memory of each server process (coordinator, worker-N) at the start and the end
+    /// of the measurement, in MiB.
+    var residentMiB: [String: [Double]]? = nil
 }
 
 /// User + system CPU seconds a process has used (`pid` 0: this one), from /proc; nil when it
@@ -292,6 +308,14 @@ func cpuSeconds(pid: Int32) -> Double? {
     let fields = text[text.index(after: close)...].split(separator: " ")
     guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Resident memory of a process in MiB (VmRSS in /proc), nil when it cannot be read.
+func residentMiB(pid: Int32) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kB = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+    return kB / 1024
 }
 
 /// A counter the concurrent request loops share to walk through the query set.

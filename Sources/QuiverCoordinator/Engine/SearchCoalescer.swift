@@ -53,7 +53,8 @@ final class SearchCoalescer: Sendable {
         let limitMs: UInt32
         /// Called exactly once, from any thread.
         let reply: @Sendable (Result<Quiver_V1_SearchResponse, CoordinatorError>) -> Void
-        /// Registers what runs when the caller gives up (at once if it already has).
+        /// Registers what runs when the caller gives up (at once if it already has). The caller
+        /// keeps the action until its call ends, so it must not hold the member (a cycle).
         let onCancel: @Sendable (@escaping @Sendable () -> Void) -> Void
     }
 
@@ -122,6 +123,7 @@ final class SearchCoalescer: Sendable {
             await Task.yield()
             flush(.pool)
         }
+        defer { cancellation.finish() }
         return await withTaskCancellationHandler {
             await answer.take()
         } onCancel: {
@@ -200,9 +202,12 @@ final class SearchCoalescer: Sendable {
             }
         }
         for (index, (member, _)) in members.enumerated() {
+            // Captures the reply alone, not the member: the member holds the caller's hook,
+            // which holds this action until the call ends.
+            let reply = member.reply
             member.onCancel {
                 guard answered.claim(index) else { return }
-                member.reply(.failure(.cancelled("search cancelled by the caller")))
+                reply(.failure(.cancelled("search cancelled by the caller")))
                 if answered.allClaimed { task.cancel() }
             }
         }

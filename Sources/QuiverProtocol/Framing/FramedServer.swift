@@ -58,6 +58,9 @@ public final class FramedCall: Sendable {
     public func onCancel(_ action: @escaping @Sendable () -> Void) { cancellation.register(action) }
 
     func cancel() { cancellation.fire() }
+
+    /// Answered: what was registered to run on a cancel is released.
+    func finish() { cancellation.finish() }
 }
 
 /// Delivers the answer of one framed call (once; later calls are ignored by the connection).
@@ -359,7 +362,8 @@ final class FramedServerHandler<Responder: FramedResponder>: ChannelDuplexHandle
     }
 
     private func finish(_ id: UInt64, _ frame: FrameBody) {
-        guard phase != .closed, calls.removeValue(forKey: id) != nil else { return }
+        guard phase != .closed, let call = calls.removeValue(forKey: id) else { return }
+        call.finish()
         write(frame)
         if phase == .goingAway && calls.isEmpty {
             close(because: nil)
