@@ -77,4 +77,53 @@ import Testing
             }
         }
     }
+
+    /// A steady search load, coalesced on both ports, leaves the coordinator's memory where it
+    /// was: each search's state is freed when it is answered (a cancel action that held its
+    /// own call once kept about 20 kB a search, a gigabyte in a few minutes of load).
+    @Test func aCoordinatorUnderSteadySearchLoadKeepsItsMemory() async throws {
+        let cluster = try LocalCluster(binary: quiverBinary, workers: 1)
+        defer { cluster.shutdown() }
+        let data = try ClusterData(folder: cluster.importRoot, count: 2000, queries: 64)
+        let d = data.dimension
+        let queries = (0 ..< data.queries.rows).map { Array(data.queries.values[$0 * d ..< ($0 + 1) * d]) }
+        try await cluster.client { client in
+            var settings = CollectionSettings(name: "docs", dimension: d, metric: .innerProduct)
+            settings.nlist = 8
+            _ = try await client.createCollection(settings)
+            _ = try await client.train("docs", fromFile: data.basePath)
+            try await client.load("docs", vectors: data.base.values, dimension: d)
+        }
+        let pid = cluster.coordinator.pid
+        for framed in [true, false] {
+            try await cluster.client(framedSearch: framed) { client in
+                /// `count` searches, 8 in flight (so that they are coalesced).
+                func load(_ count: Int) async throws {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for lane in 0 ..< 8 {
+                            group.addTask {
+                                for i in stride(from: lane, to: count, by: 8) {
+                                    let hit = try await client.search("docs", queries: queries[i % queries.count], dimension: d, k: 10, nprobe: 2)
+                                    #expect(hit.ids.count == 10)
+                                }
+                            }
+                        }
+                        try await group.waitForAll()
+                    }
+                }
+                try await load(500)
+                let before = try #require(residentKiB(pid))
+                try await load(4000)
+                let grown = try #require(residentKiB(pid)) - before
+                #expect(grown < 8 * 1024, "the coordinator grew by \(grown) kB over 4,000 searches (framed: \(framed))")
+            }
+        }
+    }
+}
+
+/// Resident memory of a process (VmRSS), in kB.
+func residentKiB(_ pid: Int32) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+    return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
 }
