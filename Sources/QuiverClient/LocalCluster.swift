@@ -102,6 +102,16 @@ public final class ServerProcess: @unchecked Sendable {
     deinit { stop() }
 }
 
+extension ServerProcess {
+    /// Resident memory of a process in kB (VmRSS in /proc/PID/status); nil where it cannot be
+    /// read (another OS, or the process is gone).
+    public static func residentKiB(pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+        return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
+    }
+}
+
 public struct LocalClusterError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }

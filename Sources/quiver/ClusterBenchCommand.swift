@@ -210,7 +210,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                          _ search: @escaping @Sendable (Matrix) async throws -> [Int64]) async throws -> ClusterBenchRow {
         let measured = [("client", Int32(0))] + processes
         let cpuBefore = measured.map { cpuSeconds(pid: $0.1) }
-        let residentBefore = processes.map { residentMiB(pid: $0.1) }
+        let residentBefore = processes.map { ServerProcess.residentKiB(pid: $0.1).map { Double($0) / 1024 } }
         let batches = max(1, queries.rows / batchSize)
         let deadline = ContinuousClock.now + .milliseconds(Int64(duration * 1000))
         let next = SharedCounter()
@@ -245,7 +245,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         }
         let elapsed = seconds(since: start)
         let cpuAfter = measured.map { cpuSeconds(pid: $0.1) }
-        let residentAfter = processes.map { residentMiB(pid: $0.1) }
+        let residentAfter = processes.map { ServerProcess.residentKiB(pid: $0.1).map { Double($0) / 1024 } }
         let latencies = perLoop.flatMap(\.0).sorted()
         let answered = perLoop.reduce(0) { $0 + $1.2 }
         let hits = perLoop.reduce(0) { $0 + $1.1 }
@@ -308,14 +308,6 @@ func cpuSeconds(pid: Int32) -> Double? {
     let fields = text[text.index(after: close)...].split(separator: " ")
     guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
-/// Resident memory of a process in MiB (VmRSS in /proc), nil when it cannot be read.
-func residentMiB(pid: Int32) -> Double? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let kB = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
-    return kB / 1024
 }
 
 /// A counter the concurrent request loops share to walk through the query set.

@@ -112,18 +112,11 @@ import Testing
                     }
                 }
                 try await load(500)
-                let before = try #require(residentKiB(pid))
+                let before = try #require(ServerProcess.residentKiB(pid: pid))
                 try await load(4000)
-                let grown = try #require(residentKiB(pid)) - before
+                let grown = try #require(ServerProcess.residentKiB(pid: pid)) - before
                 #expect(grown < 8 * 1024, "the coordinator grew by \(grown) kB over 4,000 searches (framed: \(framed))")
             }
         }
     }
-}
-
-/// Resident memory of a process (VmRSS), in kB.
-func residentKiB(_ pid: Int32) -> Int? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
-    return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
 }
