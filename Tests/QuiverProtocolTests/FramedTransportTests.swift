@@ -98,12 +98,23 @@ import Testing
     @Test func aLoopFollowingTaskStaysOnTheLoopThatWokeIt() async throws {
         let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
         let executor = LoopFollowingExecutor()
+        // Resumed a while after it suspends: a continuation resumed before its task has
+        // suspended lets the task go on where it was, enqueueing nothing (the suite's load once
+        // delayed the suspension past an immediate resume).
+        let later = TimeAmount.milliseconds(100)
         await withTaskExecutorPreference(executor) {
             for loop in loops + loops.reversed() {
-                await withCheckedContinuation { (resumed: CheckedContinuation<Void, Never>) in loop.execute { resumed.resume() } }
+                await withCheckedContinuation { (resumed: CheckedContinuation<Void, Never>) in
+                    loop.scheduleTask(in: later) { resumed.resume() }
+                }
                 #expect(MultiThreadedEventLoopGroup.currentEventLoop === loop)
             }
-            await withCheckedContinuation { (resumed: CheckedContinuation<Void, Never>) in Thread.detachNewThread { resumed.resume() } }
+            await withCheckedContinuation { (resumed: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread {
+                    Thread.sleep(forTimeInterval: 0.1)
+                    resumed.resume()
+                }
+            }
             #expect(MultiThreadedEventLoopGroup.currentEventLoop === executor.home)
         }
     }
