@@ -77,6 +77,8 @@ final class SearchCoalescer: Sendable {
     private let waiting = Mutex<[ObjectIdentifier: [Member]]>([:])
     /// Searches in flight through `search` (the shared pool's turn).
     private let poolSearches = Atomic<Int>(0)
+    /// Where the pool's batches run: on the loop whose thread gathered them.
+    private let poolExecutor = LoopFollowingExecutor()
 
     init(coordinator: Coordinator) {
         self.coordinator = coordinator
@@ -180,7 +182,11 @@ final class SearchCoalescer: Sendable {
         // Members share a time limit (the key), so their deadlines differ by less than a turn.
         let deadline = members.map { Coordinator.searchDeadline(started: $0.0.started, timeout: $0.0.timeout) }.min()!
         let answered = MemberAnswers(count: members.count)
-        let task = Task(executorPreference: executor) {
+        // A pool batch (gRPC) runs on the loop whose thread gathered it, as its callers do: an
+        // unstructured task would otherwise start on the global pool, a third set of threads to
+        // wake and hand answers across.
+        let preference: any TaskExecutor = executor ?? poolExecutor
+        let task = Task(executorPreference: preference) {
             let outcome: Result<Coordinator.ScatterOutcome, CoordinatorError>
             do throws(CoordinatorError) {
                 outcome = .success(try await coordinator.scatterSearch(batch, deadline: deadline))
