@@ -62,7 +62,8 @@ final class SearchCoalescer: Sendable {
     /// the shared pool of async callers.
     struct Turn: Sendable {
         let id: ObjectIdentifier
-        /// The loop, whose executor the batch's task runs on (nil: the shared pool).
+        /// The loop, whose executor the batch's task runs on (nil: the async callers' turn,
+        /// whose batch runs on the loop whose thread gathered it).
         let executor: EventLoopExecutor?
 
         static func loop(_ executor: EventLoopExecutor) -> Turn {
