@@ -2,6 +2,7 @@ import Foundation
 import QuiverClient
 import QuiverIndex
 import QuiverProtocol
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -11,7 +12,10 @@ import Glibc
 /// Workers on other "hosts": network namespaces this test creates (and removes), each joined to
 /// the host by a veth pair on a private 10.231.x.0/24 link. Nothing leaves the machine.
 final class NamespaceLab: @unchecked Sendable {
-    let tag = String(getpid() % 10_000)
+    /// Unique per lab, not only per process: a namespace deleted by the previous test case may
+    /// still be torn down by the kernel (with its veth pair) when the next case starts.
+    let tag = "\(getpid() % 10_000)\(Character(UnicodeScalar(UInt8(97 + NamespaceLab.labs.add(1, ordering: .relaxed).oldValue % 26))))"
+    private static let labs = Atomic<Int>(0)
     private(set) var namespaces: [String] = []
 
     /// Whether this process may create namespaces (root with CAP_NET_ADMIN and iproute2).
@@ -71,9 +75,16 @@ final class NamespaceLab: @unchecked Sendable {
     static var tc: String { FileManager.default.isExecutableFile(atPath: "/usr/sbin/tc") ? "/usr/sbin/tc" : "/sbin/tc" }
 
     func removeAll() {
-        // Deleting a namespace deletes its end of the veth pair, and with it the host end.
+        // Deleting a namespace deletes its end of the veth pair, and with it the host end, once
+        // the kernel has torn the namespace down: waited for (at most 10 s), so that the next
+        // test finds no second route to the same private subnet.
+        let hostLinks = namespaces.indices.map { hostSide($0 + 1) }
         for name in namespaces { _ = try? Self.run(["netns", "del", name]) }
         namespaces = []
+        let deadline = Date().addingTimeInterval(10)
+        while hostLinks.contains(where: { (try? Self.run(["link", "show", $0])) != nil }) && Date() < deadline {
+            usleep(100_000)
+        }
     }
 
     deinit { removeAll() }
@@ -111,7 +122,16 @@ struct NetworkNamespaceTests {
             try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 12, reorderK: 60,
                                     requireFullCoverage: true, timeout: .seconds(6))
         }
-        let before = try await QuiverClient.withConnection(to: coordinator.address) { client in
+        // A phase that throws names itself and shows the coordinator's last log lines.
+        func phase<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
+            do {
+                return try await body()
+            } catch {
+                let tail = coordinator.logText().split(separator: "\n").suffix(30).joined(separator: "\n")
+                throw LocalClusterError("\(name): \(error)\ncoordinator's last log lines:\n\(tail)")
+            }
+        }
+        let before = try await phase("setting up and the first search") { try await QuiverClient.withConnection(to: coordinator.address) { client in
             var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .innerProduct)
             settings.nlist = 12
             settings.replicationFactor = 2
@@ -119,19 +139,19 @@ struct NetworkNamespaceTests {
             _ = try await client.train("docs", fromFile: data.basePath)
             try await client.load("docs", vectors: data.base.values, dimension: data.dimension)
             return try await search(client)
-        }
+        } }
 
         // A worker whose link is cut: packets vanish, no error comes back. The first search
         // after the cut must still be complete and within its deadline, from the replicas.
         try lab.cut(1)
-        try await QuiverClient.withConnection(to: coordinator.address) { client in
+        try await phase("searches with worker 1's link cut") { try await QuiverClient.withConnection(to: coordinator.address) { client in
             for _ in 0 ..< 5 {
                 let started = ContinuousClock.now
                 let hits = try await search(client)
                 #expect(ContinuousClock.now - started < .seconds(6))
                 #expect(hits.ids == before.ids && hits.coverage == 1)
             }
-        }
+        } }
         try lab.mend(1)
         // The next fault only once the mended worker serves again (else its lists would have no
         // replica left when the second worker freezes: two faults at once, more than R − 1).
@@ -140,23 +160,23 @@ struct NetworkNamespaceTests {
         // A worker that freezes (SIGSTOP): the same.
         let frozen = workers[1]
         kill(frozen.pid, SIGSTOP)
-        try await QuiverClient.withConnection(to: coordinator.address) { client in
+        try await phase("searches with worker 2 frozen") { try await QuiverClient.withConnection(to: coordinator.address) { client in
             for _ in 0 ..< 5 {
                 let hits = try await search(client)
                 #expect(hits.ids == before.ids && hits.coverage == 1)
             }
-        }
+        } }
         kill(frozen.pid, SIGCONT)
         try await allHealthy(coordinator)
 
         // A worker behind a slow link (netem, where the kernel has it): answers stay complete.
         if lab.delay(3, milliseconds: 150) {
-            try await QuiverClient.withConnection(to: coordinator.address) { client in
+            try await phase("searches with worker 3 behind a slow link") { try await QuiverClient.withConnection(to: coordinator.address) { client in
                 for _ in 0 ..< 3 {
                     let hits = try await search(client)
                     #expect(hits.ids == before.ids && hits.coverage == 1)
                 }
-            }
+            } }
         }
         #expect(workers.allSatisfy(\.isRunning) && coordinator.isRunning)
         let log = coordinator.logText()
