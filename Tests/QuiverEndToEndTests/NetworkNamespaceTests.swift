@@ -14,9 +14,11 @@ import Glibc
 final class NamespaceLab: @unchecked Sendable {
     /// Unique per lab, not only per process: a namespace deleted by the previous test case may
     /// still be torn down by the kernel (with its veth pair) when the next case starts.
-    let tag = "\(getpid() % 10_000)\(Character(UnicodeScalar(UInt8(97 + NamespaceLab.labs.add(1, ordering: .relaxed).oldValue % 26))))"
+    let tag = "\(getpid() % 10_000)x\(NamespaceLab.labs.add(1, ordering: .relaxed).oldValue)"
     private static let labs = Atomic<Int>(0)
     private(set) var namespaces: [String] = []
+    /// The host ends of the veth pairs, which outlive `netns del` until the kernel tears down.
+    private var hostLinks: [String] = []
 
     /// Whether this process may create namespaces (root with CAP_NET_ADMIN and iproute2).
     static let available: Bool = {
@@ -55,6 +57,7 @@ final class NamespaceLab: @unchecked Sendable {
         try Self.run(["netns", "add", name])
         namespaces.append(name)
         try Self.run(["link", "add", hostSide(index), "type", "veth", "peer", "name", inner])
+        hostLinks.append(hostSide(index))
         try Self.run(["link", "set", inner, "netns", name])
         try Self.run(["addr", "add", "10.231.\(index).1/24", "dev", hostSide(index)])
         try Self.run(["link", "set", hostSide(index), "up"])
@@ -78,13 +81,13 @@ final class NamespaceLab: @unchecked Sendable {
         // Deleting a namespace deletes its end of the veth pair, and with it the host end, once
         // the kernel has torn the namespace down: waited for (at most 10 s), so that the next
         // test finds no second route to the same private subnet.
-        let hostLinks = namespaces.indices.map { hostSide($0 + 1) }
         for name in namespaces { _ = try? Self.run(["netns", "del", name]) }
         namespaces = []
         let deadline = Date().addingTimeInterval(10)
         while hostLinks.contains(where: { (try? Self.run(["link", "show", $0])) != nil }) && Date() < deadline {
             usleep(100_000)
         }
+        hostLinks = []
     }
 
     deinit { removeAll() }
