@@ -118,9 +118,26 @@ struct CoordinatorFailoverTests {
         }
         let second = try coordinator(1)
         defer { first.stop(); second.stop() }
+        // Each phase prints how long it took; one that throws names itself and shows both
+        // coordinators' last log lines (a stream closed under a call says nothing of why).
+        let started = ContinuousClock.now
+        func phase<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
+            let begun = ContinuousClock.now
+            do {
+                let value = try await body()
+                print("failover: \(name): \(begun.duration(to: .now)) (at \(started.duration(to: .now)))")
+                return value
+            } catch {
+                let logs = [first, second].map { process in
+                    "\(process.name) (running: \(process.isRunning)), last 30 log lines:\n"
+                        + process.logText().split(separator: "\n").suffix(30).joined(separator: "\n")
+                }
+                throw LocalClusterError("\(name), after \(begun.duration(to: .now)): \(error)\n" + logs.joined(separator: "\n"))
+            }
+        }
         let data = try ClusterData(folder: importRoot, count: 3000)
         let firstRows = 0 ..< 2000
-        try await QuiverClient.withConnection(to: addresses) { client in
+        try await phase("creating, training, loading 2,000 rows, searching them") { try await QuiverClient.withConnection(to: addresses) { client in
             var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .innerProduct)
             settings.nlist = 12
             settings.replicationFactor = 2
@@ -129,9 +146,9 @@ struct CoordinatorFailoverTests {
             try await client.load("docs", vectors: Array(data.base.values[0 ..< firstRows.upperBound * data.dimension]),
                                   dimension: data.dimension, ids: firstRows.map(Int64.init))
             try await rows.expectEveryRowFinds(itself: firstRows, in: data, client)
-        }
+        } }
         // The standby answers searches from the stored state, and refuses changes naming the leader.
-        try await QuiverClient.withConnection(to: addresses[1]) { client in
+        try await phase("searching and writing through the standby") { try await QuiverClient.withConnection(to: addresses[1]) { client in
             try await rows.waitUntil("the standby sees the collection") {
                 (try? await client.describeCollection("docs").vectorCount) == UInt64(firstRows.count)
             }
@@ -142,13 +159,13 @@ struct CoordinatorFailoverTests {
             } catch let error as QuiverClientError {
                 #expect(error.code == .unavailable && error.message.contains(addresses[0].description), "\(error)")
             }
-        }
+        } }
 
         // The leader dies: searches go on (the standby answers them), and the standby leads
         // within the TTL (6 s: long enough that a leader starved of CPU on a busy test machine keeps its lease) plus its polling, from etcd alone.
         first.crash()
         let killed = ContinuousClock.now
-        try await QuiverClient.withConnection(to: addresses) { client in
+        try await phase("searching while the standby takes over, then loading 500 rows") { try await QuiverClient.withConnection(to: addresses) { client in
             var searches = 0
             while !second.logText().contains("leading /quiver/test") && killed.duration(to: .now) < .seconds(120) {
                 let hits = try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10,
@@ -163,7 +180,7 @@ struct CoordinatorFailoverTests {
             try await client.load("docs", vectors: Array(data.base.values[firstRows.upperBound * data.dimension ..< 2500 * data.dimension]),
                                   dimension: data.dimension, ids: (2000 ..< 2500).map(Int64.init))
             try await rows.expectEveryRowFinds(itself: 0 ..< 2500, in: data, client)
-        }
+        } }
 
         // The new leader freezes past its TTL; the restarted first coordinator takes over.
         print("failover: freezing the new leader")
@@ -186,7 +203,7 @@ struct CoordinatorFailoverTests {
         #expect(second.exitStatus == 75)
         #expect(second.logText().contains("leadership") || second.logText().contains("no longer leads"))
         print("failover: the deposed leader exited")
-        try await QuiverClient.withConnection(to: addresses) { client in
+        try await phase("loading the last 500 rows through the restarted leader") { try await QuiverClient.withConnection(to: addresses) { client in
             try await rows.waitUntil("the first coordinator answers again") {
                 (try? await client.describeCollection("docs").vectorCount) == 2500
             }
@@ -194,7 +211,7 @@ struct CoordinatorFailoverTests {
             try await client.load("docs", vectors: Array(data.base.values[2500 * data.dimension ..< 3000 * data.dimension]),
                                   dimension: data.dimension, ids: (2500 ..< 3000).map(Int64.init))
             try await rows.expectEveryRowFinds(itself: 0 ..< 3000, in: data, client)
-        }
+        } }
     }
 
     /// The state in etcd, fenced: once another coordinator holds the leadership, a write from

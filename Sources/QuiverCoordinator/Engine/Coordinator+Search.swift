@@ -8,6 +8,9 @@ import QuiverProtocol
 extension Coordinator {
     /// Time kept back from the caller's deadline for merging and replying.
     static let replyMargin: Duration = .milliseconds(20)
+    /// Result slots (queries × candidates each) a batch may merge on the thread it runs on; a
+    /// bigger batch merges on a GCD thread (see `scatterSearch`).
+    static let inlineMergeSlots = 1 << 16
 
     /// A search checked against its collection: its settings, and its queries prepared for the
     /// model. Searches whose `coalescingKey`s are equal can be answered by one scatter.
@@ -160,7 +163,7 @@ extension Coordinator {
         let nprobe = settings.nprobe
         let threads = threads
         let probed: (lists: [Int32], distances: [Float])
-        // Small batches probe inline; big ones would hold a cooperative thread too long.
+        // Small batches probe inline; big ones would hold the thread (an event loop) too long.
         if queryCount * model.nlist * model.dimension < 1 << 24 {
             probed = prepared.queries.values.withUnsafeBufferPointer { model.probeWithDistances($0.baseAddress!, count: queryCount, nprobe: nprobe) }
         } else {
@@ -277,7 +280,24 @@ extension Coordinator {
             }
             if plan.requests.isEmpty { break }
         }
-        return ScatterOutcome(results: merger.finish(reorderK: settings.reorderK), coverage: merger.coverage, failures: failures)
+        // A big batch's merge (sorting every query's candidates) runs on a GCD thread: inline it
+        // would hold the event loop this search runs on, and every other call on that loop, for
+        // as long (a 3,000-query batch re-ranking 200 candidates each: ≈ 150 ms of CPU in a release
+        // build, ≈ 2 s in a debug one, long enough under load for a client's keepalive ping to
+        // go unanswered and the connection to be dropped).
+        let reorderK = settings.reorderK
+        let results: SearchResults
+        if queryCount * max(settings.k, reorderK) < Self.inlineMergeSlots {
+            results = merger.finish(reorderK: reorderK)
+        } else {
+            let finished = merger
+            do {
+                results = try await offload { finished.finish(reorderK: reorderK) }
+            } catch {
+                throw .internalError("merging: \(error)")
+            }
+        }
+        return ScatterOutcome(results: results, coverage: merger.coverage, failures: failures)
     }
 
     nonisolated private func searchListsRequest(_ shardRequest: ShardRequest, prepared: Matrix, settings: SearchSettings,

@@ -93,13 +93,15 @@ public struct SearchResults: Sendable, Equatable {
             if pool.count <= reorderK, pool.allSatisfy({ seen.insert(UInt64(bitPattern: $0.id)) }) {
                 chosen = pool
             } else {
-                pool.sort { ($0.estimate, $0.id) < ($1.estimate, $1.id) }
+                // Both orders are written out rather than as tuple `<` (the same order): that is
+                // generic, and unspecialised (debug builds) looks up tuple metadata per comparison.
+                pool.sort { $0.estimate != $1.estimate ? $0.estimate < $1.estimate : $0.id < $1.id }
                 seen.removeAll()
                 for candidate in pool where chosen.count < reorderK && seen.insert(UInt64(bitPattern: candidate.id)) {
                     chosen.append(candidate)
                 }
             }
-            chosen.sort { ($0.exact, $0.id) < ($1.exact, $1.id) }
+            chosen.sort { $0.exact != $1.exact ? $0.exact < $1.exact : $0.id < $1.id }
             for (slot, candidate) in chosen.prefix(k).enumerated() {
                 merged.ids[query * k + slot] = candidate.id
                 merged.distances[query * k + slot] = candidate.exact
