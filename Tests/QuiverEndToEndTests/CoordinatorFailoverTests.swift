@@ -81,6 +81,16 @@ func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// Searches of a background load answered so far, and whether it should stop.
+final class SearchLoad: Sendable {
+    private let count = Atomic<Int>(0)
+    private let stopFlag = Atomic<Bool>(false)
+    var answered: Int { count.load(ordering: .relaxed) }
+    var stopped: Bool { stopFlag.load(ordering: .relaxed) }
+    func answer() { count.add(1, ordering: .relaxed) }
+    func stop() { stopFlag.store(true, ordering: .relaxed) }
+}
+
 /// Two coordinators over one etcd: one leads, the other stands by answering searches. Killed,
 /// the leader's place is taken within the lease's TTL, searches never stop and nothing
 /// acknowledged is lost; frozen past its TTL and thawed, it steps down and writes nothing.
@@ -161,10 +171,40 @@ struct CoordinatorFailoverTests {
             }
         } }
 
+        // Searches in flight when the leader dies: the client library sends each one that was
+        // on the leader's connection again, to the standby (a search changes nothing), so none
+        // fails. Four clients, each with its search stream on whichever coordinator round
+        // robin chose, search 500 rows at a time until the standby leads.
+        let heavy = Array(data.base.values[0 ..< 500 * data.dimension])
+        let inFlight = SearchLoad()
+        let searchers = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0 ..< 4 {
+                    group.addTask {
+                        try await QuiverClient.withConnection(to: addresses) { client in
+                            while !inFlight.stopped && inFlight.answered < 10_000 {
+                                let hits = try await client.search("docs", queries: heavy, dimension: data.dimension, k: 10, nprobe: 12,
+                                                                   reorderK: 60, requireFullCoverage: true, timeout: .seconds(120))
+                                #expect(hits.coverage == 1)
+                                inFlight.answer()
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        defer {
+            inFlight.stop()
+            searchers.cancel()
+        }
+        try await rows.waitUntil("the first searches in flight are answered", seconds: 120) { inFlight.answered >= 8 }
+
         // The leader dies: searches go on (the standby answers them), and the standby leads
         // within the TTL (6 s: long enough that a leader starved of CPU on a busy test machine keeps its lease) plus its polling, from etcd alone.
         first.crash()
         let killed = ContinuousClock.now
+        let answeredBefore = inFlight.answered
         try await phase("searching while the standby takes over, then loading 500 rows") { try await QuiverClient.withConnection(to: addresses) { client in
             var searches = 0
             while !second.logText().contains("leading /quiver/test") && killed.duration(to: .now) < .seconds(120) {
@@ -174,6 +214,9 @@ struct CoordinatorFailoverTests {
                 searches += 1
             }
             print("failover: the standby led \(killed.duration(to: .now)) after the leader was killed; \(searches) searches answered meanwhile, none failed")
+            inFlight.stop()
+            try await searchers.value
+            print("failover: \(inFlight.answered - answeredBefore) searches of 500 rows answered on four other connections after the kill, none failed")
             #expect(second.logText().contains("leading /quiver/test"))
             try await rows.expectEveryRowFinds(itself: firstRows, in: data, client)
             // Writes go on through the new leader (its workers came from etcd, not its flags).

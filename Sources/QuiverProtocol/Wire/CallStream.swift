@@ -85,6 +85,9 @@ public final class CallStream<Request: Sendable, Response: Sendable>: Sendable {
         }
     }
 
+    /// True once `close` has run: every call fails from then on.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
     /// Ends the stream once it has sent what it holds; later calls fail.
     public func close() {
         state.withLock { state in
