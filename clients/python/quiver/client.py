@@ -376,18 +376,28 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.address!r})"
 
-    def _call(self, method, request, timeout: Optional[float] = None):
+    #: What gRPC reports when the connection under a call failed (its coordinator died, a
+    #: keepalive went unanswered, the server went away): the call may or may not have run.
+    _TRANSPORT_FAILURES = ("Socket closed", "Stream removed", "Connection reset", "GOAWAY", "Broken pipe",
+                           "keepalive", "Cancelling all calls")
+
+    def _call(self, method, request, timeout: Optional[float] = None, read_only: bool = False):
         """Runs a unary call with the client's deadline and metadata, mapping failures. A call
         that never ran (a coordinator standing by refused a change, or none was reachable while a
-        standby takes over) is sent again for up to 8 s."""
-        delay, until = 0.1, time.monotonic() + 8.0
+        standby takes over) is sent again for up to 8 s. So is a `read_only` one (a search)
+        whose connection failed under it: sending it twice does no harm. The call's deadline
+        covers every attempt."""
+        delay, now = 0.1, time.monotonic()
+        deadline = now + (timeout or self.timeout)
+        until = min(deadline, now + 8.0)
         while True:
             try:
-                return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+                return method(request, timeout=max(0.001, deadline - time.monotonic()), metadata=self._metadata)
             except grpc.RpcError as error:
                 details = (error.details() or "") if hasattr(error, "details") else ""
                 never_ran = "stands by" in details or "failed to connect to all addresses" in details
-                if error.code() == grpc.StatusCode.UNAVAILABLE and never_ran and time.monotonic() + delay < until:
+                broke = read_only and any(failure in details for failure in self._TRANSPORT_FAILURES)
+                if error.code() == grpc.StatusCode.UNAVAILABLE and (never_ran or broke) and time.monotonic() + delay < until:
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue
@@ -787,7 +797,7 @@ class Client:
                 request.reorder_k = _non_negative(reorder_k, "reorder_k")
             if recall is not None:
                 request.recall_target = float(recall)
-            parts.append(self._call(self._stub.Search, request, timeout=timeout))
+            parts.append(self._call(self._stub.Search, request, timeout=timeout, read_only=True))
         result = _merge_search_parts(parts, k)
         if single:
             result = SearchResult(

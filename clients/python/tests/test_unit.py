@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -99,6 +101,54 @@ def test_a_token_is_sent_as_bearer_metadata(fake_server, monkeypatch):
     with quiver.Client(f"127.0.0.1:{port}") as c:
         c.collections()
     assert [m.get("authorization") for m in servicer.metadata] == ["Bearer s3cret", "Bearer from-env", None]
+
+
+def _server_stopping_under_its_first_call():
+    """A gRPC server on 127.0.0.1 that stops (cancelling every call) while its first call runs,
+    and another that takes over its port: (port, collections the second was asked for, servers)."""
+    answered = []
+    first = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    second = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+
+    class Stopping(coordinator_pb2_grpc.CoordinatorServicer):
+        def Search(self, request, context):
+            def take_over():
+                first.stop(grace=None).wait()
+                second.add_insecure_port(f"127.0.0.1:{port}")
+                second.start()
+            threading.Thread(target=take_over).start()
+            time.sleep(5)
+            return coordinator_pb2.SearchResponse()
+
+    class Answering(coordinator_pb2_grpc.CoordinatorServicer):
+        def Search(self, request, context):
+            answered.append(request.collection)
+            return coordinator_pb2.SearchResponse()
+
+    coordinator_pb2_grpc.add_CoordinatorServicer_to_server(Stopping(), first)
+    coordinator_pb2_grpc.add_CoordinatorServicer_to_server(Answering(), second)
+    port = first.add_insecure_port("127.0.0.1:0")
+    first.start()
+    return port, answered, (first, second)
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_read_only_call_whose_connection_fails_under_it_is_sent_again(read_only):
+    port, answered, servers = _server_stopping_under_its_first_call()
+    try:
+        with quiver.Client(f"127.0.0.1:{port}", timeout=20) as c:
+            request = coordinator_pb2.SearchRequest(collection="docs")
+            if read_only:
+                assert isinstance(c._call(c._stub.Search, request, read_only=True), coordinator_pb2.SearchResponse)
+                assert answered == ["docs"]
+            else:
+                # A call that may change something is not sent twice: the failure is reported.
+                with pytest.raises(quiver.Unavailable):
+                    c._call(c._stub.Search, request)
+                assert answered == []
+    finally:
+        for server in servers:
+            server.stop(grace=None)
 
 
 def test_tls_with_a_root_certificate(fake_server, tmp_path):
