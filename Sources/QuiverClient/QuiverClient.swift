@@ -43,6 +43,11 @@ public struct QuiverClient: Sendable {
     /// on every call; `security` says how the coordinator's certificate is checked.
     /// `searchAddresses` are coordinators' framed search ports (`--search-listen`): searches
     /// then go there, as frames, at a fraction of a gRPC message's cost.
+    ///
+    /// `body` runs on the connection's event loops (an answer resumes it with no thread
+    /// hand-off), so it must not block: a loop held for seconds holds every call on it and
+    /// leaves its keepalive pings unanswered. Run blocking work (disk, long computations)
+    /// elsewhere, e.g. in a `Task.detached` awaited from `body`.
     public static func withConnection<Result: Sendable>(
         to address: HostAndPort, timeout: Duration = .seconds(600), security: ClientSecurity = .plaintext,
         token: String? = nil, searchAddresses: [HostAndPort] = [], _ body: (QuiverClient) async throws -> Result
