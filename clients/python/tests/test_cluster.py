@@ -170,9 +170,9 @@ def test_a_large_batch_is_split_into_several_requests(loaded, monkeypatch):
     calls = []
     original = c._call
 
-    def counting(method, request, timeout=None):
+    def counting(method, request, timeout=None, read_only=False):
         calls.append(request)
-        return original(method, request, timeout)
+        return original(method, request, timeout, read_only)
 
     monkeypatch.setattr(client_module, "SEARCH_CHUNK_BYTES", 32 * 4 * 30)  # 30 queries per request
     monkeypatch.setattr(c, "_call", counting)
