@@ -174,7 +174,8 @@ struct CoordinatorFailoverTests {
         // Searches in flight when the leader dies: the client library sends each one that was
         // on the leader's connection again, to the standby (a search changes nothing), so none
         // fails. Four clients, each with its search stream on whichever coordinator round
-        // robin chose, search 500 rows at a time until the standby leads.
+        // robin chose, search 500 rows at a time until the standby leads: the streams on the
+        // leader (each has an even chance) have a search in flight when it dies, most of the time.
         let heavy = Array(data.base.values[0 ..< 500 * data.dimension])
         let inFlight = SearchLoad()
         let searchers = Task {
