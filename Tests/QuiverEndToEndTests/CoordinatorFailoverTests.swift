@@ -258,6 +258,41 @@ struct CoordinatorFailoverTests {
         } }
     }
 
+    /// A leader whose etcd member stops answering without closing anything (frozen, or its
+    /// host gone: each call to it waits out the client's 5 s timeout, close to the lease's
+    /// TTL) renews through another member in time, and keeps leading: a standby never takes over.
+    @Test func aLeaderKeepsItsLeaseWhenAnEtcdMemberStopsAnswering() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("quiver-hold-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let etcd = try EtcdProcess(folder: root)
+        defer { etcd.stop() }
+        try await etcd.waitUntilReady()
+        // The forwarder stands for a second member of the same etcd cluster, listed first, so
+        // the leader's calls go to it until it stops answering.
+        let member = try HoldingForwarder(to: try #require(HostAndPort(String(etcd.url.dropFirst("http://".count)))))
+        defer { member.stop() }
+        let ttl = 6
+        let leader = EtcdLeadership(client: try EtcdClient(urls: "http://\(member.address),\(etcd.url)"), prefix: "/quiver/hold",
+                                    ttl: ttl, identity: "leader")
+        await leader.campaign { _, _ in }
+        let lost = Mutex<[String]>([])
+        leader.keepLeading { reason in lost.withLock { $0.append(reason) } }
+        let standby = EtcdLeadership(client: try EtcdClient(urls: etcd.url), prefix: "/quiver/hold", ttl: ttl, identity: "standby")
+        let standing = Task { await standby.campaign { _, _ in } }
+
+        member.hold()
+        // Before, the renewal sent to the held member waited 5 s and the next one a third of
+        // the TTL after that, past the TTL: the lease ended and the standby led within 7 s.
+        try await Task.sleep(for: .seconds(ttl + 3))
+        #expect(lost.withLock { $0 } == [], "the leader lost its lease")
+        #expect(standby.revision == 0, "the standby took the leadership while the leader was renewing")
+        standing.cancel()
+        await standing.value
+        leader.resign()
+        standby.resign()
+    }
+
     /// The state in etcd, fenced: once another coordinator holds the leadership, a write from
     /// the one that held it before is refused and changes nothing.
     @Test func writesOfADeposedLeaderAreRefused() async throws {

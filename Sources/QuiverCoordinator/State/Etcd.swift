@@ -40,8 +40,11 @@ public final class EtcdClient: Sendable {
         self.timeout = timeout
     }
 
-    /// One gateway call: `body` as JSON in, the reply's JSON object out.
-    func call(_ path: String, _ body: [String: Any]) throws(CoordinatorError) -> [String: Any] {
+    /// One gateway call: `body` as JSON in, the reply's JSON object out. Members are tried in
+    /// turn, each for at most `timeout`; with `within`, the whole call ends within that time,
+    /// which is shared among the members not yet tried, so one that holds the call (frozen,
+    /// or dropping packets) leaves time for the next.
+    func call(_ path: String, _ body: [String: Any], within budget: Duration? = nil) throws(CoordinatorError) -> [String: Any] {
         let payload: Data
         do {
             payload = try JSONSerialization.data(withJSONObject: body)
@@ -50,12 +53,22 @@ public final class EtcdClient: Sendable {
         }
         var failures: [String] = []
         let first = preferred.load(ordering: .relaxed)
+        let started = ContinuousClock.now
         for offset in 0 ..< endpoints.count {
             let index = (first + offset) % endpoints.count
             let endpoint = endpoints[index]
+            var attemptTimeout = timeout
+            if let budget {
+                let left = budget - started.duration(to: .now)
+                guard left > .milliseconds(1) else {
+                    failures.append("\(endpoints.count - offset) member(s) not tried: the call's \(budget) ran out")
+                    break
+                }
+                attemptTimeout = min(timeout, left / (endpoints.count - offset))
+            }
             let reply: (status: Int, body: [UInt8])
             do {
-                reply = try HTTPExchange.post(endpoint, path: path, body: [UInt8](payload), timeout: timeout, limit: Self.replyLimit)
+                reply = try HTTPExchange.post(endpoint, path: path, body: [UInt8](payload), timeout: attemptTimeout, limit: Self.replyLimit)
             } catch {
                 failures.append("\(endpoint): \(error.reason)")
                 continue
@@ -153,9 +166,9 @@ public final class EtcdClient: Sendable {
         return id
     }
 
-    /// Renews a lease; its remaining TTL (0: the lease is gone).
-    func keepAlive(_ lease: Int64) throws(CoordinatorError) -> Int64 {
-        let reply = try call("/v3/lease/keepalive", ["ID": String(lease)])
+    /// Renews a lease (within `budget`, when given); its remaining TTL (0: the lease is gone).
+    func keepAlive(_ lease: Int64, within budget: Duration? = nil) throws(CoordinatorError) -> Int64 {
+        let reply = try call("/v3/lease/keepalive", ["ID": String(lease)], within: budget)
         let result = reply["result"] as? [String: Any] ?? reply
         return Self.int64(result["TTL"])
     }
@@ -174,6 +187,9 @@ enum HTTPExchange {
 
     static func post(_ endpoint: HostAndPort, path: String, body: [UInt8], timeout: Duration,
                      limit: Int) throws(Failure) -> (status: Int, body: [UInt8]) {
+        // The whole exchange, not each step of it, ends within `timeout`: a server that
+        // trickles its reply cannot stretch a call that a lease's renewal is timed against.
+        let deadline = ContinuousClock.now + timeout
         let socket = try connect(endpoint, timeout: timeout)
         defer { close(socket) }
         let head = "POST \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
@@ -181,6 +197,11 @@ enum HTTPExchange {
         var reply: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while true {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { throw Failure(reason: "no complete reply within \(timeout)") }
+            var wait = timeval(tv_sec: Int(left.components.seconds), tv_usec: Int(left.components.attoseconds / 1_000_000_000_000))
+            if wait.tv_sec == 0 && wait.tv_usec == 0 { wait.tv_usec = 1 }
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
             let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
             if count == 0 { break }
             if count < 0 {
@@ -400,6 +421,8 @@ public final class EtcdLeadership: @unchecked Sendable {
     public private(set) var lease: Int64 = 0
     public private(set) var revision: Int64 = 0
     private let lastRenewed = Mutex<ContinuousClock.Instant>(.now)
+    /// Seconds between a failed renewal and the next try.
+    static let retryPause = 0.2
     private let stopped = Atomic<Bool>(false)
 
     /// `identity`: what standbys log as the leader (its address).
@@ -469,11 +492,17 @@ public final class EtcdLeadership: @unchecked Sendable {
 
     /// Renews the lease on a thread of its own (never queued behind other work) until
     /// `resign()`; `onLost` runs once if the lease ends or cannot be renewed within its TTL.
+    ///
+    /// A renewal may take only the time the lease has left, shared among etcd's members, and a
+    /// failed one is tried again within `retryPause`: an etcd member that stops answering
+    /// (frozen, or its host gone, so that calls to it wait for the client's timeout) costs a
+    /// slice of the TTL, not the leadership.
     public func keepLeading(onLost: @escaping @Sendable (String) -> Void) {
         let thread = Thread { [self] in
             let interval = Double(ttl) / 3
+            var pause = interval
             while !stopped.load(ordering: .relaxed) {
-                Thread.sleep(forTimeInterval: interval)
+                Thread.sleep(forTimeInterval: pause)
                 if stopped.load(ordering: .relaxed) { return }
                 // A process frozen past the TTL wakes here: its lease is gone, whatever etcd says.
                 let age = lastRenewed.withLock { $0 }.duration(to: .now)
@@ -483,14 +512,16 @@ public final class EtcdLeadership: @unchecked Sendable {
                 }
                 let sent = ContinuousClock.now
                 do throws(CoordinatorError) {
-                    let remaining = try client.keepAlive(lease)
+                    let remaining = try client.keepAlive(lease, within: .seconds(ttl) - age)
                     guard remaining > 0 else {
                         onLost("etcd says the lease has ended")
                         return
                     }
                     lastRenewed.withLock { $0 = sent }
+                    pause = interval
                 } catch {
-                    // Retried until the TTL runs out.
+                    // Tried again soon, until the TTL runs out.
+                    pause = min(interval, Self.retryPause)
                 }
             }
         }

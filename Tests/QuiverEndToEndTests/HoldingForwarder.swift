@@ -1,0 +1,137 @@
+import Foundation
+import QuiverClient
+import QuiverProtocol
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP forwarder on a loopback port of its own to `target`, for a server that stops
+/// answering without closing anything: after `hold()` it still accepts connections and reads
+/// what arrives, but forwards nothing either way, as a frozen process or a host whose packets
+/// are dropped looks to a client. Each connection takes two threads; `stop()` ends them all.
+final class HoldingForwarder: @unchecked Sendable {
+    let address: HostAndPort
+    private let target: HostAndPort
+    private let listener: Int32
+    private let holding = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
+    private let open = Mutex<Set<Int32>>([])
+
+    init(to target: HostAndPort) throws {
+        self.target = target
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 && listen(listener, 64) == 0
+            }
+        }
+        guard listening else {
+            close(listener)
+            throw LocalClusterError("forwarder cannot listen: \(String(cString: strerror(errno)))")
+        }
+        self.listener = listener
+        self.address = HostAndPort(host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+        Thread { [self] in acceptLoop() }.start()
+    }
+
+    /// From now on nothing is forwarded (connections already open included).
+    func hold() { holding.store(true, ordering: .relaxed) }
+
+    /// Closes the listener and every connection; the threads end.
+    func stop() {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        open.withLock { descriptors in
+            for descriptor in descriptors { shutdown(descriptor, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    deinit { stop() }
+
+    private func acceptLoop() {
+        while !stopped.load(ordering: .relaxed) {
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else {
+                if errno == EINTR { continue }
+                return
+            }
+            guard let upstream = try? connectUpstream() else {
+                close(client)
+                continue
+            }
+            let connection = Connection(client: client, upstream: upstream, forwarder: self)
+            Thread { [self] in pump(from: client, to: upstream, connection) }.start()
+            Thread { [self] in pump(from: upstream, to: client, connection) }.start()
+        }
+    }
+
+    private func connectUpstream() throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(target.port).bigEndian)
+        inet_pton(AF_INET, target.host, &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw LocalClusterError("forwarder cannot reach \(target): errno \(errno)")
+        }
+        return descriptor
+    }
+
+    /// Copies `from` to `to` until either ends, or holds what it reads while `hold()` is in force.
+    private func pump(from: Int32, to: Int32, _ connection: Connection) {
+        defer { connection.pumpEnded() }
+        var buffer = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                shutdown(to, Int32(SHUT_WR))
+                return
+            }
+            while holding.load(ordering: .relaxed) {
+                if stopped.load(ordering: .relaxed) { return }
+                usleep(20_000)
+            }
+            var sent = 0
+            while sent < count {
+                let written = buffer.withUnsafeBytes { send(to, $0.baseAddress! + sent, count - sent, Int32(MSG_NOSIGNAL)) }
+                guard written > 0 else { return }
+                sent += written
+            }
+        }
+    }
+
+    /// Both descriptors of one forwarded connection, closed when both pumps have ended (never
+    /// while the other may still use them).
+    private final class Connection: @unchecked Sendable {
+        private let client: Int32
+        private let upstream: Int32
+        private let forwarder: HoldingForwarder
+        private let running = Atomic<Int>(2)
+
+        init(client: Int32, upstream: Int32, forwarder: HoldingForwarder) {
+            self.client = client
+            self.upstream = upstream
+            self.forwarder = forwarder
+            forwarder.open.withLock { $0.formUnion([client, upstream]) }
+        }
+
+        func pumpEnded() {
+            guard running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
+            forwarder.open.withLock { $0.subtract([client, upstream]) }
+            close(client)
+            close(upstream)
+        }
+    }
+}
