@@ -7,6 +7,10 @@ import QuiverProtocol
 import QuiverStorage
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `quiver bench-cluster`: for 1, 2 and 4 workers, starts a real local cluster (separate
 /// processes on loopback), bulk-loads the data through it, and measures search QPS and latency
 /// at several concurrencies and batch sizes — beside the in-process engine on the same model and
@@ -59,6 +63,9 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         emit("# bench-cluster data=\(data) queries=\(queries.rows) k=\(k) nprobe=\(nprobe) reorder=\(reorder) threads=\(engineThreads) cores=\(availableCores)")
         var rows: [ClusterBenchRow] = []
+        // What a hop costs with nothing on top, measured between two processes beside the
+        // cluster rows: the floor each hop's added latency is held against at the end.
+        if coordinator == nil { rows += try await measureHopFloor(binary: binary) }
         if let coordinator {
             guard let address = HostAndPort(coordinator) else { throw ValidationError("--coordinator must be HOST:PORT, got \(coordinator)") }
             try await QuiverClient.withConnection(to: address) { client in
@@ -136,11 +143,71 @@ struct ClusterBenchCommand: AsyncParsableCommand {
                              row.concurrency, row.qps, local.qps, row.qps / local.qps))
             }
         }
+        reportHops(rows)
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(rows).write(to: URL(fileURLWithPath: json))
         }
+    }
+
+    /// Echoes one query's worth of bytes (1,536) between this process and a `bench-transport`
+    /// server: over raw TCP with blocking reads (the floor under any hop on this machine) and
+    /// as framed messages (the transport the cluster's hops use), one at a time.
+    private func measureHopFloor(binary: URL) async throws -> [ClusterBenchRow] {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("quiver-bench-echo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let port = try Self.freePortRun(3)
+        let server = try ServerProcess(binary: binary, name: "echo", arguments: ["bench-transport", "--serve", String(port)],
+                                       logDirectory: folder)
+        defer { server.stop() }
+        let echoes = try await TransportBenchCommand.measure(port: port, kinds: ["raw", "framed"], concurrency: [1], count: 3000, bytes: 1536)
+        for echo in echoes {
+            emit(String(format: "echo       %@ round trip, 1536 bytes each way, 1 in flight: %.0f µs", echo.name as NSString, echo.microseconds))
+        }
+        return echoes.map { echo in
+            ClusterBenchRow(mode: "echo \(echo.kind)", workers: 0, concurrency: 1, batch: 1, qps: echo.perSecond,
+                            p50Microseconds: echo.microseconds, p99Microseconds: 0, recall: 0, seconds: 0, trainSeconds: 0)
+        }
+    }
+
+    /// For each cluster row at batch 1 and concurrency 1: the latency it adds to the in-process
+    /// engine's, per round trip (client → coordinator, coordinator → worker), against the floor.
+    private func reportHops(_ rows: [ClusterBenchRow]) {
+        guard let raw = rows.first(where: { $0.mode == "echo raw" }), let framed = rows.first(where: { $0.mode == "echo framed" }),
+              let local = rows.first(where: { $0.mode == "in-process" && $0.batch == 1 && $0.concurrency == 1 }) else { return }
+        let hopped = rows.filter { $0.mode.hasPrefix("cluster") && $0.batch == 1 && $0.concurrency == 1 }
+        guard !hopped.isEmpty else { return }
+        emit(String(format: "# hops at batch 1, concurrency 1: p50 added to the in-process engine's (%.0f µs), per round trip, against a raw TCP echo (%.0f µs) and a framed echo (%.0f µs)",
+                    local.p50Microseconds, raw.p50Microseconds, framed.p50Microseconds))
+        for row in hopped {
+            let roundTrips = row.workers > 0 ? 2.0 : 1.0
+            let added = row.p50Microseconds - local.p50Microseconds
+            let each = added / roundTrips
+            emit(String(format: "%@ workers=%d: %.0f µs added over %.0f round trips = %.0f µs each: %.1f× the raw floor, %.2f× a framed echo",
+                        row.mode as NSString, row.workers, added, roundTrips, each, each / raw.p50Microseconds, each / framed.p50Microseconds))
+        }
+    }
+
+    /// The first of `count` consecutive loopback ports that were free a moment ago.
+    private static func freePortRun(_ count: Int) throws -> Int {
+        func free(_ port: Int) -> Bool {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(descriptor) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+        }
+        for _ in 0 ..< 100 {
+            let first = Int.random(in: 20_000 ... 30_000)
+            if (first ..< first + count).allSatisfy(free) { return first }
+        }
+        throw ValidationError("found no \(count) consecutive free loopback ports for the echo server")
     }
 
     private var transports: [WorkerSearchTransport] {
