@@ -129,22 +129,8 @@ struct CoordinatorFailoverTests {
         let second = try coordinator(1)
         defer { first.stop(); second.stop() }
         // Each phase prints how long it took; one that throws names itself and shows both
-        // coordinators' last log lines (a stream closed under a call says nothing of why).
-        let started = ContinuousClock.now
-        func phase<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
-            let begun = ContinuousClock.now
-            do {
-                let value = try await body()
-                print("failover: \(name): \(begun.duration(to: .now)) (at \(started.duration(to: .now)))")
-                return value
-            } catch {
-                let logs = [first, second].map { process in
-                    "\(process.name) (running: \(process.isRunning)), last 30 log lines:\n"
-                        + process.logText().split(separator: "\n").suffix(30).joined(separator: "\n")
-                }
-                throw LocalClusterError("\(name), after \(begun.duration(to: .now)): \(error)\n" + logs.joined(separator: "\n"))
-            }
-        }
+        // coordinators' last log lines.
+        let phase = TestPhases("failover") { return [first, second] }
         let data = try ClusterData(folder: importRoot, count: 3000)
         let firstRows = 0 ..< 2000
         try await phase("creating, training, loading 2,000 rows, searching them") { try await QuiverClient.withConnection(to: addresses) { client in

@@ -130,16 +130,9 @@ struct NetworkNamespaceTests {
             try await client.search("docs", queries: data.queries.values, dimension: data.dimension, k: 10, nprobe: 12, reorderK: 60,
                                     requireFullCoverage: true, timeout: limit)
         }
-        // A phase that throws names itself, how long it ran, and the coordinator's last log lines.
-        func phase<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
-            let started = ContinuousClock.now
-            do {
-                return try await body()
-            } catch {
-                let tail = coordinator.logText().split(separator: "\n").suffix(30).joined(separator: "\n")
-                throw LocalClusterError("\(name), after \(started.duration(to: .now)): \(error)\ncoordinator's last log lines:\n\(tail)")
-            }
-        }
+        // Each phase prints how long it took; one that throws names itself and shows the
+        // coordinator's last log lines.
+        let phase = TestPhases("namespaces") { return [coordinator] }
         let before = try await phase("setting up and the first search") { try await QuiverClient.withConnection(to: coordinator.address) { client in
             var settings = CollectionSettings(name: "docs", dimension: data.dimension, metric: .innerProduct)
             settings.nlist = 12
