@@ -71,6 +71,10 @@ public struct SearchResults: Sendable, Equatable {
     /// holding all the lists would re-rank: the best `reorderK` candidates by estimated distance
     /// (an id found in several lists counts once, with its best estimate), then the best `k` of
     /// those by exact distance. So a sharded search returns what the single index returns.
+    /// A NaN counts as the index's heaps count it, which never take one: a candidate whose
+    /// estimate is NaN is not a candidate, and one whose exact distance is NaN takes its place
+    /// among the `reorderK` but is never returned. (Without that, the sorts below would have no
+    /// strict order, and would place such candidates anywhere.)
     public static func mergeCandidates(_ parts: [SearchResults], reorderK: Int, k: Int) -> SearchResults {
         guard let first = parts.first else { return SearchResults(queryCount: 0, k: k) }
         var merged = SearchResults(queryCount: first.queryCount, k: k)
@@ -82,7 +86,7 @@ public struct SearchResults: Sendable, Equatable {
             for part in parts {
                 precondition(part.queryCount == first.queryCount && part.exactDistances.count == part.ids.count,
                              "merging candidates of different batches, or final results")
-                for i in query * part.k ..< (query + 1) * part.k where part.ids[i] >= 0 {
+                for i in query * part.k ..< (query + 1) * part.k where part.ids[i] >= 0 && !part.distances[i].isNaN {
                     pool.append((part.distances[i], part.exactDistances[i], part.ids[i]))
                 }
             }
@@ -101,6 +105,7 @@ public struct SearchResults: Sendable, Equatable {
                     chosen.append(candidate)
                 }
             }
+            chosen.removeAll { $0.exact.isNaN }
             chosen.sort { $0.exact != $1.exact ? $0.exact < $1.exact : $0.id < $1.id }
             for (slot, candidate) in chosen.prefix(k).enumerated() {
                 merged.ids[query * k + slot] = candidate.id
