@@ -139,7 +139,7 @@ struct TransportBenchCommand: AsyncParsableCommand {
 
 /// The floor under any hop: a TCP echo with nothing on top, each side sleeping in a blocking
 /// read on a thread of its own (as `bench/tools/loopback-rtt.c` does between two processes).
-final class RawEchoServer: @unchecked Sendable {
+final class RawEchoServer: Sendable {
     private let listener: Int32
     private let stopped = Atomic<Bool>(false)
 
@@ -158,6 +158,8 @@ final class RawEchoServer: @unchecked Sendable {
         }
         self.listener = listener
         Thread { [self] in
+            // Closed here, not in `stop()`: the descriptor is not reused while accept may use it.
+            defer { close(listener) }
             while !stopped.load(ordering: .relaxed) {
                 let connection = accept(listener, nil, nil)
                 guard connection >= 0 else {
@@ -181,7 +183,6 @@ final class RawEchoServer: @unchecked Sendable {
     func stop() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
     }
 
     /// `callers` threads, each on a connection of its own, echo `each` messages of `bytes`
@@ -190,8 +191,9 @@ final class RawEchoServer: @unchecked Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Double, Error>) in
             Thread {
                 do {
-                    let connections = try (0 ..< callers).map { _ in try connect(port: port) }
+                    var connections: [Int32] = []
                     defer { for connection in connections { close(connection) } }
+                    for _ in 0 ..< callers { connections.append(try connect(port: port)) }
                     let ready = DispatchGroup(), done = DispatchGroup()
                     let failed = Atomic<Bool>(false)
                     let start = Mutex<ContinuousClock.Instant>(.now)

@@ -268,8 +268,9 @@ struct CoordinatorFailoverTests {
         let standing = Task { await standby.campaign { _, _ in } }
 
         member.hold()
-        // Before, the renewal sent to the held member waited 5 s and the next one a third of
-        // the TTL after that, past the TTL: the lease ended and the standby led within 7 s.
+        // Before, the renewal sent to the held member waited out its 5 s timeout before trying
+        // the other member, about 7 s after the last renewal, past the TTL: the lease ended and
+        // the standby led.
         try await Task.sleep(for: .seconds(ttl + 3))
         #expect(lost.withLock { $0 } == [], "the leader lost its lease")
         #expect(standby.revision == 0, "the standby took the leadership while the leader was renewing")

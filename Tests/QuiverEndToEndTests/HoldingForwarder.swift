@@ -8,10 +8,11 @@ import Glibc
 #endif
 
 /// A TCP forwarder on a loopback port of its own to `target`, for a server that stops
-/// answering without closing anything: after `hold()` it still accepts connections and reads
-/// what arrives, but forwards nothing either way, as a frozen process or a host whose packets
-/// are dropped looks to a client. Each connection takes two threads; `stop()` ends them all.
-final class HoldingForwarder: @unchecked Sendable {
+/// answering without closing anything: after `hold()` it still accepts connections but
+/// forwards nothing either way (each direction holds the chunk it read, and reads no more), as
+/// a frozen process or a host whose packets are dropped looks to a client. Each connection
+/// takes two threads; `stop()` ends them all.
+final class HoldingForwarder: Sendable {
     let address: HostAndPort
     private let target: HostAndPort
     private let listener: Int32
@@ -43,19 +44,18 @@ final class HoldingForwarder: @unchecked Sendable {
     /// From now on nothing is forwarded (connections already open included).
     func hold() { holding.store(true, ordering: .relaxed) }
 
-    /// Closes the listener and every connection; the threads end.
+    /// Stops accepting and shuts every connection down; the threads end (the accepting one
+    /// closes the listener, so that its descriptor is not reused while it may still be in use).
     func stop() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
         open.withLock { descriptors in
             for descriptor in descriptors { shutdown(descriptor, Int32(SHUT_RDWR)) }
         }
     }
 
-    deinit { stop() }
-
     private func acceptLoop() {
+        defer { close(listener) }
         while !stopped.load(ordering: .relaxed) {
             let client = accept(listener, nil, nil)
             guard client >= 0 else {
@@ -67,6 +67,11 @@ final class HoldingForwarder: @unchecked Sendable {
                 continue
             }
             let connection = Connection(client: client, upstream: upstream, forwarder: self)
+            // Accepted while `stop()` ran: it may have missed these two.
+            if stopped.load(ordering: .relaxed) {
+                shutdown(client, Int32(SHUT_RDWR))
+                shutdown(upstream, Int32(SHUT_RDWR))
+            }
             Thread { [self] in pump(from: client, to: upstream, connection) }.start()
             Thread { [self] in pump(from: upstream, to: client, connection) }.start()
         }
@@ -114,7 +119,7 @@ final class HoldingForwarder: @unchecked Sendable {
 
     /// Both descriptors of one forwarded connection, closed when both pumps have ended (never
     /// while the other may still use them).
-    private final class Connection: @unchecked Sendable {
+    private final class Connection: Sendable {
         private let client: Int32
         private let upstream: Int32
         private let forwarder: HoldingForwarder

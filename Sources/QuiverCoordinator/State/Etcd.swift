@@ -59,12 +59,12 @@ public final class EtcdClient: Sendable {
             let endpoint = endpoints[index]
             var attemptTimeout = timeout
             if let budget {
-                let left = budget - started.duration(to: .now)
-                guard left > .milliseconds(1) else {
+                let share = (budget - started.duration(to: .now)) / (endpoints.count - offset)
+                guard share >= .milliseconds(1) else {
                     failures.append("\(endpoints.count - offset) member(s) not tried: the call's \(budget) ran out")
                     break
                 }
-                attemptTimeout = min(timeout, left / (endpoints.count - offset))
+                attemptTimeout = min(timeout, share)
             }
             let reply: (status: Int, body: [UInt8])
             do {
@@ -178,8 +178,9 @@ public final class EtcdClient: Sendable {
     }
 }
 
-/// One HTTP/1.1 POST on a fresh connection (`Connection: close`), with a deadline on connect,
-/// send and receive, and the reply (Content-Length, chunked, or to the close) bounded.
+/// One HTTP/1.1 POST on a fresh connection (`Connection: close`), connect, send and receive
+/// ending within one deadline (name resolution aside), and the reply (Content-Length, chunked,
+/// or to the close) bounded.
 enum HTTPExchange {
     struct Failure: Error {
         let reason: String
@@ -190,18 +191,14 @@ enum HTTPExchange {
         // The whole exchange, not each step of it, ends within `timeout`: a server that
         // trickles its reply cannot stretch a call that a lease's renewal is timed against.
         let deadline = ContinuousClock.now + timeout
-        let socket = try connect(endpoint, timeout: timeout)
+        let socket = try connect(endpoint, deadline: deadline, timeout: timeout)
         defer { close(socket) }
         let head = "POST \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
-        try send(socket, Array(head.utf8) + body)
+        try send(socket, Array(head.utf8) + body, deadline: deadline, timeout: timeout)
         var reply: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while true {
-            let left = ContinuousClock.now.duration(to: deadline)
-            guard left > .zero else { throw Failure(reason: "no complete reply within \(timeout)") }
-            var wait = timeval(tv_sec: Int(left.components.seconds), tv_usec: Int(left.components.attoseconds / 1_000_000_000_000))
-            if wait.tv_sec == 0 && wait.tv_usec == 0 { wait.tv_usec = 1 }
-            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+            guard setTimeout(socket, SO_RCVTIMEO, until: deadline) else { throw Failure(reason: "no complete reply within \(timeout)") }
             let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
             if count == 0 { break }
             if count < 0 {
@@ -214,7 +211,18 @@ enum HTTPExchange {
         return try parse(reply)
     }
 
-    private static func connect(_ endpoint: HostAndPort, timeout: Duration) throws(Failure) -> Int32 {
+    /// Sets a socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) to what is left until `deadline`;
+    /// false once nothing is left. (A zero timeval would mean no timeout at all.)
+    private static func setTimeout(_ socket: Int32, _ option: Int32, until deadline: ContinuousClock.Instant) -> Bool {
+        let left = ContinuousClock.now.duration(to: deadline)
+        guard left > .zero else { return false }
+        var wait = timeval(tv_sec: Int(left.components.seconds), tv_usec: Int(left.components.attoseconds / 1_000_000_000_000))
+        if wait.tv_sec == 0 && wait.tv_usec == 0 { wait.tv_usec = 1 }
+        setsockopt(socket, SOL_SOCKET, option, &wait, socklen_t(MemoryLayout<timeval>.size))
+        return true
+    }
+
+    private static func connect(_ endpoint: HostAndPort, deadline: ContinuousClock.Instant, timeout: Duration) throws(Failure) -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
@@ -224,10 +232,8 @@ enum HTTPExchange {
         defer { freeaddrinfo(list) }
         let socket = Glibc.socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw Failure(reason: String(cString: strerror(errno))) }
-        var seconds = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
-        // Non-blocking connect, so an address that drops packets costs `timeout`, not minutes.
+        // Non-blocking connect, so an address that drops packets costs what is left of the
+        // deadline, not minutes.
         let flags = fcntl(socket, F_GETFL)
         _ = fcntl(socket, F_SETFL, flags | O_NONBLOCK)
         if Glibc.connect(socket, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 {
@@ -237,7 +243,9 @@ enum HTTPExchange {
                 throw Failure(reason: reason)
             }
             var poller = pollfd(fd: socket, events: Int16(POLLOUT), revents: 0)
-            let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            // Rounded up: a wait shorter than a millisecond must not become poll's "at once".
+            let left = max(.zero, ContinuousClock.now.duration(to: deadline))
+            let milliseconds = Int32(left.components.seconds * 1000 + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             guard poll(&poller, 1, milliseconds) == 1, getsockopt(socket, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0 else {
@@ -249,13 +257,14 @@ enum HTTPExchange {
         return socket
     }
 
-    private static func send(_ socket: Int32, _ bytes: [UInt8]) throws(Failure) {
+    private static func send(_ socket: Int32, _ bytes: [UInt8], deadline: ContinuousClock.Instant, timeout: Duration) throws(Failure) {
         var sent = 0
         while sent < bytes.count {
+            guard setTimeout(socket, SO_SNDTIMEO, until: deadline) else { throw Failure(reason: "request not sent within \(timeout)") }
             let count = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw Failure(reason: String(cString: strerror(errno)))
+                throw Failure(reason: errno == EAGAIN || errno == EWOULDBLOCK ? "request not sent within \(timeout)" : String(cString: strerror(errno)))
             }
             sent += count
         }
@@ -501,13 +510,15 @@ public final class EtcdLeadership: @unchecked Sendable {
         let thread = Thread { [self] in
             let interval = Double(ttl) / 3
             var pause = interval
+            var lastFailure: CoordinatorError?
             while !stopped.load(ordering: .relaxed) {
                 Thread.sleep(forTimeInterval: pause)
                 if stopped.load(ordering: .relaxed) { return }
                 // A process frozen past the TTL wakes here: its lease is gone, whatever etcd says.
                 let age = lastRenewed.withLock { $0 }.duration(to: .now)
                 if age >= .seconds(ttl) {
-                    onLost("the lease was last renewed \(age) ago, longer than its TTL of \(ttl) s")
+                    onLost("the lease was last renewed \(age) ago, longer than its TTL of \(ttl) s"
+                           + (lastFailure.map { "; the last renewal failed: \($0.description)" } ?? ""))
                     return
                 }
                 let sent = ContinuousClock.now
@@ -518,9 +529,13 @@ public final class EtcdLeadership: @unchecked Sendable {
                         return
                     }
                     lastRenewed.withLock { $0 = sent }
-                    pause = interval
+                    lastFailure = nil
+                    // The next renewal a third of the TTL after this one was sent, however long it took.
+                    let took = sent.duration(to: .now)
+                    pause = max(0, interval - (Double(took.components.seconds) + Double(took.components.attoseconds) * 1e-18))
                 } catch {
                     // Tried again soon, until the TTL runs out.
+                    lastFailure = error
                     pause = min(interval, Self.retryPause)
                 }
             }
