@@ -430,8 +430,8 @@ public final class EtcdLeadership: @unchecked Sendable {
     public private(set) var lease: Int64 = 0
     public private(set) var revision: Int64 = 0
     private let lastRenewed = Mutex<ContinuousClock.Instant>(.now)
-    /// Seconds between a failed renewal and the next try.
-    static let retryPause = 0.2
+    /// From a failed renewal to the next try.
+    static let retryPause: Duration = .milliseconds(200)
     private let stopped = Atomic<Bool>(false)
 
     /// `identity`: what standbys log as the leader (its address).
@@ -531,12 +531,11 @@ public final class EtcdLeadership: @unchecked Sendable {
                     lastRenewed.withLock { $0 = sent }
                     lastFailure = nil
                     // The next renewal a third of the TTL after this one was sent, however long it took.
-                    let took = sent.duration(to: .now)
-                    pause = max(0, interval - (Double(took.components.seconds) + Double(took.components.attoseconds) * 1e-18))
+                    pause = max(0, interval - sent.duration(to: .now).inSeconds)
                 } catch {
                     // Tried again soon, until the TTL runs out.
                     lastFailure = error
-                    pause = min(interval, Self.retryPause)
+                    pause = min(interval, Self.retryPause.inSeconds)
                 }
             }
         }
@@ -550,4 +549,9 @@ public final class EtcdLeadership: @unchecked Sendable {
         guard lease != 0 else { return }
         try? client.revoke(lease)
     }
+}
+
+private extension Duration {
+    /// In seconds, as `Thread.sleep` takes them.
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
