@@ -167,26 +167,29 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             emit(String(format: "echo       %@ round trip, 1536 bytes each way, 1 in flight: %.0f µs", echo.name as NSString, echo.microseconds))
         }
         return echoes.map { echo in
-            ClusterBenchRow(mode: "echo \(echo.kind)", workers: 0, concurrency: 1, batch: 1, qps: echo.perSecond,
-                            p50Microseconds: echo.microseconds, p99Microseconds: 0, recall: 0, seconds: 0, trainSeconds: 0)
+            var row = ClusterBenchRow(mode: "echo \(echo.kind)", workers: 0, concurrency: 1, batch: 1, qps: echo.perSecond,
+                                      p50Microseconds: 0, p99Microseconds: 0, recall: 0, seconds: 0, trainSeconds: 0)
+            row.roundTripMicroseconds = echo.microseconds
+            return row
         }
     }
 
     /// For each cluster row at batch 1 and concurrency 1: the latency it adds to the in-process
     /// engine's, per round trip (client → coordinator, coordinator → worker), against the floor.
     private func reportHops(_ rows: [ClusterBenchRow]) {
-        guard let raw = rows.first(where: { $0.mode == "echo raw" }), let framed = rows.first(where: { $0.mode == "echo framed" }),
+        guard let raw = rows.first(where: { $0.mode == "echo raw" })?.roundTripMicroseconds,
+              let framed = rows.first(where: { $0.mode == "echo framed" })?.roundTripMicroseconds,
               let local = rows.first(where: { $0.mode == "in-process" && $0.batch == 1 && $0.concurrency == 1 }) else { return }
         let hopped = rows.filter { $0.mode.hasPrefix("cluster") && $0.batch == 1 && $0.concurrency == 1 }
         guard !hopped.isEmpty else { return }
         emit(String(format: "# hops at batch 1, concurrency 1: p50 added to the in-process engine's (%.0f µs), per round trip, against a raw TCP echo (%.0f µs) and a framed echo (%.0f µs)",
-                    local.p50Microseconds, raw.p50Microseconds, framed.p50Microseconds))
+                    local.p50Microseconds, raw, framed))
         for row in hopped {
             let roundTrips = row.workers > 0 ? 2.0 : 1.0
             let added = row.p50Microseconds - local.p50Microseconds
             let each = added / roundTrips
             emit(String(format: "%@ workers=%d: %.0f µs added over %.0f round trips = %.0f µs each: %.1f× the raw floor, %.2f× a framed echo",
-                        row.mode as NSString, row.workers, added, roundTrips, each, each / raw.p50Microseconds, each / framed.p50Microseconds))
+                        row.mode as NSString, row.workers, added, roundTrips, each, each / raw, each / framed))
         }
     }
 
@@ -348,6 +351,8 @@ struct ClusterBenchCommand: AsyncParsableCommand {
     }
 }
 
+/// One measured row. Fields a row's mode does not measure hold 0 (a load row's latencies and
+/// recall; an echo row's too, whose time is `roundTripMicroseconds`).
 struct ClusterBenchRow: Codable {
     let mode: String
     let workers: Int
@@ -364,6 +369,8 @@ struct ClusterBenchRow: Codable {
     /// Resident memory of each server process (coordinator, worker-N) at the start and the end
     /// of the measurement, in MiB.
     var residentMiB: [String: [Double]]? = nil
+    /// Echo rows ("echo raw", "echo framed"): the mean round trip, one message in flight.
+    var roundTripMicroseconds: Double? = nil
 }
 
 /// User + system CPU seconds a process has used (`pid` 0: this one), from /proc; nil when it
