@@ -62,7 +62,7 @@ final class HoldingForwarder: Sendable {
                 if errno == EINTR { continue }
                 return
             }
-            guard let upstream = try? connectUpstream() else {
+            guard let upstream = try? connectIPv4(target) else {
                 close(client)
                 continue
             }
@@ -75,22 +75,6 @@ final class HoldingForwarder: Sendable {
             Thread { [self] in pump(from: client, to: upstream, connection) }.start()
             Thread { [self] in pump(from: upstream, to: client, connection) }.start()
         }
-    }
-
-    private func connectUpstream() throws -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(target.port).bigEndian)
-        inet_pton(AF_INET, target.host, &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(descriptor)
-            throw LocalClusterError("forwarder cannot reach \(target): errno \(errno)")
-        }
-        return descriptor
     }
 
     /// Copies `from` to `to` until either ends, or holds what it reads while `hold()` is in force.

@@ -6,24 +6,31 @@ import QuiverProtocol
 import Glibc
 #endif
 
+/// A blocking IPv4 TCP connection to `address`; its descriptor.
+func connectIPv4(_ address: HostAndPort) throws -> Int32 {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var target = sockaddr_in()
+    target.sin_family = sa_family_t(AF_INET)
+    target.sin_port = in_port_t(UInt16(address.port).bigEndian)
+    inet_pton(AF_INET, address.host, &target.sin_addr)
+    let connected = withUnsafePointer(to: &target) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        let reason = errno
+        close(descriptor)
+        throw LocalClusterError("cannot connect to \(address): errno \(reason)")
+    }
+    return descriptor
+}
+
 /// A blocking IPv4 TCP connection for sending bytes no well-behaved client would (to a framed
 /// search port), and for seeing whether the server closes it.
 final class RawSocket {
     private let descriptor: Int32
 
     init(_ address: HostAndPort) throws {
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = in_port_t(UInt16(address.port).bigEndian)
-        inet_pton(AF_INET, address.host, &target.sin_addr)
-        let connected = withUnsafePointer(to: &target) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(descriptor)
-            throw LocalClusterError("cannot connect to \(address): errno \(errno)")
-        }
+        descriptor = try connectIPv4(address)
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
